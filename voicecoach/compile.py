@@ -1,0 +1,531 @@
+"""Routine -> Timeline: when every cue starts, exact to the sample.
+
+Pure: the only inputs besides the routine are two measuring functions (how long a speech
+clip and a tone are, in samples).  Real compiles measure synthesized clips; ``preview``
+estimates; golden tests use a fake engine.
+
+Two kinds of time:
+- *Untimed* narration (names, instructions, tips, announcements) takes its measured length
+  plus a short gap, moving a cursor forward.
+- *Timed* cues (hold/count/release, strokes, breathing phases, rests) sit on a grid anchored
+  at an integer sample ``t``: a cue ``x`` seconds later starts at ``t + to_samples(x)``, so
+  onsets are exact and nothing drifts.  Speech that does not fit before the next timed onset
+  is a :class:`TimingError` that names the step and what to change.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Callable, Iterator
+
+from .errors import Location, TimingError, VoicecoachError
+from .model import (
+    Breathe,
+    Chapter,
+    CountMode,
+    Cue,
+    Event,
+    EventKind,
+    Exercise,
+    Massage,
+    Rest,
+    Routine,
+    Say,
+    Side,
+    Step,
+    StepKind,
+    Timeline,
+    Tone,
+    flat_steps,
+)
+from .timing import to_samples
+from .vocab import Vocabulary
+
+SpeechMeasure = Callable[[str], int]
+"""Length in samples of the (trimmed) clip of a text."""
+ToneMeasure = Callable[[Tone], int]
+"""Length in samples of a tone."""
+
+
+@dataclass(frozen=True)
+class CompileSettings:
+    """Pacing constants and limits; part of the track's cache key."""
+
+    sample_rate: int = 44100
+    """Samples per second of the timeline."""
+    gap_s: Fraction = Fraction(3, 10)
+    """Silence after each piece of untimed narration."""
+    chime_lead_s: Fraction = Fraction(6, 10)
+    """A step's name starts this long after its chime."""
+    step_gap_s: Fraction = Fraction(1)
+    """Silence between the end of one step and the chime of the next."""
+    next_lead_s: Fraction = Fraction(1)
+    """The "next up" announcement of a rest ends this long before the rest does."""
+    tail_s: Fraction = Fraction(2)
+    """Silence after the last sound."""
+    max_duration_s: Fraction = Fraction(4 * 3600)
+    """Longest routine accepted (4 hours)."""
+    max_events: int = 50_000
+    """Most cues accepted in one routine."""
+
+    def key(self) -> str:
+        return repr(sorted(vars(self).items()))
+
+
+@dataclass(frozen=True)
+class Section:
+    """One expanded step as scheduled: a chapter and its events."""
+
+    chapter: Chapter
+    events: tuple[Event, ...]
+
+
+def step_title(step: Step, round_label: str = "") -> str:
+    """The chapter title of a step: its name, with its round inside a repeat."""
+    return f"{step.name} ({round_label})" if round_label else step.name
+
+
+def compile_timeline(
+    routine: Routine,
+    *,
+    vocab: Vocabulary,
+    speech_samples: SpeechMeasure,
+    tone_samples: ToneMeasure,
+    settings: CompileSettings = CompileSettings(),
+    check_fit: bool = True,
+) -> Timeline:
+    """Schedule the whole routine (see :func:`iter_sections`)."""
+    sections = list(
+        iter_sections(
+            routine,
+            vocab=vocab,
+            speech_samples=speech_samples,
+            tone_samples=tone_samples,
+            settings=settings,
+            check_fit=check_fit,
+        )
+    )
+    events = tuple(e for s in sections for e in s.events)
+    length = sections[-1].chapter.end_sample
+    return Timeline(
+        routine=routine.title,
+        sample_rate=settings.sample_rate,
+        length_samples=length,
+        events=tuple(sorted(events, key=lambda e: (e.start_sample, e.kind.value))),
+        chapters=tuple(s.chapter for s in sections),
+    )
+
+
+def iter_sections(
+    routine: Routine,
+    *,
+    vocab: Vocabulary,
+    speech_samples: SpeechMeasure,
+    tone_samples: ToneMeasure,
+    settings: CompileSettings = CompileSettings(),
+    check_fit: bool = True,
+) -> Iterator[Section]:
+    """Schedule step by step, yielding each chapter as soon as it is known.
+
+    Step ``k`` depends only on the lengths of clips in steps ``<= k``, so a player can start
+    the first step while later ones are still being synthesized.  The intro belongs to the
+    first chapter, the outro and finish to the last; chapters tile ``[0, length)``.
+    """
+    plan = flat_steps(routine.steps)
+    if not plan:
+        raise VoicecoachError("the routine has no steps", location=routine.loc, hint="add at least one step")
+    s = _Scheduler(vocab, speech_samples, tone_samples, settings, check_fit)
+    s.speak(vocab.phrase("welcome", title=routine.title), Cue.INTRO, label="intro")
+    if routine.intro:
+        s.speak(routine.intro, Cue.INTRO, label="intro")
+    step_start = 0
+    for index, (step, round_label) in enumerate(plan):
+        s.begin_step(index, step)
+        if index:
+            step_start = s.cursor
+        s.step_start = step_start
+        next_step = _next_practice_step(plan, index)
+        _SCHEDULE[step.kind](s, step, next_step)
+        last = index == len(plan) - 1
+        if last:
+            _finish(s, routine)
+            end = s.max_end() + s.samples(settings.tail_s)
+        elif isinstance(step, Rest):
+            end = s.cursor  # a rest is onset to onset: the next step starts exactly at its end
+        else:
+            end = max(s.cursor, s.max_end()) + s.samples(settings.step_gap_s)
+        s.cursor = end
+        yield Section(
+            chapter=Chapter(
+                title=step_title(step, round_label),
+                step=index,
+                start_sample=step_start,
+                end_sample=end,
+                kind=step.kind,
+                area=getattr(step, "area", None),
+                loc=step.loc,
+            ),
+            events=s.take_events(),
+        )
+
+
+def collect_phrases(routine: Routine, *, vocab: Vocabulary) -> list[str]:
+    """Every distinct text the routine will speak, in first-spoken order."""
+    seen: dict[str, None] = {}
+
+    def measure(text: str) -> int:
+        seen.setdefault(text, None)
+        return 0
+
+    for _ in iter_sections(routine, vocab=vocab, speech_samples=measure, tone_samples=lambda t: 0, check_fit=False):
+        pass
+    return list(seen)
+
+
+def _next_practice_step(plan: list[tuple[Step, str]], index: int) -> Step | None:
+    for step, _ in plan[index + 1 :]:
+        if step.kind in (StepKind.EXERCISE, StepKind.MASSAGE, StepKind.BREATHE):
+            return step
+    return None
+
+
+class _Scheduler:
+    """A cursor over the track plus the events placed so far."""
+
+    def __init__(
+        self,
+        vocab: Vocabulary,
+        speech_samples: SpeechMeasure,
+        tone_samples: ToneMeasure,
+        settings: CompileSettings,
+        check_fit: bool,
+    ) -> None:
+        self.vocab = vocab
+        self.speech_samples = speech_samples
+        self.tone_samples = tone_samples
+        self.settings = settings
+        self.check_fit = check_fit
+        self.rate = settings.sample_rate
+        self.gap = self.samples(settings.gap_s)
+        self.max_samples = self.samples(settings.max_duration_s)
+        self.cursor = 0
+        self.step_index = 0
+        self.step_start = 0
+        self.step: Step | None = None
+        self.events: list[Event] = []
+        self.total_events = 0
+        self._max_end = 0
+
+    def samples(self, seconds: Fraction | int) -> int:
+        return to_samples(seconds, self.rate)
+
+    def begin_step(self, index: int, step: Step) -> None:
+        self.step_index = index
+        self.step = step
+
+    def take_events(self) -> tuple[Event, ...]:
+        events, self.events = tuple(self.events), []
+        return events
+
+    def max_end(self) -> int:
+        return self._max_end
+
+    def _add(self, event: Event) -> Event:
+        self.total_events += 1
+        if self.total_events > self.settings.max_events:
+            raise VoicecoachError(
+                f"the routine has more than {self.settings.max_events:,} cues (the limit)",
+                location=self.step.loc if self.step else None,
+                hint="use fewer reps, strokes, sets or repeats",
+            )
+        if event.end_sample > self.max_samples:
+            hours = float(self.settings.max_duration_s / 3600)
+            raise VoicecoachError(
+                f"the routine would last more than {hours:g} hours (the limit)",
+                location=self.step.loc if self.step else None,
+                hint="shorten holds, rests, repeats or split it into several routines",
+            )
+        self.events.append(event)
+        self._max_end = max(self._max_end, event.end_sample)
+        return event
+
+    def speak(self, text: str, cue: Cue, *, label: str = "") -> Event:
+        """Untimed narration at the cursor; the cursor moves past it and a gap."""
+        event = self._speech(text, cue, self.cursor, label)
+        self.cursor = event.end_sample + self.gap
+        return event
+
+    def timed(
+        self, text: str, cue: Cue, *, at: int, slot_end: int, label: str = "", fix: Callable[[int], str]
+    ) -> Event:
+        """Speech on the grid at sample ``at`` that must end by ``slot_end``.
+
+        ``fix(needed_samples)`` says what to change when it does not fit.
+        """
+        event = self._speech(text, cue, at, label)
+        if self.check_fit and event.end_sample > slot_end:
+            clip_s = event.length_samples / self.rate
+            slot_s = (slot_end - at) / self.rate
+            raise TimingError(
+                f"{_describe(self.step)}: the {cue.value} cue {text!r} takes {clip_s:.2f} s "
+                f"but its slot is {slot_s:.2f} s",
+                location=self.step.loc if self.step else None,
+                hint=fix(event.length_samples),
+            )
+        return event
+
+    def tone(self, tone: Tone, cue: Cue, *, at: int, label: str = "") -> Event:
+        return self._add(
+            Event(
+                kind=EventKind.TONE,
+                cue=cue,
+                start_sample=at,
+                length_samples=self.tone_samples(tone),
+                step=self.step_index,
+                tone=tone,
+                label=label,
+            )
+        )
+
+    def _speech(self, text: str, cue: Cue, at: int, label: str) -> Event:
+        return self._add(
+            Event(
+                kind=EventKind.SPEECH,
+                cue=cue,
+                start_sample=at,
+                length_samples=self.speech_samples(text),
+                step=self.step_index,
+                text=text,
+                label=label,
+            )
+        )
+
+    def seconds_needed(self, samples: int, step_s: Fraction = Fraction(1, 10)) -> str:
+        """A duration of at least ``samples``, rounded up to ``step_s``, written like ``1.4s``."""
+        needed = Fraction(samples, self.rate)
+        rounded = math.ceil(needed / step_s) * step_s
+        return f"{float(rounded):g}s"
+
+
+def _describe(step: Step | None) -> str:
+    if step is None:
+        return "routine"
+    return f"{step.kind.value} {step.name!r}"
+
+
+def _start_step(s: _Scheduler, key: str, name: str, say: str = "", tip: str = "") -> None:
+    """Chime, then the step's name, instructions and tip."""
+    s.tone(Tone.CHIME, Cue.START, at=s.cursor, label="start")
+    s.cursor += s.samples(s.settings.chime_lead_s)
+    s.speak(s.vocab.phrase(key, name=name), Cue.NAME, label="instructions")
+    if say:
+        s.speak(say, Cue.SAY, label="instructions")
+    if tip:
+        s.speak(tip, Cue.TIP, label="instructions")
+
+
+def _announce_side(s: _Scheduler, side: Side, sides: tuple[Side, ...]) -> None:
+    if side is not Side.BOTH or len(sides) > 1:
+        s.speak(s.vocab.phrase(f"side_{side.value}"), Cue.SIDE, label=f"{side.value} side")
+
+
+def _schedule_say(s: _Scheduler, step: Say, next_step: Step | None) -> None:
+    s.speak(step.text, Cue.SAY, label="narration")
+
+
+def _schedule_exercise(s: _Scheduler, step: Exercise, next_step: Step | None) -> None:
+    _start_step(s, "exercise", step.name, step.say, step.tip)
+    hold = s.samples(step.hold_s)
+    release = s.samples(step.release_s)
+    for side in step.sides:
+        _announce_side(s, side, step.sides)
+        for set_no in range(1, step.sets + 1):
+            if step.sets > 1:
+                s.speak(
+                    s.vocab.phrase("set_n_of", n=s.vocab.number(set_no), total=s.vocab.number(step.sets)),
+                    Cue.SET,
+                    label=f"set {set_no} of {step.sets}",
+                )
+            for rep in range(1, step.reps + 1):
+                _schedule_rep(s, step, rep, hold, release)
+            if set_no < step.sets:
+                t = s.cursor
+                s.timed(
+                    s.vocab.phrase("rest_between_sets"),
+                    Cue.REST,
+                    at=t,
+                    slot_end=t + s.samples(step.rest_s),
+                    label="rest",
+                    fix=lambda n: f"set rest to at least {s.seconds_needed(n)}",
+                )
+                s.cursor = t + s.samples(step.rest_s)
+
+
+def _schedule_rep(s: _Scheduler, step: Exercise, rep: int, hold: int, release: int) -> None:
+    reps = step.reps
+    if reps > 1 and rep == reps:
+        s.speak(s.vocab.phrase("last_one"), Cue.REP, label=f"rep {rep} of {reps}")
+    if step.cue:
+        s.speak(step.cue, Cue.REP, label=f"rep {rep} of {reps}")
+    t = s.cursor
+    whole_seconds = [k for k in range(1, math.ceil(step.hold_s)) if k < step.hold_s]
+    onsets = [t + s.samples(k) for k in whole_seconds] + [t + hold]
+    hold_label = f"hold {rep} of {reps}"
+    s.timed(
+        s.vocab.phrase("hold"),
+        Cue.HOLD,
+        at=t,
+        slot_end=onsets[0],
+        label=hold_label,
+        fix=lambda n: "make hold at least 1s" if hold < s.samples(1) else "use count: none",
+    )
+    top = math.ceil(step.hold_s)
+    for i, k in enumerate(whole_seconds):
+        at = onsets[i]
+        if step.count is CountMode.NONE:
+            s.tone(Tone.TICK, Cue.COUNT, at=at, label=hold_label)
+            continue
+        number = top - k if step.count is CountMode.DOWN else k
+        s.timed(
+            s.vocab.number(number),
+            Cue.COUNT,
+            at=at,
+            slot_end=onsets[i + 1],
+            label=hold_label,
+            fix=lambda n: "use whole-second holds or count: none",
+        )
+    release_at = t + hold
+    s.tone(Tone.BELL, Cue.RELEASE, at=release_at, label=f"release {rep} of {reps}")
+    s.timed(
+        s.vocab.phrase("release"),
+        Cue.RELEASE,
+        at=release_at,
+        slot_end=release_at + release,
+        label=f"release {rep} of {reps}",
+        fix=lambda n: f"set release to at least {s.seconds_needed(n)}",
+    )
+    s.cursor = release_at + release
+
+
+def _schedule_massage(s: _Scheduler, step: Massage, next_step: Step | None) -> None:
+    _start_step(s, "massage", step.name, step.say)
+    if step.stroke:
+        s.speak(step.stroke, Cue.SAY, label="instructions")
+    if step.pressure is not None:
+        s.speak(s.vocab.phrase(f"pressure_{step.pressure.value}"), Cue.PRESSURE, label="instructions")
+    if step.tip:
+        s.speak(step.tip, Cue.TIP, label="instructions")
+    tempo = s.samples(step.tempo_s)
+    for side in step.sides:
+        _announce_side(s, side, step.sides)
+        t0 = s.cursor
+        for k in range(1, step.strokes + 1):
+            at = t0 + s.samples((k - 1) * step.tempo_s)
+            slot_end = t0 + s.samples(k * step.tempo_s)
+            label = f"stroke {k} of {step.strokes}"
+            if step.count or step.cue:
+                text = s.vocab.number(k) if step.count else step.cue
+                what = "set count: false" if step.count else "use a shorter cue"
+                s.timed(
+                    text,
+                    Cue.STROKE,
+                    at=at,
+                    slot_end=slot_end,
+                    label=label,
+                    fix=lambda n, what=what: f"set tempo to at least {s.seconds_needed(n)} or {what}",
+                )
+            else:
+                s.tone(Tone.TICK, Cue.STROKE, at=at, label=label)
+        s.cursor = t0 + s.samples(step.strokes * step.tempo_s)
+    del tempo  # strokes are placed from exact multiples, never by adding rounded tempos
+
+
+def _schedule_breathe(s: _Scheduler, step: Breathe, next_step: Step | None) -> None:
+    _start_step(s, "breathe", step.name, step.say)
+    hold_s = step.hold_s or Fraction(0)
+    phases = [("breathe_in", Fraction(0), step.inhale_s, "inhale")]
+    if hold_s:
+        phases.append(("breathe_hold", step.inhale_s, hold_s, "hold"))
+    phases.append(("breathe_out", step.inhale_s + hold_s, step.exhale_s, "exhale"))
+    for cycle in range(1, step.cycles + 1):
+        t = s.cursor
+        for key, offset_s, length_s, field_name in phases:
+            at = t + s.samples(offset_s)
+            s.timed(
+                s.vocab.phrase(key),
+                Cue.BREATHE,
+                at=at,
+                slot_end=t + s.samples(offset_s + length_s),
+                label=f"{key.replace('_', ' ')} {cycle} of {step.cycles}",
+                fix=lambda n, f=field_name: f"set {f} to at least {s.seconds_needed(n)}",
+            )
+        s.cursor = t + s.samples(step.inhale_s + hold_s + step.exhale_s)
+
+
+def _schedule_rest(s: _Scheduler, step: Rest, next_step: Step | None) -> None:
+    t = s.cursor
+    end = t + s.samples(step.duration_s)
+    announce = s.timed(
+        s.vocab.phrase("rest_for", duration=s.vocab.duration(step.duration_s)),
+        Cue.REST,
+        at=t,
+        slot_end=end,
+        label="rest",
+        fix=lambda n: f"make the rest at least {s.seconds_needed(n)}",
+    )
+    if next_step is not None:
+        text = s.vocab.phrase("next_up", name=next_step.name)
+        length = s.speech_samples(text)
+        at = end - s.samples(s.settings.next_lead_s) - length
+        earliest = announce.end_sample + s.gap
+        if at < earliest:
+            if s.check_fit:
+                needed = (announce.length_samples + s.gap + length) + s.samples(s.settings.next_lead_s)
+                raise TimingError(
+                    f"rest: {float(step.duration_s):g} s is too short to announce the rest and what comes next",
+                    location=step.loc,
+                    hint=f"make the rest at least {s.seconds_needed(needed, Fraction(1))}",
+                )
+            at = earliest
+        s._speech(text, Cue.NEXT, at, "rest")
+    s.cursor = end
+
+
+def _finish(s: _Scheduler, routine: Routine) -> None:
+    """The outro after the last step: its text, then the finish tone and phrase."""
+    s.cursor = max(s.cursor, s.max_end()) + s.samples(s.settings.step_gap_s)
+    if routine.outro:
+        s.speak(routine.outro, Cue.OUTRO, label="finish")
+    s.tone(Tone.FINISH, Cue.FINISH, at=s.cursor, label="finish")
+    s.cursor += s.samples(s.settings.chime_lead_s)
+    if not routine.outro:
+        s.speak(s.vocab.phrase("finish"), Cue.FINISH, label="finish")
+
+
+_SCHEDULE: dict[StepKind, Callable[[_Scheduler, Step, Step | None], None]] = {
+    StepKind.SAY: _schedule_say,  # type: ignore[dict-item]
+    StepKind.EXERCISE: _schedule_exercise,  # type: ignore[dict-item]
+    StepKind.MASSAGE: _schedule_massage,  # type: ignore[dict-item]
+    StepKind.BREATHE: _schedule_breathe,  # type: ignore[dict-item]
+    StepKind.REST: _schedule_rest,  # type: ignore[dict-item]
+}
+
+
+def estimate_speech_samples(text: str, *, sample_rate: int, rate: Fraction = Fraction(1)) -> int:
+    """A rough clip length for ``preview`` (about 14 characters a second at rate 1)."""
+    seconds = Fraction(max(len(text), 3), 14) / rate + Fraction(1, 10)
+    return to_samples(seconds, sample_rate)
+
+
+__all__ = [
+    "CompileSettings",
+    "Section",
+    "compile_timeline",
+    "iter_sections",
+    "collect_phrases",
+    "estimate_speech_samples",
+    "step_title",
+    "Location",
+]

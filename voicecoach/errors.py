@@ -1,0 +1,76 @@
+"""Errors the user can act on.
+
+Every problem caused by input (a routine file, an option, the machine's setup) is a
+:class:`VoicecoachError` carrying a location and a hint.  The CLI turns it into one line,
+``path:line:col: what is wrong; how to fix it``, and exit code 2 -- in one place (cli.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, order=True)
+class Location:
+    """A place in a routine file, 1-based like editors count."""
+
+    path: str
+    """The file as the user named it (or as an include resolved it)."""
+    line: int = 1
+    """Line number, starting at 1."""
+    col: int = 1
+    """Column number, starting at 1."""
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}:{self.col}"
+
+
+class VoicecoachError(Exception):
+    """A problem the user can fix; formatted as ``path:line:col: message; hint``."""
+
+    exit_code = 2
+
+    def __init__(self, message: str, *, location: Location | None = None, hint: str = "") -> None:
+        self.message = message
+        self.location = location
+        self.hint = hint
+        super().__init__(self.format())
+
+    def format(self) -> str:
+        text = self.message
+        if self.hint:
+            text = f"{text}; {self.hint}"
+        if self.location is not None:
+            text = f"{self.location}: {text}"
+        return text
+
+
+class RoutineErrors(VoicecoachError):
+    """Several problems found in one routine file (``check`` prints them all)."""
+
+    def __init__(self, errors: list[VoicecoachError]) -> None:
+        if not errors:
+            raise ValueError("RoutineErrors needs at least one error")
+        self.errors = sorted(errors, key=_sort_key)
+        first = self.errors[0]
+        super().__init__(first.message, location=first.location, hint=first.hint)
+
+    def format(self) -> str:  # one line per problem
+        return "\n".join(e.format() for e in getattr(self, "errors", []))
+
+
+def _sort_key(error: VoicecoachError) -> tuple:
+    loc = error.location
+    return (loc.path, loc.line, loc.col) if loc else ("", 0, 0)
+
+
+class EngineError(VoicecoachError):
+    """The speech engine failed, hung or is not installed."""
+
+
+class TimingError(VoicecoachError):
+    """Speech does not fit the slot the routine gives it (found at compile time)."""
+
+
+class AudioDeviceError(VoicecoachError):
+    """No usable audio output for playback."""
