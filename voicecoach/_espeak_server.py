@@ -5,8 +5,12 @@ Why a server that forks a child per phrase:
   few samples different depending on what was said before), so clips would not be a pure
   function of their cache key.  A child forked from a process that loaded the library but
   never initialized it starts every phrase from the same state: byte-identical clips.
-- pyttsx3 allows one engine per process and queues one ``save_to_file`` per ``runAndWait``:
-  each child has exactly one engine and one phrase.
+- pyttsx3's engine loop runs espeak asynchronously (a callback thread, an ``IsPlaying``
+  check that can cancel a phrase, a 10 ms polling sleep); under this server's load it now and
+  then returned before the WAV was written, or wrote it empty, and its queued rate change was
+  sometimes not in force yet.  So each child uses pyttsx3's espeak binding synchronously:
+  initialize, set voice and rate (checked), ``Synth`` returns when the phrase is complete.
+  One engine per process, one phrase per engine, no thread.
 - Children run in parallel (one per core) and a hung or crashed child is killed after a
   timeout and reported with its text, without taking the command down.
 - This process is single-threaded (fork-safe); pyttsx3's prints go to /dev/null so they
@@ -27,6 +31,7 @@ import os
 import signal
 import sys
 import time
+import wave
 from collections import deque
 
 ESPEAK_SAMPLE_RATE = 22050  # pyttsx3's espeak driver writes its WAVs at this rate
@@ -51,25 +56,55 @@ def espeak_version() -> str:
     return _espeak.Info(None).decode("ascii", "replace")
 
 
-def _child_synth(request: dict) -> int:
-    """In a fresh child: one engine, one phrase, one WAV file."""
-    import pyttsx3
+def _synchronous_espeak(voice: str | None):
+    """espeak-ng, through pyttsx3's binding, initialized synchronously in this (child) process."""
     from pyttsx3.drivers import _espeak
 
-    engine = pyttsx3.init("espeak")
-    # pyttsx3 swallows a failed voice change and keeps the default voice: check it here.
-    if _espeak.SetVoiceByName(request["voice"].encode("utf-8")) != 0:
-        raise ValueError(f"SetVoiceByName failed for {request['voice']!r}")
-    engine.setProperty("voice", request["voice"])
-    engine.setProperty("rate", int(request["wpm"]))
-    engine.save_to_file(request["text"], request["out"])
-    engine.runAndWait()
-    return 0 if os.path.getsize(request["out"]) > 44 else 3
+    rate = _espeak.Initialize(_espeak.AUDIO_OUTPUT_SYNCHRONOUS, 0)
+    if rate != ESPEAK_SAMPLE_RATE:
+        raise RuntimeError(f"could not initialize espeak-ng (got {rate})")
+    if voice is not None and _espeak.dll.espeak_SetVoiceByName(voice.encode("utf-8")) != 0:
+        raise ValueError(f"SetVoiceByName failed for {voice!r}")
+    return _espeak
+
+
+def _child_synth(request: dict) -> int:
+    """In a fresh child: one engine, one phrase, one WAV file."""
+    _espeak = _synchronous_espeak(request["voice"])
+    wpm = int(request["wpm"])
+    _espeak.SetParameter(_espeak.RATE, wpm, 0)
+    if _espeak.dll.espeak_GetParameter(_espeak.RATE, 1) != wpm:
+        raise RuntimeError(f"espeak did not take the speech rate {wpm}")
+    chunks: list[bytes] = []
+
+    def on_audio(samples, count, events) -> int:
+        if count > 0:
+            chunks.append(ctypes.string_at(samples, count * 2))
+        return 0  # go on
+
+    _espeak.SetSynthCallback(on_audio)
+    status = _espeak.Synth(request["text"], flags=_espeak.ENDPAUSE | _espeak.CHARS_UTF8)
+    if status != 0:
+        raise RuntimeError(f"espeak_Synth returned {status}")
+    audio = b"".join(chunks)
+    if not audio:
+        return 3
+    with wave.open(request["out"], "wb") as handle:
+        handle.setnchannels(1)
+        handle.setsampwidth(2)
+        handle.setframerate(ESPEAK_SAMPLE_RATE)
+        handle.writeframes(audio)
+    return 0
 
 
 def _child_voices(request: dict) -> int:
     import pyttsx3
 
+    _synchronous_espeak(None)
+    from pyttsx3.drivers.espeak import EspeakDriver
+
+    EspeakDriver._moduleInitialized = True  # initialized above; the driver must not do it again
+    EspeakDriver._defaultVoice = "gmw/en"
     engine = pyttsx3.init("espeak")
     voices = [
         {"id": v.id, "name": v.name, "languages": list(v.languages or []), "gender": v.gender}

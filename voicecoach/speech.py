@@ -79,7 +79,7 @@ class EspeakEngine:
 
     name = "espeak"
     sample_rate = 22050
-    PROTOCOL = "espeak-server-1"
+    PROTOCOL = "espeak-server-2"
 
     def __init__(self) -> None:
         self._proc: subprocess.Popen | None = None

@@ -1,0 +1,131 @@
+"""cli.py through click's CliRunner: help, exit codes, messages, outputs."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from voicecoach.cli import cli
+
+SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
+MORNING = str(SCRIPTS / "morning.yaml")
+
+
+@pytest.fixture
+def run(tmp_path, monkeypatch):
+    monkeypatch.setenv("VOICECOACH_CACHE_DIR", str(tmp_path / "cache"))
+    runner = CliRunner()
+
+    def invoke(*args: str):
+        return runner.invoke(cli, list(args), catch_exceptions=False)
+
+    return invoke
+
+
+@pytest.mark.parametrize("command", sorted(cli.commands))
+def test_every_command_has_help_with_an_example(run, command):
+    result = run(command, "--help")
+    assert result.exit_code == 0
+    assert "Example:" in result.output and f"voicecoach {command}" in result.output
+
+
+def test_check_good_files(run):
+    result = run("check", *map(str, sorted(SCRIPTS.glob("*.yaml"))))
+    assert result.exit_code == 0, result.output
+    assert result.output.count(": ok (") == len(list(SCRIPTS.glob("*.yaml")))
+
+
+def test_check_reports_each_problem_and_exits_2(run, tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("routine: Bad\nsteps:\n  - exercise: Lift\n    hodl: 5s\n    reps: 0\n")
+    result = run("check", str(bad), MORNING)
+    assert result.exit_code == 2
+    lines = result.stderr.strip().splitlines()
+    assert lines[0].startswith(f"{bad}:4:5: unknown key 'hodl'") and "did you mean 'hold'?" in lines[0]
+    assert lines[1].startswith(f"{bad}:5:11: ")
+    assert "Traceback" not in result.output
+    assert f"{MORNING}: ok" in result.stdout
+
+
+def test_preview_prints_the_plan(run):
+    result = run("preview", MORNING)
+    assert result.exit_code == 0
+    assert result.output.splitlines()[0].startswith("Morning wake-up  (about ")
+    assert "Brow lift against the fingers [brows]: 4 holds" in result.output
+    data = json.loads(run("preview", MORNING, "--json").output)
+    assert data["estimated"] is True and len(data["steps"]) == 6
+    starts = [s["start_s"] for s in data["steps"]]
+    assert starts == sorted(starts) and starts[0] == 0
+
+
+def test_compile_writes_audio_timeline_and_captions(run, tmp_path):
+    out, timeline, captions = tmp_path / "m.wav", tmp_path / "m.json", tmp_path / "m.vtt"
+    result = run("compile", MORNING, "-o", str(out), "--timeline", str(timeline), "--captions", str(captions),
+                 "--engine", "fake")
+    assert result.exit_code == 0, result.output
+    summary = result.output.strip().splitlines()[-1]
+    assert re.fullmatch(rf"Morning wake-up: \d+:\d\d, 6 steps, (\d+) clips synthesized, 0 from cache, track mixed -> {re.escape(str(out))}", summary)
+    data = json.loads(timeline.read_text())
+    assert data["version"] == 1 and len(data["chapters"]) == 6
+    assert captions.read_text().startswith("WEBVTT")
+
+    again = run("compile", MORNING, "-o", str(out), "--engine", "fake")
+    assert " 0 clips synthesized, " in again.output and "track from cache" in again.output
+
+
+def test_compile_output_is_byte_identical(run, tmp_path):
+    first, second = tmp_path / "a.mp3", tmp_path / "b.mp3"
+    assert run("compile", MORNING, "-o", str(first), "--engine", "fake").exit_code == 0
+    assert run("compile", MORNING, "-o", str(second), "--engine", "fake", "--no-cache").exit_code == 0
+    assert first.read_bytes() == second.read_bytes()
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["-o", "{tmp}/out.ogg"], "cannot write '.ogg' output; name the output file with one of: .mp3, .wav"),
+        (["-o", "{tmp}/missing/out.mp3"], "does not exist; create it first"),
+    ],
+)
+def test_compile_refuses_bad_output_before_work(run, tmp_path, args, message):
+    args = [a.format(tmp=tmp_path) for a in args]
+    result = run("compile", MORNING, *args, "--engine", "fake")
+    assert result.exit_code == 2 and message in result.stderr
+    assert not (tmp_path / "cache").exists()
+
+
+def test_compile_bad_routine_leaves_no_output(run, tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("routine: Bad\nsteps: []\n")
+    out = tmp_path / "out.mp3"
+    result = run("compile", str(bad), "-o", str(out), "--engine", "fake")
+    assert result.exit_code == 2 and result.stderr.startswith(f"{bad}:")
+    assert list(tmp_path.iterdir()) == [bad]
+
+
+def test_compile_timing_error_names_step_and_line(run, tmp_path):
+    routine = tmp_path / "fast.yaml"
+    routine.write_text(
+        "routine: Fast\nsteps:\n  - massage: Quick taps\n    strokes: 4\n    tempo: 1s\n"
+        "    cue: sweep slowly along the jaw line\n"
+    )
+    result = run("compile", str(routine), "-o", str(tmp_path / "f.mp3"), "--engine", "fake")
+    assert result.exit_code == 2
+    assert result.stderr.startswith(f"{routine}:3:5: massage 'Quick taps': the stroke cue 'sweep slowly along the jaw line' takes ")
+    assert "set tempo to at least" in result.stderr
+    assert not (tmp_path / "f.mp3").exists()
+
+
+def test_voices_lists_fake_engine(run):
+    result = run("voices", "--engine", "fake", "--json")
+    assert json.loads(result.output) == [{"engine": "fake", "id": "hum", "name": "Test hum (no speech)",
+                                          "languages": ["en"]}]
+
+
+def test_missing_file_is_exit_2(run, tmp_path):
+    result = run("compile", str(tmp_path / "nope.yaml"), "-o", str(tmp_path / "x.mp3"), "--engine", "fake")
+    assert result.exit_code == 2 and "nope.yaml" in result.stderr and "Traceback" not in result.stderr

@@ -1,0 +1,276 @@
+"""export.py: WAV, MP3 with chapters, timeline JSON, WebVTT, and atomic writing."""
+
+from __future__ import annotations
+
+import json
+import os
+import wave
+
+import numpy as np
+import pytest
+from mutagen.id3 import ID3, CTOCFlags
+from mutagen.mp3 import MP3
+
+from voicecoach import export, files
+from voicecoach.export import (
+    timeline_from_json,
+    timeline_to_json,
+    timeline_to_vtt,
+    write_mp3,
+    write_timeline_json,
+    write_vtt,
+    write_wav,
+)
+from voicecoach.mix import RenderSettings, render, tone_length
+from voicecoach.model import Chapter, Cue, Event, EventKind, Timeline, Tone
+
+RATE = 44100
+
+
+def make_timeline(rate: int = RATE) -> tuple[Timeline, dict[str, np.ndarray]]:
+    """Three chapters, speech and tones, about 6 s."""
+    texts = {"Jaw release": 0.8, "Open wide & slow": 1.2, "hold": 0.4, "Well done <3": 0.9}
+    clips = {
+        t: np.round(8000 * np.sin(2 * np.pi * 300 * np.arange(round(s * rate)) / rate)).astype(np.int16)
+        for t, s in texts.items()
+    }
+
+    def say(text, at, step, cue=Cue.SAY):
+        return Event(EventKind.SPEECH, cue, round(at * rate), len(clips[text]), step, text=text)
+
+    def tone(t, at, step, cue):
+        return Event(EventKind.TONE, cue, round(at * rate), tone_length(t, sample_rate=rate), step, tone=t)
+
+    events = (
+        tone(Tone.CHIME, 0.0, 0, Cue.START),
+        say("Jaw release", 0.6, 0, Cue.NAME),
+        say("Open wide & slow", 1.7, 0),
+        say("hold", 3.0, 1, Cue.HOLD),
+        tone(Tone.TICK, 4.0, 1, Cue.COUNT),
+        tone(Tone.FINISH, 4.5, 2, Cue.FINISH),
+        say("Well done <3", 5.1, 2, Cue.FINISH),
+    )
+    length = round(6.5 * rate)
+    chapters = (
+        Chapter("Jaw release", 0, 0, round(3.0 * rate)),
+        Chapter("Hold, round 1 of 2", 1, round(3.0 * rate), round(4.5 * rate)),
+        Chapter("Finish", 2, round(4.5 * rate), length),
+    )
+    return Timeline("Évening jaw", rate, length, events, chapters), clips
+
+
+def chunks_of(tl: Timeline, clips) -> list[np.ndarray]:
+    return list(render(tl, clips.__getitem__, settings=RenderSettings(sample_rate=tl.sample_rate, chunk_samples=10000)))
+
+
+def exploding(chunks, after: int):
+    for i, chunk in enumerate(chunks):
+        if i == after:
+            raise RuntimeError("boom")
+        yield chunk
+
+
+def listing(folder) -> list[str]:
+    return sorted(os.listdir(folder))
+
+
+# ---------------------------------------------------------------------------------------
+# atomic writes
+
+
+def test_atomic_write_is_shared_with_files():
+    assert export.atomic_write is files.atomic_write
+
+
+def test_atomic_write_replaces_only_on_success(tmp_path):
+    target = tmp_path / "out.bin"
+    target.write_bytes(b"old")
+    with pytest.raises(RuntimeError):
+        with export.atomic_write(target) as handle:
+            handle.write(b"new, half")
+            raise RuntimeError("boom")
+    assert target.read_bytes() == b"old"
+    assert listing(tmp_path) == ["out.bin"]
+    with export.atomic_write(target) as handle:
+        handle.write(b"new")
+    assert target.read_bytes() == b"new"
+    assert listing(tmp_path) == ["out.bin"]
+
+
+# ---------------------------------------------------------------------------------------
+# WAV
+
+
+def test_wav_reads_back_as_rendered(tmp_path):
+    tl, clips = make_timeline()
+    chunks = chunks_of(tl, clips)
+    path = tmp_path / "a.wav"
+    write_wav(iter(chunks), path, sample_rate=RATE)
+    with wave.open(str(path), "rb") as wav:
+        assert (wav.getnchannels(), wav.getsampwidth(), wav.getframerate()) == (1, 2, RATE)
+        assert wav.getnframes() == tl.length_samples
+        data = np.frombuffer(wav.readframes(wav.getnframes()), dtype="<i2")
+    np.testing.assert_array_equal(data, np.concatenate(chunks))
+    assert listing(tmp_path) == ["a.wav"]
+
+
+def test_wav_failure_leaves_nothing(tmp_path):
+    tl, clips = make_timeline()
+    path = tmp_path / "a.wav"
+    with pytest.raises(RuntimeError, match="boom"):
+        write_wav(exploding(chunks_of(tl, clips), after=3), path, sample_rate=RATE)
+    assert listing(tmp_path) == []
+    with pytest.raises(ValueError, match="int16"):
+        write_wav([np.zeros(10, dtype=np.float32)], path, sample_rate=RATE)
+    assert listing(tmp_path) == []
+
+
+def test_wav_failure_keeps_the_previous_file(tmp_path):
+    path = tmp_path / "a.wav"
+    path.write_bytes(b"previous")
+    with pytest.raises(RuntimeError):
+        write_wav(exploding([np.zeros(5, dtype=np.int16)] * 3, after=2), path, sample_rate=RATE)
+    assert path.read_bytes() == b"previous"
+    assert listing(tmp_path) == ["a.wav"]
+
+
+# ---------------------------------------------------------------------------------------
+# MP3
+
+
+@pytest.mark.parametrize("rate", [44100, 48000])
+def test_mp3_duration_tags_and_chapters(tmp_path, rate):
+    tl, clips = make_timeline(rate)
+    path = tmp_path / "a.mp3"
+    write_mp3(chunks_of(tl, clips), path, timeline=tl, sample_rate=rate, title="Evening jaw", album="Routines")
+    assert listing(tmp_path) == ["a.mp3"]
+
+    audio = MP3(path)
+    assert audio.info.sample_rate == rate
+    assert audio.info.channels == 1
+    assert audio.info.bitrate == 96000
+    assert abs(audio.info.length - tl.duration_s) < 0.1
+
+    tag = ID3(path)
+    assert tag.version[:2] == (2, 4)
+    assert tag["TIT2"].text == ["Evening jaw"]
+    assert tag["TALB"].text == ["Routines"]
+    assert tag["TPE1"].text == ["voicecoach"]
+    chaps = sorted(tag.getall("CHAP"), key=lambda c: int(c.element_id[3:]))
+    assert [c.element_id for c in chaps] == ["chp0", "chp1", "chp2"]
+    assert [c.sub_frames["TIT2"].text[0] for c in chaps] == [c.title for c in tl.chapters]
+    for frame, chapter in zip(chaps, tl.chapters):
+        assert frame.start_time == round(chapter.start_sample * 1000 / rate)
+        assert frame.end_time == round(chapter.end_sample * 1000 / rate)
+    assert chaps[-1].end_time == 6500
+    (toc,) = tag.getall("CTOC")
+    assert toc.element_id == "toc"
+    assert toc.flags == CTOCFlags.TOP_LEVEL | CTOCFlags.ORDERED
+    assert list(toc.child_element_ids) == ["chp0", "chp1", "chp2"]
+
+
+def test_mp3_is_deterministic_and_album_optional(tmp_path):
+    tl, clips = make_timeline()
+    a, b = tmp_path / "a.mp3", tmp_path / "b.mp3"
+    write_mp3(chunks_of(tl, clips), a, timeline=tl, sample_rate=RATE, title="T")
+    write_mp3(chunks_of(tl, clips), b, timeline=tl, sample_rate=RATE, title="T")
+    assert a.read_bytes() == b.read_bytes()
+    tag = ID3(a)
+    assert "TALB" not in tag and tag["TPE1"].text == ["voicecoach"]
+
+
+def test_mp3_failure_leaves_nothing(tmp_path):
+    tl, clips = make_timeline()
+    path = tmp_path / "a.mp3"
+    with pytest.raises(RuntimeError, match="boom"):
+        write_mp3(exploding(chunks_of(tl, clips), after=5), path, timeline=tl, sample_rate=RATE, title="T")
+    assert listing(tmp_path) == []
+    with pytest.raises(ValueError):
+        write_mp3([], path, timeline=tl, sample_rate=48000, title="T")  # not the timeline's rate
+    assert listing(tmp_path) == []
+
+
+# ---------------------------------------------------------------------------------------
+# JSON
+
+
+def test_timeline_json_schema():
+    tl, _ = make_timeline()
+    data = timeline_to_json(tl)
+    assert list(data) == ["version", "routine", "sample_rate", "duration_s", "chapters", "events"]
+    assert data["version"] == 1 and data["routine"] == "Évening jaw" and data["sample_rate"] == RATE
+    assert data["duration_s"] == tl.length_samples / RATE
+    assert [list(c) for c in data["chapters"]] == [["title", "step", "start_s", "end_s"]] * 3
+    assert data["chapters"][1] == {"title": "Hold, round 1 of 2", "step": 1, "start_s": 3.0, "end_s": 4.5}
+    keys = ["kind", "start_s", "end_s", "step", "step_name", "cue", "text"]
+    for item, event in zip(data["events"], tl.events):
+        if event.kind is EventKind.TONE:
+            assert list(item) == [*keys, "sound"] and item["sound"] == event.tone.value and item["text"] == ""
+        else:
+            assert list(item) == keys and item["text"] == event.text
+        assert item["start_s"] == event.start_sample / RATE  # full precision, not rounded to ms
+        assert item["end_s"] == event.end_sample / RATE
+        assert item["cue"] == event.cue.value
+        assert item["step_name"] == tl.chapters[event.step].title
+    assert data["events"][0]["kind"] == "tone" and data["events"][1]["kind"] == "speech"
+
+
+def test_timeline_json_round_trip(tmp_path):
+    tl, _ = make_timeline()
+    assert timeline_from_json(timeline_to_json(tl)) == tl
+    odd = Timeline("x", 48000, 12345679, (Event(EventKind.SPEECH, Cue.SAY, 12345, 6789, 0, text="hi"),), ())
+    assert timeline_from_json(json.loads(json.dumps(timeline_to_json(odd)))) == odd
+    with pytest.raises(ValueError):
+        timeline_from_json({**timeline_to_json(tl), "version": 2})
+
+
+def test_write_timeline_json(tmp_path):
+    tl, _ = make_timeline()
+    path = tmp_path / "t.json"
+    write_timeline_json(tl, path)
+    text = path.read_text(encoding="utf-8")
+    assert text.endswith("}\n") and text.startswith('{\n "version": 1,\n "routine": "Évening jaw",')
+    assert json.loads(text) == timeline_to_json(tl)
+    assert timeline_from_json(json.loads(text)) == tl
+    write_timeline_json(tl, path)
+    assert path.read_text(encoding="utf-8") == text  # stable
+    assert listing(tmp_path) == ["t.json"]
+
+
+# ---------------------------------------------------------------------------------------
+# WebVTT
+
+
+def test_vtt(tmp_path):
+    tl, _ = make_timeline()
+    text = timeline_to_vtt(tl)
+    assert text == (
+        "WEBVTT\n"
+        "\n"
+        "00:00:00.600 --> 00:00:01.400\n"
+        "Jaw release\n"
+        "\n"
+        "00:00:01.700 --> 00:00:02.900\n"
+        "Open wide &amp; slow\n"
+        "\n"
+        "00:00:03.000 --> 00:00:03.400\n"
+        "hold\n"
+        "\n"
+        "00:00:05.100 --> 00:00:06.000\n"
+        "Well done &lt;3\n"
+    )
+    path = tmp_path / "c.vtt"
+    write_vtt(tl, path)
+    assert path.read_text(encoding="utf-8") == text
+    assert listing(tmp_path) == ["c.vtt"]
+
+
+def test_vtt_long_times_and_odd_text():
+    rate = 48000
+    start = 3725 * rate + 24  # 1:02:05.0005 -> .000 or .001 by exact rounding
+    event = Event(EventKind.SPEECH, Cue.SAY, start, 90 * rate, 0, text="two\nlines --> here")
+    tl = Timeline("x", rate, start + 91 * rate, (event,), ())
+    lines = timeline_to_vtt(tl).splitlines()
+    assert lines[2] == "01:02:05.000 --> 01:03:35.000"
+    assert lines[3] == "two lines --&gt; here"
+    assert timeline_to_vtt(Timeline("x", rate, 10, (), ())) == "WEBVTT\n"
