@@ -55,7 +55,7 @@ def test_preview_prints_the_plan(run):
     result = run("preview", MORNING)
     assert result.exit_code == 0
     assert result.output.splitlines()[0].startswith("Morning wake-up  (about ")
-    assert "Brow lift against the fingers [brows]: 4 holds" in result.output
+    assert "Brow lift against the fingers [brows] - 4 holds" in result.output
     data = json.loads(run("preview", MORNING, "--json").output)
     assert data["estimated"] is True and len(data["steps"]) == 6
     starts = [s["start_s"] for s in data["steps"]]

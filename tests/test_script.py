@@ -123,8 +123,8 @@ def test_every_kind_of_step_and_setting() -> None:
     assert rest == Rest(Fraction(20), Location("full.yaml", 35, 5))
     assert breathe == Breathe(name="Calm", loc=Location("full.yaml", 36, 5), inhale_s=Fraction(4),
                               hold_s=Fraction(2), exhale_s=Fraction(1, 4), cycles=5, say="Slowly.")
-    assert repeat == Repeat(2, (Say("Again.", Location("full.yaml", 44, 9)), Rest(Fraction(5), Location("full.yaml", 45, 9))),
-                            Location("full.yaml", 42, 5))
+    inner = (Say("Again.", Location("full.yaml", 44, 9)), Rest(Fraction(5), Location("full.yaml", 45, 9)))
+    assert repeat == Repeat(2, inner, Location("full.yaml", 42, 5))
     assert len(flat_steps(routine.steps)) == 9
 
 
@@ -173,7 +173,8 @@ def test_sides(written: str, sides: tuple[Side, ...]) -> None:
 
 
 def test_text_is_stripped_and_collapsed() -> None:
-    text = 'routine: "  Title  "\nsteps:\n  - say: |\n      Two\n      lines.\n  - say: "tab\\there\\x01 and\\n newline "\n'
+    text = ('routine: "  Title  "\nsteps:\n  - say: |\n      Two\n      lines.\n'
+            '  - say: "tab\\there\\x01 and\\n newline "\n')
     routine = parse_routine(text)
     assert routine.title == "Title"
     assert [step.text for step in routine.steps] == ["Two lines.", "tab here and newline"]
@@ -181,7 +182,8 @@ def test_text_is_stripped_and_collapsed() -> None:
 
 def test_yaml_details() -> None:
     # BOM, CRLF, a date and a sexagesimal number are all ordinary input
-    text = "\ufeffroutine: R\r\nsteps:\r\n  - say: 2024-01-01\r\n  - rest: 1:30\r\n  - exercise: E\r\n    reps: 0x10\r\n"
+    text = ("\ufeffroutine: R\r\nsteps:\r\n  - say: 2024-01-01\r\n  - rest: 1:30\r\n"
+            "  - exercise: E\r\n    reps: 0x10\r\n")
     routine = parse_routine(text.encode("utf-8"), path="crlf.yaml")
     assert routine.steps[0] == Say("2024-01-01", Location("crlf.yaml", 3, 5))
     assert routine.steps[1].duration_s == 90
@@ -254,10 +256,26 @@ def test_bad_script(path: Path) -> None:
     assert error.format() == f"{error.location}: {expect['text']}"
 
 
-def test_corpus_is_complete() -> None:
-    names = {path.stem for path in BAD.glob("*.yaml")}
-    assert len(names) >= 45
-    assert all(path.name.startswith(("cycle_", "bad_")) for path in (BAD / "includes").iterdir())
+def test_corpus_covers_every_kind_of_bad_input() -> None:
+    kinds = {  # each kind of bad input the brief names -> its corpus file(s); more are in GENERATED
+        "only comments": ["comments_only"], "tab indentation": ["tab_indent"],
+        "YAML syntax": ["syntax_error", "unclosed_quote"], "top level not a mapping": ["top_not_mapping"],
+        "unknown keys": ["unknown_key", "unknown_top_key", "rest_extra_key", "misspelled_kind"],
+        "two kind keys": ["two_kinds", "say_and_rest"], "no kind key": ["no_kind", "step_not_mapping"],
+        "wrong types": ["wrong_type", "say_number", "massage_count_not_bool", "fields_under_name", "no_value"],
+        "zero or negative": ["zero_reps", "negative_hold", "zero_release", "zero_rest_step", "bad_duration"],
+        "unknown enum values": ["unknown_side", "unknown_area", "unknown_count_mode", "unknown_pressure",
+                                "duplicate_side", "both_and_left", "bad_language", "rate_range"],
+        "tags": ["python_tag", "custom_tag"], "alias bombs": ["alias_bomb", "recursive_alias"],
+        "duplicate keys": ["duplicate_key"], "several documents": ["multiple_documents"],
+        "includes": ["include_outside", "include_missing", "include_cycle", "include_absolute",
+                     "include_bad_block"],
+        "absurd sizes": ["reps_limit", "too_many_steps"],
+        "missing parts": ["no_title", "no_steps", "empty_steps", "repeat_without_steps", "empty_name"],
+    }
+    listed = {name for names in kinds.values() for name in names}
+    assert listed == {path.stem for path in BAD.glob("*.yaml")}
+    assert {"empty", "binary", "latin1", "long_text"} <= GENERATED.keys()
 
 
 # Bad files a comment cannot describe (or that are better made at run time): bytes -> expected.
@@ -284,7 +302,8 @@ GENERATED = {
     "very_deep_nesting": (b"routine: x\nsteps: " + b"[" * 5000, "1:1: the YAML is nested too deeply; "
                           "flatten the lists and mappings"),
     "infinite_duration": (b"routine: x\nsteps:\n  - rest: .inf\n",
-                          "3:11: rest: expected a finite duration; write a positive duration like 5s, 1.5s, 2m or 1m30s"),
+                          "3:11: rest: expected a finite duration; "
+                          "write a positive duration like 5s, 1.5s, 2m or 1m30s"),
     "duration_too_long": (b"routine: x\nsteps:\n  - rest: 2h\n",
                           "3:11: rest: 2h is more than the limit of 3600 seconds; use a shorter duration"),
 }
@@ -345,7 +364,8 @@ def test_include_may_not_leave_the_top_level_folder(tmp_path: Path) -> None:
 
 def test_include_depth(tmp_path: Path) -> None:
     for level in range(1, 11):
-        write(tmp_path / f"level{level}.yaml", f"steps:\n  - say: level {level}\n  - include: level{level + 1}.yaml\n")
+        write(tmp_path / f"level{level}.yaml",
+              f"steps:\n  - say: level {level}\n  - include: level{level + 1}.yaml\n")
     write(tmp_path / "level11.yaml", "steps:\n  - say: bottom\n")
     main = write(tmp_path / "main.yaml", "routine: M\nsteps:\n  - include: level1.yaml\n")
     error = error_of(load_routine, main)  # main -> level1 ... level8 is 8 deep; level8's include is the 9th
@@ -434,6 +454,27 @@ def test_step_count_is_checked_before_expanding() -> None:
     assert outer.times * outer.steps[0].times * outer.steps[0].steps[0].times == 1_000_000
 
 
+def test_errors_are_capped() -> None:
+    error = error_of(parse_routine, "routine: R\nsteps:\n" + "  - rest: -1\n" * 1000)
+    assert len(error.errors) == 200 and error.errors[-1].location.line == 202
+
+
+def test_aliases_cannot_multiply_work_on_a_huge_value(monkeypatch: pytest.MonkeyPatch) -> None:
+    # One huge string used thousands of times must be refused by its length, never processed.
+    seen: list[int] = []
+    clean, parse_duration = script._clean, script.parse_duration
+    monkeypatch.setattr(script, "_clean", lambda text: seen.append(len(text)) or clean(text))
+    monkeypatch.setattr(script, "parse_duration", lambda value: seen.append(len(str(value))) or parse_duration(value))
+    huge = "word " * 50_000
+    for field in ("say", "rest", "include", "area"):
+        text = f'routine: R\nx: &t "{huge}"\nsteps:\n' + f"  - {field}: *t\n" * 5000
+        if field == "area":
+            text = text.replace("- area:", "- exercise: E\n    area:")
+        error = error_of(parse_routine, text)
+        assert len(error.errors) == 200
+    assert max(seen) < 100
+
+
 def test_alias_budget() -> None:
     text = "routine: R\nsteps:\n  - &s {say: hi}\n" + "  - *s\n" * 20
     assert len(parse_routine(text).steps) == 21
@@ -464,8 +505,10 @@ def enum_values(enum):
     return st.sampled_from(list(enum)).map(lambda member: (member.value, member))
 
 
-SIDES = st.sampled_from([("left", (Side.LEFT,)), ("right", (Side.RIGHT,)), (["left", "right"], (Side.LEFT, Side.RIGHT)),
-                         (["right", "left"], (Side.RIGHT, Side.LEFT)), (["both"], (Side.BOTH,)), ("both", (Side.BOTH,))])
+SIDES = st.sampled_from([
+    ("left", (Side.LEFT,)), ("right", (Side.RIGHT,)), (["left", "right"], (Side.LEFT, Side.RIGHT)),
+    (["right", "left"], (Side.RIGHT, Side.LEFT)), (["both"], (Side.BOTH,)), ("both", (Side.BOTH,)),
+])
 
 
 def same(strategy):
@@ -479,7 +522,8 @@ def counts(high: int):
 # YAML key -> (model attribute, strategy of (YAML value, model value))
 FIELDS = {
     "exercise": {"say": ("say", same(TEXTS)), "area": ("area", enum_values(Area)), "cue": ("cue", same(TEXTS)),
-                 "reps": ("reps", counts(1000)), "hold": ("hold_s", durations()), "release": ("release_s", durations()),
+                 "reps": ("reps", counts(1000)), "hold": ("hold_s", durations()),
+                 "release": ("release_s", durations()),
                  "sets": ("sets", counts(100)), "rest": ("rest_s", durations()), "sides": ("sides", SIDES),
                  "count": ("count", enum_values(CountMode)), "tip": ("tip", same(TEXTS))},
     "massage": {"say": ("say", same(TEXTS)), "area": ("area", enum_values(Area)), "stroke": ("stroke", same(TEXTS)),
@@ -487,7 +531,8 @@ FIELDS = {
                 "count": ("count", same(st.booleans())), "cue": ("cue", same(TEXTS)),
                 "pressure": ("pressure", enum_values(Pressure)), "tip": ("tip", same(TEXTS))},
     "breathe": {"inhale": ("inhale_s", durations()), "hold": ("hold_s", durations()),
-                "exhale": ("exhale_s", durations()), "cycles": ("cycles", counts(500)), "say": ("say", same(TEXTS))},
+                "exhale": ("exhale_s", durations()), "cycles": ("cycles", counts(500)),
+                "say": ("say", same(TEXTS))},
 }
 CLASSES = {"exercise": Exercise, "massage": Massage, "breathe": Breathe}
 LOC = Location("<routine>")
@@ -496,7 +541,8 @@ LOC = Location("<routine>")
 @st.composite
 def steps(draw, depth: int = 0):
     """(YAML step, expected model step with a placeholder location)."""
-    kind = draw(st.sampled_from(["say", "rest", "exercise", "massage", "breathe"] + (["repeat"] if depth < 2 else [])))
+    kinds = ["say", "rest", "exercise", "massage", "breathe"] + (["repeat"] if depth < 2 else [])
+    kind = draw(st.sampled_from(kinds))
     if kind == "say":
         text = draw(NAMES)
         return {"say": text}, Say(text, LOC)

@@ -15,10 +15,10 @@ import click
 from . import __version__
 from .cache import ENV_VAR
 from .errors import RoutineErrors, VoicecoachError
-from .model import EventKind, flat_steps
+from .model import Cue, StepKind, flat_steps
 from .pipeline import Settings, build, check_output_path, export, plan
 from .script import load_routine
-from .speech import ENGINES, get_engine
+from .speech import ENGINES, SPEECH_ENGINES, get_engine
 from .timing import format_duration
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -132,7 +132,7 @@ def preview(file: Path, as_json: bool, rate: float | None) -> None:
                 "area": chapter.area.value if chapter.area else None,
                 "start_s": chapter.start_sample / rate_hz,
                 "duration_s": (chapter.end_sample - chapter.start_sample) / rate_hz,
-                "summary": _summary(events),
+                "summary": _summary(chapter, events, rate_hz),
             }
         )
     if as_json:
@@ -142,29 +142,27 @@ def preview(file: Path, as_json: bool, rate: float | None) -> None:
     click.echo(f"{timeline.routine}  (about {format_duration(round(timeline.duration_s))})")
     for item in steps:
         area = f" [{item['area']}]" if item["area"] else ""
-        click.echo(f"  {format_duration(round(item['start_s'])):>7}  {item['step'] + 1:>2}. {item['title']}{area}: {item['summary']}")
+        click.echo(f"  {format_duration(round(item['start_s'])):>7}  {item['step'] + 1:>2}. {item['title']}{area} - {item['summary']}")
     click.echo(f"  {format_duration(round(timeline.duration_s)):>7}  end")
 
 
-def _summary(events) -> str:
-    """What happens in a step, from its events: '5 holds, 8 strokes, 2 sides'."""
-    counts: dict[str, int] = {}
+def _summary(chapter, events, rate_hz: int) -> str:
+    """What happens in a step, from its events: '5 holds, 2 sides' or '8 strokes'."""
+    if chapter.kind is StepKind.REST:
+        return f"rest {format_duration(round((chapter.end_sample - chapter.start_sample) / rate_hz))}"
+    if chapter.kind is StepKind.SAY:
+        return "narration"
+    counts: dict[Cue, int] = {}
     for e in events:
-        counts[e.cue.value] = counts.get(e.cue.value, 0) + 1
+        counts[e.cue] = counts.get(e.cue, 0) + 1
     parts = []
-    for cue, noun in (("hold", "hold"), ("stroke", "stroke"), ("side", "side"), ("set", "set")):
+    for cue, noun in ((Cue.HOLD, "hold"), (Cue.STROKE, "stroke"), (Cue.SIDE, "side"), (Cue.SET, "set")):
         if counts.get(cue):
-            n = counts[cue]
-            parts.append(f"{n} {noun}{'s' if n != 1 else ''}")
-    breaths = sum(1 for e in events if e.cue.value == "breathe" and e.label.startswith("breathe in"))
+            parts.append(f"{counts[cue]} {noun}{'s' if counts[cue] != 1 else ''}")
+    breaths = sum(1 for e in events if e.cue is Cue.BREATHE and e.label.startswith("breathe in"))
     if breaths:
         parts.append(f"{breaths} breath{'s' if breaths != 1 else ''}")
-    if counts.get("rest") and not parts:
-        parts.append("rest")
-    if not parts:
-        spoken = [e.text for e in events if e.kind is EventKind.SPEECH]
-        parts.append("narration" if spoken else "silence")
-    return ", ".join(parts)
+    return ", ".join(parts) or "narration"
 
 
 @cli.command(name="compile", context_settings=CONTEXT)
@@ -206,21 +204,23 @@ def compile_command(file: Path, out: Path, timeline_path: Path | None, captions:
 
 
 @cli.command(context_settings=CONTEXT)
-@click.option("--engine", type=click.Choice(sorted(ENGINES)), default="espeak", show_default=True)
+@click.option("--engine", type=click.Choice(sorted(ENGINES)), help="Only this engine [default: every speech engine].")
 @click.option("--language", help="Only voices for this language (e.g. en, de).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def voices(engine: str, language: str | None, as_json: bool) -> None:
+def voices(engine: str | None, language: str | None, as_json: bool) -> None:
     """List the speech engines, their voices and languages.
 
     \b
     Example:
       voicecoach voices --language en
     """
-    speech_engine = get_engine(engine)
-    try:
-        found = speech_engine.voices()
-    finally:
-        speech_engine.close()
+    found = []
+    for name in [engine] if engine else SPEECH_ENGINES:
+        speech_engine = get_engine(name)
+        try:
+            found.extend(speech_engine.voices())
+        finally:
+            speech_engine.close()
     if language:
         code = language.lower()
         found = [v for v in found if any(l.lower() == code or l.lower().startswith(code + "-") for l in v.languages)]
@@ -228,9 +228,11 @@ def voices(engine: str, language: str | None, as_json: bool) -> None:
         click.echo(json.dumps([{"engine": v.engine, "id": v.id, "name": v.name, "languages": list(v.languages)}
                                for v in found], indent=1))
         return
-    click.echo(f"engine {engine}: {len(found)} voices (write the id in a routine's `voice:` or pass --voice)")
-    for v in found:
-        click.echo(f"  {v.id:<24} {', '.join(v.languages):<12} {v.name}")
+    for name in [engine] if engine else SPEECH_ENGINES:
+        these = [v for v in found if v.engine == name]
+        click.echo(f"{name}: {len(these)} voice{'s' if len(these) != 1 else ''} (write the id in a routine's `voice:` or pass --voice)")
+        for v in these:
+            click.echo(f"  {v.id:<24} {', '.join(v.languages):<12} {v.name}")
 
 
 class _Progress:

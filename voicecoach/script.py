@@ -16,7 +16,6 @@ import difflib
 import os
 import re
 import stat
-import unicodedata
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -67,8 +66,10 @@ _KINDS = ("say", "exercise", "massage", "rest", "breathe", "repeat", "include")
 _PRIMARY_KINDS = ("exercise", "massage", "breathe", "repeat", "include")
 _FIELDS = {
     "say": {"say"},
-    "exercise": {"exercise", "say", "area", "cue", "reps", "hold", "release", "sets", "rest", "sides", "count", "tip"},
-    "massage": {"massage", "say", "area", "stroke", "strokes", "tempo", "sides", "count", "cue", "pressure", "tip"},
+    "exercise": {"exercise", "say", "area", "cue", "reps", "hold", "release", "sets", "rest", "sides", "count",
+                 "tip"},
+    "massage": {"massage", "say", "area", "stroke", "strokes", "tempo", "sides", "count", "cue", "pressure",
+                "tip"},
     "rest": {"rest"},
     "breathe": {"breathe", "inhale", "hold", "exhale", "cycles", "say"},
     "repeat": {"repeat", "steps"},
@@ -82,9 +83,13 @@ _DURATION_ATTRS = {"hold": "hold_s", "release": "release_s", "rest": "rest_s", "
 _COUNT_LIMITS = {"reps": "max_reps", "sets": "max_sets", "strokes": "max_strokes", "cycles": "max_cycles",
                  "repeat": "max_repeat"}
 _LANGUAGE = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
+_CONTROL_TO_SPACE = dict.fromkeys([*range(0x20), *range(0x7F, 0xA0)], " ")  # all of category Cc
 _LINE_BREAK = re.compile(r"\r\n|[\r\n\x85\u2028\u2029]")  # what PyYAML counts as a new line
 _MAX_NESTING = 64  # far beyond any real routine; keeps recursion bounded
+_MAX_ERRORS = 200  # a wall of errors helps nobody, and aliases could make millions
+_MAX_WORD = 100  # longer values cannot be a duration or an enum word; refused unread
 _DURATION_HINT = "write a positive duration like 5s, 1.5s, 2m or 1m30s"
+_TOO_LARGE_HINT = "a routine is a short text file; check that this is the right file"
 _EMPTY_HINT = "start it with 'routine: Title' and a list of 'steps:'"
 _STEP_HINT = "start the step with one of: " + ", ".join(_KINDS)
 
@@ -93,6 +98,10 @@ _YAML = "tag:yaml.org,2002:"
 _TEXT_TAGS = {_YAML + "str", _YAML + "timestamp", _YAML + "value", _YAML + "merge"}
 _CORE = SafeConstructor()  # only its int/float/bool parsers are used: they build no objects
 _BAD = object()  # a field value that already produced an error
+
+
+class _TooManyErrors(Exception):
+    """Stops a parse that has already found enough problems to report."""
 
 
 @dataclass
@@ -121,7 +130,7 @@ def _show(text: str) -> str:
 
 def _clean(text: str) -> str:
     """Control characters and line breaks become spaces; runs of whitespace become one."""
-    return " ".join("".join(" " if unicodedata.category(c) == "Cc" else c for c in text).split())
+    return " ".join(text.translate(_CONTROL_TO_SPACE).split())
 
 
 def _line_col(text: str, index: int) -> tuple[int, int]:
@@ -148,8 +157,7 @@ def _decode(data: str | bytes, path: str, limits: Limits) -> str:
 
     size = len(data) if isinstance(data, bytes) else len(data.encode("utf-8", "surrogatepass"))
     if size > limits.max_file_bytes:
-        raise fail(f"the file is {size} bytes, more than the limit of {limits.max_file_bytes}",
-                   "a routine is a short text file; check that this is the right file")
+        raise fail(f"the file is {size} bytes, more than the limit of {limits.max_file_bytes}", _TOO_LARGE_HINT)
     if isinstance(data, bytes):
         if data.startswith((b"\xff\xfe", b"\xfe\xff")):
             raise fail("the file is UTF-16, not UTF-8", "save the file as UTF-8")
@@ -194,13 +202,14 @@ def _compose(text: str, path: str) -> yaml.Node | None:
         mark = exc.problem_mark or exc.context_mark
         where = Location(path, mark.line + 1, mark.column + 1) if mark else Location(path)
         message = exc.problem or exc.context or "invalid YAML"
-        if exc.problem and exc.context and exc.context_mark and exc.context_mark.line != getattr(mark, "line", None):
-            message += f", {exc.context} at line {exc.context_mark.line + 1}"  # e.g. where a quote opened
+        context = exc.context_mark
+        if exc.problem and exc.context and context and context.line != mark.line:
+            message += f", {exc.context} at line {context.line + 1}"  # e.g. where a quote opened
         raise VoicecoachError(message, location=where,
                               hint="check the indentation and quoting near here") from None
     except yaml.reader.ReaderError as exc:  # a character YAML does not allow in text
-        raise VoicecoachError(f"the file contains the character U+{exc.character:04X}, which YAML does not allow",
-                              location=Location(path, *_line_col(text, exc.position)),
+        raise VoicecoachError(f"the file contains the character U+{exc.character:04X}, "
+                              "which YAML does not allow", location=Location(path, *_line_col(text, exc.position)),
                               hint="remove it; a routine is plain text") from None
     except yaml.YAMLError as exc:
         raise VoicecoachError(f"invalid YAML: {exc}", location=Location(path),
@@ -252,7 +261,7 @@ class _Converter:
                     raise self.fail(key_node, "a key must be a plain word", "write keys like 'hold:'")
                 key = self.convert(key_node, depth + 1)
                 if key.raw in entries:
-                    raise self.fail(key_node, f"duplicate key '{key.raw}'",
+                    raise self.fail(key_node, f"duplicate key {_show(key.raw)}",
                                     f"remove one of them; the first is on line {entries[key.raw][0].line}")
                 entries[key.raw] = (key.loc, self.convert(value_node, depth + 1))
             return _Node(entries, self.loc(node))
@@ -273,7 +282,8 @@ class _Converter:
             try:
                 return _CORE.construct_yaml_int(node)
             except ValueError:  # more digits than Python converts
-                raise self.fail(node, f"the number {_show(node.value)} is too long", "use a smaller number") from None
+                raise self.fail(node, f"the number {_show(node.value)} is too long",
+                                "use a smaller number") from None
         raise self.tag_error(node)
 
     def tag_error(self, node: yaml.Node) -> VoicecoachError:
@@ -299,6 +309,8 @@ class _Parser:
 
     def err(self, loc: Location, message: str, hint: str) -> None:
         self.errors.append(VoicecoachError(message, location=loc, hint=hint))
+        if len(self.errors) >= _MAX_ERRORS:
+            raise _TooManyErrors
 
     def bad(self, loc: Location, message: str, hint: str) -> Any:
         """Record a bad value; callers return the marker in place of the value."""
@@ -325,9 +337,8 @@ class _Parser:
             if key in _RESERVED_TOP_KEYS:
                 continue
             if key not in _TOP_KEYS:
-                hint = _suggest(key, _TOP_KEYS)
-                misspelled.update(k for k in ("routine", "steps") if f"'{k}'" in hint)
-                self.err(key_loc, f"unknown key '{key}' at the top level", hint)
+                misspelled.update(difflib.get_close_matches(key, _TOP_KEYS, n=1, cutoff=0.6))
+                self.err(key_loc, f"unknown key {_show(key)} at the top level", _suggest(key, _TOP_KEYS))
             elif key == "steps":
                 steps = self.steps(value, key, folder)
             else:
@@ -347,23 +358,23 @@ class _Parser:
             return self.err(node.loc, "cannot include files: this routine was not read from a file",
                             "load it with load_routine(path), or pass base_dir")
         if os.path.isabs(rel):
-            return self.err(node.loc, f"include path '{rel}' is absolute",
+            return self.err(node.loc, f"include path {_show(rel)} is absolute",
                             "write the path relative to this file's folder")
         joined = os.path.join(folder, rel)
         real = os.path.realpath(joined)  # symlinks resolved: a link cannot lead outside
         if os.path.commonpath([self.root, real]) != self.root:
-            return self.err(node.loc, f"include '{rel}' is outside the routine's folder",
+            return self.err(node.loc, f"include {_show(rel)} is outside the routine's folder",
                             "keep included files in the main routine's folder or below it")
         if real in self.chain:
             cycle = [os.path.relpath(p, self.root) for p in self.chain[self.chain.index(real):]]
             return self.err(node.loc, "include cycle: " + " -> ".join(cycle + [cycle[0]]),
                             "remove one of these includes")
         if self.depth >= self.limits.max_include_depth:
-            return self.err(node.loc, f"includes are nested more than {self.limits.max_include_depth} levels deep",
-                            "include the file from a higher level")
+            return self.err(node.loc, f"includes are nested more than {self.limits.max_include_depth} levels "
+                            "deep", "include the file from a higher level")
         if not os.path.isfile(real):
             what = "is a folder" if os.path.isdir(real) else "was not found"
-            return self.err(node.loc, f"include file '{rel}' {what}",
+            return self.err(node.loc, f"include file {_show(rel)} {what}",
                             "the path is relative to the folder of the file that includes it")
         key = (real, self.depth)  # each file parsed once per depth, so fan-out cannot explode
         if key not in self.cache:
@@ -372,11 +383,10 @@ class _Parser:
             self.chain.append(real)
             self.depth += 1
             try:
-                parsed = self.file(_read(real, display, self.limits), display, os.path.dirname(joined), top=False)
+                data = _read(real, display, self.limits)
+                parsed = self.file(data, display, os.path.dirname(joined), top=False)
                 self.cache[key] = None if parsed is None else parsed[1:]
-            except RoutineErrors as exc:
-                self.errors.extend(exc.errors)
-            except VoicecoachError as exc:  # reported along with the including file's problems
+            except VoicecoachError as exc:  # a syntax-level stop: reported with the includer's problems
                 self.errors.append(exc)
             finally:
                 self.chain.pop()
@@ -428,8 +438,8 @@ class _Parser:
             steps, count = parsed
             # Counted, never expanded: nested repeats and includes multiply.
             if total + count > self.limits.max_steps:
-                return self.err(item.loc, f"the routine has more than the limit of {self.limits.max_steps} steps "
-                                "(counting every repeat round and included step)",
+                return self.err(item.loc, f"the routine has more than the limit of {self.limits.max_steps} "
+                                "steps (counting every repeat round and included step)",
                                 "use fewer repeats or split the routine into several files")
             out.extend(steps)
             total += count
@@ -446,7 +456,7 @@ class _Parser:
             for key, (key_loc, _) in entries.items():
                 close = difflib.get_close_matches(key, _KINDS, n=1, cutoff=0.6)
                 if close and key not in _ALL_FIELDS:
-                    return self.err(key_loc, f"unknown step kind '{key}'", f"did you mean '{close[0]}'?")
+                    return self.err(key_loc, f"unknown step kind {_show(key)}", f"did you mean '{close[0]}'?")
             return self.err(node.loc, "this step has no kind", _STEP_HINT)
         for key, (key_loc, _) in entries.items():
             if key in _KINDS and key not in _FIELDS[kind]:
@@ -456,7 +466,7 @@ class _Parser:
             if key not in _FIELDS[kind]:
                 others = sorted(_FIELDS[kind] - {kind})
                 hint = _suggest(key, others) if others else f"a '{kind}' step takes no other keys; remove it"
-                self.err(key_loc, f"unknown key '{key}' in {kind}", hint)
+                self.err(key_loc, f"unknown key {_show(key)} in {kind}", hint)
         kind_loc, kind_node = entries[kind]
         if kind == "include":
             return None if len(self.errors) > before else self.include(kind_node, folder)
@@ -466,7 +476,8 @@ class _Parser:
             if "steps" in entries:
                 inner = self.steps(entries["steps"][1], "steps", folder)
             else:
-                self.err(kind_loc, "repeat needs 'steps'", "add 'steps:' under the repeat with the steps to repeat")
+                self.err(kind_loc, "repeat needs 'steps'",
+                         "add 'steps:' under the repeat with the steps to repeat")
             if times is _BAD or inner is None or len(self.errors) > before:
                 return None
             return [Repeat(times, tuple(inner[0]), kind_loc)], times * inner[1]
@@ -523,9 +534,10 @@ class _Parser:
             return self.bad(node.loc, f"{key}: expected text, got a mapping",
                             f"write the other fields at the same indentation as '{key}:', not under it")
         if not isinstance(node.value, str):
-            hint = f'put it in quotes: {key}: "{_short(node.raw)}"' if node.raw else "write the text after the key"
+            hint = f'put it in quotes: {key}: "{_short(node.raw)}"' if node.raw else "write the text on one line"
             return self.bad(node.loc, f"{key}: expected text, got {node.describe()}", hint)
-        text = _clean(node.value)
+        # An alias may reuse one huge string many times: refuse it before doing any work on it.
+        text = _clean(node.value) if len(node.value) <= 4 * self.limits.max_text_chars else node.value
         if name and not text:
             return self.bad(node.loc, f"{key}: the text is empty", f"write something after '{key}:'")
         if len(text) > self.limits.max_text_chars:
@@ -551,15 +563,16 @@ class _Parser:
     def duration(self, key: str, node: _Node) -> Any:
         if self.missing(key, node):
             return _BAD
-        if isinstance(node.value, (dict, list)):
+        if isinstance(node.value, (dict, list)) or len(node.raw) > _MAX_WORD:
             return self.bad(node.loc, f"{key}: expected a duration, got {node.describe()}", _DURATION_HINT)
         try:
             seconds = parse_duration(node.value)
         except (ValueError, OverflowError, ZeroDivisionError) as exc:
-            reason = re.sub(r"\s*\(write [^)]*\)$", "", str(exc))  # the hint says it
+            reason = str(exc)
             return self.bad(node.loc, f"{key}: {reason}", _DURATION_HINT)
         if seconds <= 0:
-            return self.bad(node.loc, f"{key}: must be longer than zero, got {_short(node.raw)}", _DURATION_HINT)
+            return self.bad(node.loc, f"{key}: must be longer than zero, got {_short(node.raw)}",
+                            _DURATION_HINT)
         limit = self.limits.max_duration_s
         if seconds > limit:
             return self.bad(node.loc, f"{key}: {_short(node.raw)} is more than the limit of {limit} seconds",
@@ -570,7 +583,7 @@ class _Parser:
         if self.missing(key, node):
             return _BAD
         allowed = [member.value for member in enum]
-        if isinstance(node.value, (dict, list)):
+        if isinstance(node.value, (dict, list)) or len(node.raw) > _MAX_WORD:
             return self.bad(node.loc, f"{key}: expected one word, got {node.describe()}",
                             "use one of: " + ", ".join(allowed))
         word = node.value.strip().lower() if isinstance(node.value, str) else None
@@ -583,7 +596,8 @@ class _Parser:
             return _BAD
         items = node.value if isinstance(node.value, list) else [node]  # `sides: left` is one side
         if not items:
-            return self.bad(node.loc, "sides: the list is empty", "write [left, right] or [both], or remove the line")
+            return self.bad(node.loc, "sides: the list is empty",
+                            "write [left, right] or [both], or remove the line")
         sides: list[Side] = []
         for item in items:
             side = self.choice("side", item, Side)
@@ -607,8 +621,8 @@ def _read(path: str, display: str, limits: Limits) -> bytes:
             raise VoicecoachError("this is a folder, not a routine file", location=where,
                                   hint="give the path of a .yaml routine file")
         if info.st_size > limits.max_file_bytes:
-            raise VoicecoachError(f"the file is {info.st_size} bytes, more than the limit of {limits.max_file_bytes}",
-                                  location=where, hint="a routine is a short text file; check that this is the right file")
+            raise VoicecoachError(f"the file is {info.st_size} bytes, more than the limit of "
+                                  f"{limits.max_file_bytes}", location=where, hint=_TOO_LARGE_HINT)
         with open(path, "rb") as handle:
             return handle.read(limits.max_file_bytes + 1)  # a special file may not know its size
     except FileNotFoundError:
@@ -623,7 +637,10 @@ def _parse(data: str | bytes, path: str, base_dir: Path | None, limits: Limits, 
     parser = _Parser(limits, None if folder is None else os.path.realpath(folder))
     if real is not None:
         parser.chain.append(real)
-    parsed = parser.file(data, path, folder, top=True)
+    try:
+        parsed = parser.file(data, path, folder, top=True)
+    except _TooManyErrors:
+        parsed = None
     if parser.errors:
         raise parser.errors[0] if len(parser.errors) == 1 else RoutineErrors(parser.errors)
     assert parsed is not None  # no steps without an error

@@ -241,6 +241,8 @@ class FakeEngine:
 
 
 ENGINES: dict[str, Callable[[], Engine]] = {"espeak": EspeakEngine, "fake": FakeEngine}
+SPEECH_ENGINES = ("espeak",)
+"""Engines that really speak (``voices`` lists these; ``fake`` only when asked for)."""
 
 
 def get_engine(name: str) -> Engine:
