@@ -79,6 +79,7 @@ class Build:
     render_settings: RenderSettings
     track_key: str
     track_was_cached: bool = field(default=False)
+    _samples: np.ndarray | None = field(default=None, repr=False)
 
     def chunks(self, *, progress: Progress | None = None) -> Iterator[np.ndarray]:
         """The track's int16 samples in chunks: from the track cache, or mixed (and cached)."""
@@ -98,6 +99,29 @@ class Build:
             if progress:
                 progress("mixing", done, total)
             yield chunk
+
+    def read(self, start_sample: int, count: int) -> np.ndarray:
+        """Samples ``[start, start + count)`` of the track (shorter at its end): random access for players.
+
+        Exactly the samples an export writes.  The first call makes sure the track is in the
+        cache (mixing it if needed) and maps it; a cache that cannot be written keeps the
+        mixed track in memory instead.
+        """
+        track = self._track()
+        start = max(0, min(start_sample, len(track)))
+        return np.asarray(track[start : start + max(0, count)])
+
+    def _track(self) -> np.ndarray:
+        if self._samples is None:
+            rate = self.render_settings.sample_rate
+            cached = self.cache.get_track(self.track_key, sample_rate=rate)
+            if cached is None:
+                mixed = np.concatenate([np.zeros(0, np.int16), *self.chunks()])
+                cached = self.cache.get_track(self.track_key, sample_rate=rate)
+                if cached is None:  # no cache, or it could not be written
+                    cached = mixed
+            self._samples = cached
+        return self._samples
 
     def _tone(self, tone: Tone) -> np.ndarray:
         return tone_samples(tone, sample_rate=self.render_settings.sample_rate)
