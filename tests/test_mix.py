@@ -1,9 +1,8 @@
-"""mix.py: tones, clip processing, loudness, and the chunked two-pass mixer."""
+"""mix.py: tones, clip processing, loudness, and the single-pass, chunk-independent mixer."""
 
 from __future__ import annotations
 
 import math
-import time
 import tracemalloc
 
 import numpy as np
@@ -73,7 +72,7 @@ def timeline(events: list[Event], length: int, rate: int = RATE) -> Timeline:
     return Timeline("Test", rate, length, tuple(events), (Chapter("All", 0, 0, length),))
 
 
-RAW = RenderSettings(normalize=False)
+RAW = RenderSettings(mix_gain_db=0.0, limit=False)
 
 
 def reference_mix(tl: Timeline, clip, *, tone_gain: float = 1.0) -> np.ndarray:
@@ -96,10 +95,10 @@ def test_cache_key_is_stable_and_covers_the_fields():
     a = RenderSettings()
     assert a.cache_key() == RenderSettings().cache_key()
     assert len(a.cache_key()) == 64
-    assert RenderSettings(loudness_lufs=-14.0).cache_key() != a.cache_key()
+    assert RenderSettings(mix_gain_db=0.0).cache_key() != a.cache_key()
     assert RenderSettings(sample_rate=48000).cache_key() != a.cache_key()
     assert RenderSettings(tone_gain_db=-3.0).cache_key() != a.cache_key()
-    assert RenderSettings(normalize=False).cache_key() != a.cache_key()
+    assert RenderSettings(limit=False).cache_key() != a.cache_key()
     # Chunking never changes the samples (tested below), so it must not split the cache.
     assert RenderSettings(chunk_samples=1000).cache_key() == a.cache_key()
 
@@ -336,17 +335,30 @@ def test_each_event_starts_exactly_at_its_sample():
     assert not out[:100].any() and not out[44199:].any()
 
 
-def test_normalized_track_keeps_placement_with_the_measured_gain():
+def test_fixed_gain_keeps_placement():
     tl, clips = _sample_timeline()
     settings = RenderSettings()
-    levels = measure_track(tl, clips, settings=settings)
     out = render_to_array(tl, clips, settings=settings)
     raw = reference_mix(tl, clips)
-    g = 10 ** (levels.gain_db / 20)
+    g = 10 ** (settings.mix_gain_db / 20)
+    assert np.max(np.abs(raw)) * g < 32768 * 10 ** (settings.peak_dbfs / 20)  # the limiter has nothing to do
     np.testing.assert_allclose(out, np.round(raw.astype(np.float64) * g), atol=1.01)
     e = next(e for e in tl.events if e.text == "two")  # preceded by silence
     assert out[e.start_sample - 1] == 0
     assert abs(int(out[e.start_sample]) - round(clips.clips["two"][0] * g)) <= 1
+
+
+def test_any_span_rendered_alone_equals_the_whole_track():
+    clips = Clips({"spiky": 60000, "calm": 30000})
+    clips.clips["spiky"][::700] = 32000  # peaks the limiter must catch, all along the clip
+    tl = timeline([speech("spiky", 500, clips), speech("calm", 70000, clips), tone_event(Tone.BELL, 59000)], 110000)
+    settings = RenderSettings()
+    whole = render_to_array(tl, clips, settings=settings)
+    mixer = mix.Mixer(tl, clips, settings=settings)
+    rng = np.random.default_rng(5)
+    for start in [0, 1, 499, 500, 501, 59999, 109999, *rng.integers(0, 110000, 40)]:
+        for count in (1, 17, 264, 265, 4410, 50000):
+            np.testing.assert_array_equal(mixer.render(int(start), int(start) + count), whole[start : start + count])
 
 
 def test_mixer_matches_a_whole_array_reference():
@@ -370,7 +382,7 @@ def test_random_timelines_match_the_reference(spans, tones, chunk):
     events += [tone_event(t, start) for t, start in tones]
     length = max([e.end_sample for e in events], default=0) + 10
     tl = timeline(events, length)
-    out = render_to_array(tl, clips, settings=RenderSettings(normalize=False, chunk_samples=chunk))
+    out = render_to_array(tl, clips, settings=RenderSettings(mix_gain_db=0.0, limit=False, chunk_samples=chunk))
     np.testing.assert_array_equal(out, reference_mix(tl, clips))
 
 
@@ -395,42 +407,56 @@ def test_chunk_size_never_changes_the_bytes(chunk):
     assert render_to_array(tl, clips, settings=RenderSettings(chunk_samples=chunk)).tobytes() == reference.tobytes()
 
 
-def test_final_loudness_and_peak():
-    tl, clips = _sample_timeline()
-    out = render_to_array(tl, clips, settings=RenderSettings()) / 32768
-    assert integrated_loudness(out, sample_rate=RATE) == pytest.approx(-16.0, abs=1.0)
+def test_final_loudness_and_peak_with_normalized_speech():
+    """Speech normalized clip by clip, at the default mix gain, lands near the target."""
+    rng = np.random.default_rng(3)
+    raw = {}
+    for i, seconds in enumerate([0.5, 1.2, 2.5, 0.8, 3.0, 1.5]):
+        envelope = np.abs(np.sin(np.linspace(0, 7 * np.pi, round(seconds * 22050))))
+        voiced = sine(140 + 20 * i, seconds, rate=22050) + 0.3 * rng.standard_normal(len(envelope))
+        raw[f"p{i}"] = np.round(voiced * envelope * 8000).astype(np.int16)
+    processed = {t: process_clip(x, source_rate=22050, sample_rate=RATE) for t, x in raw.items()}
+    events, at = [], 1000
+    for text, clip in processed.items():
+        events.append(Event(EventKind.SPEECH, Cue.SAY, at, len(clip), 0, text=text))
+        at += len(clip) + RATE // 3
+    tl = timeline(events, at)
+    out = render_to_array(tl, processed.__getitem__, settings=RenderSettings()) / 32768
+    assert integrated_loudness(out, sample_rate=RATE) == pytest.approx(mix.TARGET_LUFS, abs=1.0)
     assert db(np.max(np.abs(out))) <= -1.0 + 1e-3
 
 
-def test_peak_ceiling_wins_over_loudness():
+def test_limiter_keeps_the_ceiling_and_leaves_the_rest():
     clips = Clips({"spiky": 40000})
     clips.clips["spiky"][::4000] = 32000  # loud clicks on a quiet burst
     clips.clips["spiky"][1:] //= 30
     tl = timeline([speech("spiky", 100, clips)], 50000)
     settings = RenderSettings()
+    out = render_to_array(tl, clips, settings=settings)
+    assert db(np.max(np.abs(out / 32768))) <= settings.peak_dbfs + 1e-3
+    unlimited = render_to_array(tl, clips, settings=RenderSettings(limit=False))
+    assert np.max(np.abs(unlimited)) > np.max(np.abs(out))
+    reach = mix.limiter_reach(round(0.004 * RATE))
+    far = np.ones(len(out), dtype=bool)
+    for click in np.flatnonzero(np.abs(unlimited) > 30000):
+        far[max(0, click - reach) : click + reach + 1] = False
+    np.testing.assert_array_equal(out[far], unlimited[far])  # only the clicks' neighbourhoods change
     levels = measure_track(tl, clips, settings=settings)
-    out = render_to_array(tl, clips, settings=settings) / 32768
-    assert levels.gain_db == pytest.approx(settings.peak_dbfs - levels.peak_dbfs)
-    assert db(np.max(np.abs(out))) == pytest.approx(-1.0, abs=0.01)
-    assert integrated_loudness(out, sample_rate=RATE) < -17
+    assert levels.peak_dbfs <= settings.peak_dbfs + 1e-3
 
 
 def test_silent_and_empty_tracks():
     clips = Clips({"quiet": 1000})
     clips.clips["quiet"][:] = 0
     tl = timeline([speech("quiet", 10, clips)], 5000)
-    assert measure_track(tl, clips, settings=RenderSettings()).gain_db == 0.0
     assert not render_to_array(tl, clips, settings=RenderSettings()).any()
+    assert measure_track(tl, clips, settings=RenderSettings()).peak == 0.0
     assert list(render(timeline([], 0), clips, settings=RenderSettings())) == []
-    # Under one loudness block: only the peak ceiling applies, never a boost.
-    short = Clips({"x": 2000})
-    levels = measure_track(timeline([speech("x", 0, short)], 3000), short, settings=RenderSettings())
-    assert levels.loudness_lufs == -math.inf and levels.gain_db <= 0.0
 
 
 def test_tone_gain_and_custom_tone_source():
     tl = timeline([tone_event(Tone.TICK, 10)], 5000)
-    settings = RenderSettings(normalize=False, tone_gain_db=-6.0)
+    settings = RenderSettings(mix_gain_db=0.0, limit=False, tone_gain_db=-6.0)
     out = render_to_array(tl, lambda text: None, settings=settings)
     np.testing.assert_array_equal(out, reference_mix(tl, None, tone_gain=10 ** (-6 / 20)))
     seen = []
@@ -469,18 +495,16 @@ def _long_timeline(minutes: int) -> tuple[Timeline, Clips]:
     return timeline(events, length), clips
 
 
-def test_memory_stays_flat_and_rendering_is_fast():
+def test_rendering_never_holds_the_whole_track():
+    # Speed is the benchmark's business; this checks the property behind flat memory.
     tl, clips = _long_timeline(10)  # 10 minutes: the int16 track alone would be 53 MB
     tracemalloc.start()
     try:
-        began = time.perf_counter()
         total = 0
         for chunk in render(tl, clips, settings=RenderSettings()):
             total += len(chunk)
-        elapsed = time.perf_counter() - began
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
     assert total == tl.length_samples
     assert peak < 20 * 2**20, f"peak traced memory {peak / 2**20:.1f} MB"
-    assert elapsed < 10, f"{elapsed:.1f} s for 10 minutes"

@@ -26,10 +26,10 @@ import numpy as np
 from .model import Event, EventKind, Timeline, Tone
 from .timing import to_samples
 
-MIX_VERSION = "mix-1"
+MIX_VERSION = "mix-2"
 """Bump when the mixer's output changes for the same inputs (part of the track cache key)."""
 
-CLIP_VERSION = "clip-1"
+CLIP_VERSION = "clip-2"
 """Bump when :func:`process_clip` changes its output (part of every clip's cache key)."""
 
 CLIP_LOUDNESS_LUFS = -16.0
@@ -65,24 +65,35 @@ _METER_BATCH_HOPS = 64  # hops per FFT call: fixed, so results never depend on h
 # Settings
 
 
+TARGET_LUFS = -16.0
+"""Where a track of normalized clips lands with the default mix gain (integrated, BS.1770)."""
+
+
 @dataclass(frozen=True)
 class RenderSettings:
-    """How a timeline becomes the track's samples."""
+    """How a timeline becomes the track's samples.
+
+    The mix is a single pass with a fixed gain and a peak limiter, so any span of the track
+    can be rendered on its own (players start before the rest is mixed, memory stays flat)
+    and always comes out the same.  Loudness is set where it can be: every speech clip is
+    normalized to :data:`CLIP_LOUDNESS_LUFS` and tones are fixed, so the fixed mix gain
+    lands a routine near :data:`TARGET_LUFS`.
+    """
 
     sample_rate: int = 44100
     """Samples per second of the track (the timeline's and every clip's)."""
-    loudness_lufs: float = -16.0
-    """Integrated loudness target of the whole track (BS.1770, LUFS)."""
+    mix_gain_db: float = 1.3
+    """Gain on the sum, calibrated on the library routines to land near -16 LUFS."""
     peak_dbfs: float = -1.0
-    """Sample-peak ceiling of the whole track; wins over the loudness target."""
+    """Sample-peak ceiling of the track, kept by the limiter."""
     chunk_samples: int = 65536
     """Samples per rendered chunk; does not change the output, only memory and speed."""
     speech_gain_db: float = 0.0
     """Gain on speech before mixing (clips are already at the speech loudness)."""
     tone_gain_db: float = 0.0
     """Gain on tones before mixing (tones are already soft)."""
-    normalize: bool = True
-    """``False`` mixes at unity gain (a single pass, samples clipped to int16); for tests and stems."""
+    limit: bool = True
+    """``False`` leaves out the limiter (samples are only clipped to int16): for tests and stems."""
 
     def __post_init__(self) -> None:
         if self.sample_rate <= 0:
@@ -402,12 +413,23 @@ def _sliding_min(g: np.ndarray, half: int) -> np.ndarray:
     return np.minimum(suffix[:n], prefix[k - 1 : k - 1 + n])
 
 
+_GAIN_ONE = 1 << 24  # fixed point for the limiter's smoothing: integer sums are exact
+
+
+def limiter_reach(window: int) -> int:
+    """How far (in samples) the limiter's gain at one sample looks either way."""
+    return 3 * max(1, window // 2)
+
+
 def limit_peaks(x: np.ndarray, *, ceiling: float, window: int) -> np.ndarray:
     """``x`` with a smooth gain that keeps every sample within ``ceiling`` (linear).
 
     g[n] = min(1, ceiling/|x[n]|); m = its minimum over 2W+1 samples; the gain is m
     averaged over W+1 samples.  Every m in that average covers n, so gain <= g[n] holds at
-    every sample: no overshoot, no look-ahead loop in Python.
+    every sample: no overshoot, no look-ahead loop in Python.  The average is taken in
+    integer fixed point (rounded down), so the gain at a sample depends only on the samples
+    within :func:`limiter_reach` of it -- never on where the array starts: a chunk rendered
+    with that much margin comes out bit-identical to the whole track.
     """
     x = np.asarray(x, dtype=np.float64)
     magnitude = np.abs(x)
@@ -417,11 +439,11 @@ def limit_peaks(x: np.ndarray, *, ceiling: float, window: int) -> np.ndarray:
     width = 2 * half  # W, even so that the averaging window centres on n
     with np.errstate(divide="ignore"):
         g = np.minimum(1.0, ceiling / magnitude)
-    m = _sliding_min(g, width)
+    m = np.floor(_sliding_min(g, width) * _GAIN_ONE).astype(np.int64)
     padded = np.concatenate([np.full(half, m[0]), m, np.full(half, m[-1])])  # edge values keep the bound
-    running = np.concatenate([[0.0], np.cumsum(padded)])
-    smooth = (running[width + 1 :] - running[: -width - 1]) / (width + 1)
-    return x * np.minimum(smooth, g)  # min() only absorbs cumsum rounding
+    running = np.concatenate([[0], np.cumsum(padded)])
+    smooth = (running[width + 1 :] - running[: -width - 1]) // (width + 1)
+    return x * np.minimum(smooth / _GAIN_ONE, g)
 
 
 def process_clip(
@@ -484,14 +506,12 @@ ToneSource = Callable[[Tone], np.ndarray]
 
 @dataclass(frozen=True)
 class TrackLevels:
-    """What pass 1 measured, and the gain pass 2 applies."""
+    """Loudness and peak of a rendered track."""
 
     loudness_lufs: float
-    """Integrated loudness before gain (``-inf`` if silent or under 400 ms)."""
+    """Integrated loudness (``-inf`` if silent or under 400 ms)."""
     peak: float
-    """Sample peak before gain, linear (0 for silence)."""
-    gain_db: float
-    """Gain that meets the loudness target without passing the peak ceiling."""
+    """Sample peak, linear (0 for silence)."""
 
     @property
     def peak_dbfs(self) -> float:
@@ -577,30 +597,47 @@ def _spans(length: int, step: int) -> Iterator[tuple[int, int]]:
         yield a, min(length, a + step)
 
 
-def _levels(mixer: _Mixer, settings: RenderSettings) -> TrackLevels:
-    """Pass 1: loudness and peak of the unscaled mix, and the gain to apply."""
-    meter = LoudnessMeter(sample_rate=settings.sample_rate)
-    peak = 0.0
-    for a, b in _spans(mixer.length, settings.chunk_samples):
-        chunk = mixer.span(a, b)
-        meter.add(chunk)
-        if len(chunk):
-            peak = max(peak, float(np.max(np.abs(chunk))))
-    loudness = meter.loudness()
-    if peak == 0:
-        gain = 0.0
-    else:
-        headroom = settings.peak_dbfs - 20 * math.log10(peak)
-        # Unmeasurable loudness (under 400 ms, or all below the gate): only the peak ceiling applies.
-        gain = min(settings.loudness_lufs - loudness, headroom) if math.isfinite(loudness) else min(0.0, headroom)
-    return TrackLevels(loudness_lufs=loudness, peak=peak, gain_db=gain)
-
-
 def measure_track(
     timeline: Timeline, clip: ClipSource, *, settings: RenderSettings, tone: ToneSource | None = None
 ) -> TrackLevels:
-    """Loudness and peak of the mix before gain, and the gain :func:`render` would apply."""
-    return _levels(_Mixer(timeline, clip, settings, tone), settings)
+    """Loudness and sample peak of the track :func:`render` makes."""
+    meter = LoudnessMeter(sample_rate=settings.sample_rate)
+    peak = 0.0
+    for chunk in render(timeline, clip, settings=settings, tone=tone):
+        x = chunk.astype(np.float64) / _INT16_SCALE
+        meter.add(x)
+        if len(x):
+            peak = max(peak, float(np.max(np.abs(x))))
+    return TrackLevels(loudness_lufs=meter.loudness(), peak=peak)
+
+
+class Mixer:
+    """Renders any span of a track, on its own, exactly as the whole track has it."""
+
+    def __init__(
+        self, timeline: Timeline, clip: ClipSource, *, settings: RenderSettings, tone: ToneSource | None = None
+    ) -> None:
+        self.settings = settings
+        self.length = timeline.length_samples
+        self._sum = _Mixer(timeline, clip, settings, tone)
+        self._gain = _db_to_gain(settings.mix_gain_db)
+        self._ceiling = _db_to_gain(settings.peak_dbfs)
+        self._window = round(_LIMITER_WINDOW_S * settings.sample_rate)
+        self._margin = limiter_reach(self._window) if settings.limit else 0
+
+    def render(self, start: int, end: int) -> np.ndarray:
+        """Samples ``[start, end)`` as int16 (clamped to the track)."""
+        start, end = max(0, start), min(self.length, end)
+        if end <= start:
+            return np.zeros(0, dtype=np.int16)
+        lo, hi = max(0, start - self._margin), min(self.length, end + self._margin)
+        x = self._sum.span(lo, hi).astype(np.float64) * self._gain
+        if self.settings.limit:
+            x = limit_peaks(x, ceiling=self._ceiling, window=self._window)
+        x = x[start - lo : end - lo] * _INT16_SCALE
+        np.round(x, out=x)
+        np.clip(x, -32768, 32767, out=x)
+        return x.astype(np.int16)
 
 
 def render(
@@ -611,19 +648,8 @@ def render(
     Bad timelines (events outside the track, rate mismatch) raise ``ValueError`` here, before
     any chunk; a clip whose length differs from its event's raises while rendering.
     """
-    mixer = _Mixer(timeline, clip, settings, tone)
-    return _render(mixer, settings)
-
-
-def _render(mixer: _Mixer, settings: RenderSettings) -> Iterator[np.ndarray]:
-    gain_db = _levels(mixer, settings).gain_db if settings.normalize else 0.0
-    scale = np.float32(_db_to_gain(gain_db) * _INT16_SCALE)
-    for a, b in _spans(mixer.length, settings.chunk_samples):
-        chunk = mixer.span(a, b)
-        chunk *= scale
-        np.round(chunk, out=chunk)
-        np.clip(chunk, -32768, 32767, out=chunk)
-        yield chunk.astype(np.int16)
+    mixer = Mixer(timeline, clip, settings=settings, tone=tone)
+    return (mixer.render(a, b) for a, b in _spans(mixer.length, settings.chunk_samples))
 
 
 def render_to_array(
@@ -645,11 +671,14 @@ __all__ = [
     "CLIP_VERSION",
     "MIX_VERSION",
     "LoudnessMeter",
+    "Mixer",
+    "TARGET_LUFS",
     "RenderSettings",
     "TrackLevels",
     "integrated_loudness",
     "k_weighting_power",
     "limit_peaks",
+    "limiter_reach",
     "measure_track",
     "process_clip",
     "render",

@@ -20,7 +20,7 @@ from . import export as exporting
 from .cache import Cache, default_cache_dir, digest
 from .compile import CompileSettings, collect_phrases, compile_timeline, estimate_speech_samples
 from .errors import VoicecoachError
-from .mix import RenderSettings, render, tone_length, tone_samples
+from .mix import Mixer, RenderSettings, render, tone_length, tone_samples
 from .model import EventKind, Routine, Timeline, Tone
 from .script import load_routine
 from .speech import Speech, SpeechSettings, get_engine
@@ -79,7 +79,7 @@ class Build:
     render_settings: RenderSettings
     track_key: str
     track_was_cached: bool = field(default=False)
-    _samples: np.ndarray | None = field(default=None, repr=False)
+    _samples: np.ndarray | Mixer | None = field(default=None, repr=False)
 
     def chunks(self, *, progress: Progress | None = None) -> Iterator[np.ndarray]:
         """The track's int16 samples in chunks: from the track cache, or mixed (and cached)."""
@@ -103,25 +103,19 @@ class Build:
     def read(self, start_sample: int, count: int) -> np.ndarray:
         """Samples ``[start, start + count)`` of the track (shorter at its end): random access for players.
 
-        Exactly the samples an export writes.  The first call makes sure the track is in the
-        cache (mixing it if needed) and maps it; a cache that cannot be written keeps the
-        mixed track in memory instead.
+        Exactly the samples an export writes: from the cached track if there is one, else
+        mixed for just this span (the mix of a span does not depend on the rest).
         """
-        track = self._track()
-        start = max(0, min(start_sample, len(track)))
-        return np.asarray(track[start : start + max(0, count)])
-
-    def _track(self) -> np.ndarray:
         if self._samples is None:
-            rate = self.render_settings.sample_rate
-            cached = self.cache.get_track(self.track_key, sample_rate=rate)
-            if cached is None:
-                mixed = np.concatenate([np.zeros(0, np.int16), *self.chunks()])
-                cached = self.cache.get_track(self.track_key, sample_rate=rate)
-                if cached is None:  # no cache, or it could not be written
-                    cached = mixed
-            self._samples = cached
-        return self._samples
+            cached = self.cache.get_track(self.track_key, sample_rate=self.render_settings.sample_rate)
+            self._samples = cached if cached is not None else self.mixer()
+        if isinstance(self._samples, Mixer):
+            return self._samples.render(start_sample, start_sample + max(0, count))
+        start = max(0, min(start_sample, len(self._samples)))
+        return np.asarray(self._samples[start : start + max(0, count)])
+
+    def mixer(self) -> Mixer:
+        return Mixer(self.timeline, self.speech.clip, settings=self.render_settings, tone=self._tone)
 
     def _tone(self, tone: Tone) -> np.ndarray:
         return tone_samples(tone, sample_rate=self.render_settings.sample_rate)
