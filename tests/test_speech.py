@@ -93,8 +93,8 @@ def espeak():
 @pytest.mark.espeak
 def test_espeak_clips_do_not_depend_on_history(espeak):
     texts = ["Hold.", "Release.", "Place your fingertips on your forehead."]
-    one = dict(espeak.synthesize(texts, voice="en", rate=Fraction(1), jobs=2, timeout_s=30))
-    other = dict(espeak.synthesize(["Something else first."] + texts[::-1], voice="en", rate=Fraction(1),
+    one = dict(espeak.synthesize(texts, voice="en", rate=Fraction(1), sample_rate=44100, jobs=2, timeout_s=30))
+    other = dict(espeak.synthesize(["Something else first."] + texts[::-1], voice="en", rate=Fraction(1), sample_rate=44100,
                                    jobs=1, timeout_s=30))
     for text in texts:
         assert one[text].tobytes() == other[text].tobytes()
@@ -104,7 +104,7 @@ def test_espeak_clips_do_not_depend_on_history(espeak):
 @pytest.mark.espeak
 def test_espeak_rate_changes_length(espeak):
     slow, fast = (
-        dict(espeak.synthesize(["Breathe in slowly and deeply."], voice="en", rate=r, jobs=1, timeout_s=30))
+        dict(espeak.synthesize(["Breathe in slowly and deeply."], voice="en", rate=r, sample_rate=44100, jobs=1, timeout_s=30))
         for r in (Fraction(3, 4), Fraction(3, 2))
     )
     assert len(slow["Breathe in slowly and deeply."]) > 1.5 * len(fast["Breathe in slowly and deeply."])
@@ -113,7 +113,7 @@ def test_espeak_rate_changes_length(espeak):
 @pytest.mark.espeak
 def test_espeak_unknown_voice_is_an_error(espeak):
     with pytest.raises(EngineError, match="espeak has no voice 'no-such-voice'"):
-        list(espeak.synthesize(["Hello."], voice="no-such-voice", rate=Fraction(1), jobs=1, timeout_s=30))
+        list(espeak.synthesize(["Hello."], voice="no-such-voice", rate=Fraction(1), sample_rate=44100, jobs=1, timeout_s=30))
 
 
 @pytest.mark.espeak

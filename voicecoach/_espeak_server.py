@@ -18,7 +18,7 @@ Why a server that forks a child per phrase:
 
 Protocol (JSON lines): the server first writes ``{"ready": true, "sample_rate": ..,
 "version": ..}``.  Requests: ``{"op": "synth", "id": .., "text": .., "voice": .., "wpm": ..,
-"out": path}`` ... then ``{"op": "run", "jobs": N, "timeout": s}`` runs the batch, answering
+"sample_rate": .., "out": path}`` (the child writes the finished clip, see mix.process_clip) ... then ``{"op": "run", "jobs": N, "timeout": s}`` runs the batch, answering
 ``{"id": .., "ok": bool, "error": ..}`` per phrase as each finishes, then ``{"done": true}``.
 ``{"op": "voices", "out": path}`` writes the voice list as JSON.  EOF ends the server.
 """
@@ -89,11 +89,17 @@ def _child_synth(request: dict) -> int:
     audio = b"".join(chunks)
     if not audio:
         return 3
+    # Finish the clip here, in parallel with the other children, not in the client.
+    import numpy as np
+    from voicecoach.mix import process_clip
+
+    rate = int(request["sample_rate"])
+    clip = process_clip(np.frombuffer(audio, dtype="<i2"), source_rate=ESPEAK_SAMPLE_RATE, sample_rate=rate)
     with wave.open(request["out"], "wb") as handle:
         handle.setnchannels(1)
         handle.setsampwidth(2)
-        handle.setframerate(ESPEAK_SAMPLE_RATE)
-        handle.writeframes(audio)
+        handle.setframerate(rate)
+        handle.writeframes(clip.astype("<i2").tobytes())
     return 0
 
 
@@ -182,6 +188,8 @@ def main() -> int:
     except Exception as error:  # the library or its data is missing
         reply({"ready": False, "error": f"{type(error).__name__}: {error}"})
         return 1
+    import voicecoach.mix  # noqa: F401  (numpy and the clip processing, imported once for every child)
+
     reply({"ready": True, "sample_rate": ESPEAK_SAMPLE_RATE, "version": version})
     batch: deque = deque()
     for line in sys.stdin:

@@ -29,7 +29,7 @@ from .timing import to_samples
 MIX_VERSION = "mix-2"
 """Bump when the mixer's output changes for the same inputs (part of the track cache key)."""
 
-CLIP_VERSION = "clip-2"
+CLIP_VERSION = "clip-3"
 """Bump when :func:`process_clip` changes its output (part of every clip's cache key)."""
 
 CLIP_LOUDNESS_LUFS = -16.0
@@ -350,12 +350,30 @@ def _clip_loudness(x: np.ndarray, sample_rate: int) -> float:
 # Speech clips
 
 
+def _fast_length(n: int, multiple: int) -> int:
+    """The smallest L >= n that is a multiple of ``multiple`` with ``L / multiple`` 7-smooth.
+
+    FFTs of such lengths are fast; a clip of awkward (say, prime) length otherwise costs
+    many times more to resample.
+    """
+    k = max(1, -(-n // multiple))
+    while True:
+        rest = k
+        for prime in (2, 3, 5, 7):
+            while rest % prime == 0:
+                rest //= prime
+        if rest == 1:
+            return k * multiple
+        k += 1
+
+
 def resample(x: np.ndarray, *, source_rate: int, sample_rate: int) -> np.ndarray:
     """Band-limited (FFT) resampling of a whole signal; ``round(n * sample_rate / source_rate)`` long.
 
     The spectrum is zero-padded (up) or cut with a short cosine roll-off below the new
     Nyquist (down, so nothing aliases and the cut does not ring).  The FFT treats the signal
-    as periodic: callers fade its ends to zero first.
+    as periodic: callers fade its ends to zero first, which also makes padding the signal
+    with zeros to a fast FFT length (and cutting the result back) harmless.
     """
     x = np.asarray(x, dtype=np.float64)
     n = len(x)
@@ -364,17 +382,20 @@ def resample(x: np.ndarray, *, source_rate: int, sample_rate: int) -> np.ndarray
         return x.copy()
     if n == 0 or m == 0:
         return np.zeros(m)
-    spectrum = np.fft.rfft(x)
-    out = np.zeros(m // 2 + 1, dtype=np.complex128)
+    ratio = Fraction(sample_rate, source_rate)
+    padded_n = _fast_length(n, ratio.denominator)
+    padded_m = padded_n * ratio.numerator // ratio.denominator
+    spectrum = np.fft.rfft(x, padded_n)
+    out = np.zeros(padded_m // 2 + 1, dtype=np.complex128)
     keep = min(len(spectrum), len(out))
     out[:keep] = spectrum[:keep]
-    if m > n:
-        if n % 2 == 0:
-            out[n // 2] *= 0.5  # the old Nyquist bin stood for +f and -f; now it is an ordinary bin
+    if padded_m > padded_n:
+        if padded_n % 2 == 0:
+            out[padded_n // 2] *= 0.5  # the old Nyquist bin stood for +f and -f; now it is an ordinary bin
     else:
         roll = max(1, len(out) // 20)
         out[-roll:] *= 0.5 + 0.5 * np.cos(np.pi * np.arange(1, roll + 1) / roll)  # ends at exactly 0
-    return np.fft.irfft(out, m) * (m / n)
+    return np.fft.irfft(out, padded_m)[:m] * (padded_m / padded_n)
 
 
 def _trim_bounds(x: np.ndarray, rate: int) -> tuple[int, int] | None:

@@ -46,6 +46,8 @@ class Settings:
     """Samples per second of the track."""
     bitrate_kbps: int = 96
     """MP3 bitrate (constant, so chapter times stay exact to seek)."""
+    mp3_quality: int = 5
+    """LAME's algorithm quality, 0 (best, slowest) to 9; 5 is its "good quality, fast"."""
     jobs: int | None = None
     """Parallel synthesis workers; ``None`` uses every core."""
     cache_dir: Path | None = None
@@ -234,6 +236,7 @@ def export(
             timeline=timeline,
             sample_rate=timeline.sample_rate,
             bitrate_kbps=settings.bitrate_kbps,
+            quality=settings.mp3_quality,
             title=result.routine.title,
             album="voicecoach routines",
         )

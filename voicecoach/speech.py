@@ -8,6 +8,7 @@ covers everything that changes its samples, so a cached clip is always the right
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -56,9 +57,13 @@ class Engine(Protocol):
         """Engine and version, cheaply (no synthesis): part of every clip's cache key."""
 
     def synthesize(
-        self, texts: list[str], *, voice: str, rate: Fraction, jobs: int, timeout_s: float
+        self, texts: list[str], *, voice: str, rate: Fraction, sample_rate: int, jobs: int, timeout_s: float
     ) -> Iterator[tuple[str, np.ndarray]]:
-        """Yield ``(text, int16 samples at self.sample_rate)`` for each text, in any order."""
+        """Yield ``(text, finished clip)`` for each text, in any order.
+
+        A finished clip is what :func:`mix.process_clip` makes of the engine's raw output at
+        ``sample_rate``; engines with worker processes do that work there, in parallel.
+        """
 
     def voices(self) -> list[VoiceInfo]:
         """The voices available."""
@@ -74,21 +79,24 @@ def _dist_version(name: str) -> str:
         return "unknown"
 
 
+@functools.cache
+def _espeak_identity(protocol: str) -> str:
+    # Reading package metadata costs about half a millisecond: once per process is enough.
+    return f"espeak-ng/espeakng-loader {_dist_version('espeakng-loader')}/pyttsx3 {_dist_version('pyttsx3')}/{protocol}"
+
+
 class EspeakEngine:
     """espeak-ng through pyttsx3, in a fork-per-phrase server (see _espeak_server)."""
 
     name = "espeak"
     sample_rate = 22050
-    PROTOCOL = "espeak-server-2"
+    PROTOCOL = "espeak-server-3"
 
     def __init__(self) -> None:
         self._proc: subprocess.Popen | None = None
 
     def identity(self) -> str:
-        return (
-            f"espeak-ng/espeakng-loader {_dist_version('espeakng-loader')}/"
-            f"pyttsx3 {_dist_version('pyttsx3')}/{self.PROTOCOL}"
-        )
+        return _espeak_identity(self.PROTOCOL)
 
     def _server(self) -> subprocess.Popen:
         if self._proc is not None and self._proc.poll() is None:
@@ -130,7 +138,7 @@ class EspeakEngine:
         return json.loads(line)
 
     def synthesize(
-        self, texts: list[str], *, voice: str, rate: Fraction, jobs: int, timeout_s: float
+        self, texts: list[str], *, voice: str, rate: Fraction, sample_rate: int, jobs: int, timeout_s: float
     ) -> Iterator[tuple[str, np.ndarray]]:
         if not texts:
             return
@@ -141,7 +149,7 @@ class EspeakEngine:
             for index, text in enumerate(texts):
                 self._send(
                     {"op": "synth", "id": index, "text": text, "voice": voice, "wpm": wpm,
-                     "out": os.path.join(folder, f"{index}.wav")}
+                     "sample_rate": sample_rate, "out": os.path.join(folder, f"{index}.wav")}
                 )
             self._send({"op": "run", "jobs": jobs, "timeout": timeout_s})
             while True:
@@ -218,10 +226,10 @@ class FakeEngine:
         return Fraction(1, 4) + Fraction(55, 1000) * len(text)
 
     def synthesize(
-        self, texts: list[str], *, voice: str, rate: Fraction, jobs: int, timeout_s: float
+        self, texts: list[str], *, voice: str, rate: Fraction, sample_rate: int, jobs: int, timeout_s: float
     ) -> Iterator[tuple[str, np.ndarray]]:
         for text in texts:
-            yield text, self.render(text, rate=rate)
+            yield text, process_clip(self.render(text, rate=rate), source_rate=self.sample_rate, sample_rate=sample_rate)
 
     def render(self, text: str, *, rate: Fraction = Fraction(1)) -> np.ndarray:
         n = round(self.clip_seconds(text) / rate * self.sample_rate)
@@ -291,13 +299,18 @@ class Speech:
     """Called after each clip is ready (progress)."""
     stats: SpeechStats = field(default_factory=SpeechStats)
     _clips: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+    _keys: dict[str, str] = field(default_factory=dict, repr=False)
 
     def key(self, text: str) -> str:
-        s = self.settings
-        return digest(
-            "clip", text, self.engine.name, self.engine.identity(), s.voice_id, s.language,
-            str(s.rate), s.sample_rate, CLIP_VERSION,
-        )
+        key = self._keys.get(text)
+        if key is None:
+            s = self.settings
+            key = digest(
+                "clip", text, self.engine.name, self.engine.identity(), s.voice_id, s.language,
+                str(s.rate), s.sample_rate, CLIP_VERSION,
+            )
+            self._keys[text] = key
+        return key
 
     def prepare(self, texts: Iterable[str]) -> None:
         """Make every text's clip available, synthesizing only the cache misses."""
@@ -316,10 +329,10 @@ class Speech:
         if not missing:
             return
         results = self.engine.synthesize(
-            missing, voice=self.settings.voice_id, rate=self.settings.rate, jobs=self.jobs, timeout_s=self.timeout_s
+            missing, voice=self.settings.voice_id, rate=self.settings.rate, sample_rate=self.settings.sample_rate,
+            jobs=self.jobs, timeout_s=self.timeout_s,
         )
-        for text, raw in results:
-            clip = process_clip(raw, source_rate=self.engine.sample_rate, sample_rate=self.settings.sample_rate)
+        for text, clip in results:
             self.cache.put_clip(self.key(text), clip, sample_rate=self.settings.sample_rate)
             self._clips[text] = clip
             self.stats.synthesized += 1
