@@ -79,19 +79,31 @@ def speech_options(func):
 
 @cli.command(context_settings=CONTEXT)
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
-def check(files: tuple[Path, ...]) -> None:
+@click.option("--strict", is_flag=True, help="Treat safety and quality warnings as errors (exit 2).")
+@click.option("--deep", is_flag=True,
+              help="Also compile with real speech (synthesized and cached) to find speech too long for its slot.")
+@speech_options
+def check(files: tuple[Path, ...], strict: bool, deep: bool, engine: str, voice: str | None, rate: float | None,
+          cache_dir: Path | None, no_cache: bool, jobs: int | None) -> None:
     """Validate routine files; print each problem as path:line:col: message.
 
-    Exits 0 when every file is valid, 2 otherwise.
+    Then the safety and quality rules run on every valid routine: each finding is printed as
+    path:line:col: RULE warning: reason (info notes never fail). The speech options apply to
+    --deep only. Exits 0 when every file is valid (warnings allowed unless --strict), 2 otherwise.
 
     \b
     Example:
       voicecoach check scripts/*.yaml
+      voicecoach check --strict --deep scripts/morning.yaml
     """
+    from .rules import Severity, check_routine
+
+    deep_settings = _settings(engine, voice, rate, cache_dir, no_cache, jobs) if deep else None
     problems = 0
     for path in files:
         try:
             routine = load_routine(path)
+            findings = check_routine(routine, deep=deep_settings)
         except RoutineErrors as errors:
             for error in errors.errors:
                 click.echo(error.format(), err=True)
@@ -101,7 +113,14 @@ def check(files: tuple[Path, ...]) -> None:
             click.echo(error.format(), err=True)
             problems += 1
             continue
-        click.echo(f"{path}: ok ({len(flat_steps(routine.steps))} steps)")
+        for finding in findings:
+            click.echo(finding.format(strict=strict), err=True)
+        failing = sum(finding.fails(strict=strict) for finding in findings)
+        problems += failing
+        if not failing:
+            warnings = sum(finding.severity is Severity.WARNING for finding in findings)
+            noted = f", {warnings} warning{'s' if warnings != 1 else ''}" if warnings else ""
+            click.echo(f"{path}: ok ({len(flat_steps(routine.steps))} steps{noted})")
     if problems:
         raise click.exceptions.Exit(2)
 
@@ -233,6 +252,329 @@ def voices(engine: str | None, language: str | None, as_json: bool) -> None:
         click.echo(f"{name}: {len(these)} voice{'s' if len(these) != 1 else ''} (write the id in a routine's `voice:` or pass --voice)")
         for v in these:
             click.echo(f"  {v.id:<24} {', '.join(v.languages):<12} {v.name}")
+
+
+@cli.command(context_settings=CONTEXT)
+@click.argument("name")
+@click.option("-o", "--output", "out", type=click.Path(dir_okay=False, path_type=Path),
+              help="File to write [default: the name in lower case with dashes, .yaml].")
+@click.option("--force", is_flag=True, help="Replace the file if it exists.")
+def new(name: str, out: Path | None, force: bool) -> None:
+    """Write a commented starter routine titled NAME that documents every field.
+
+    It passes `check --strict` and compiles as it is; edit it from there.
+
+    \b
+    Example:
+      voicecoach new "Evening calm" -o scripts/evening-calm.yaml
+    """
+    from .schema import default_file_name, starter_routine, write_new_file
+
+    text = starter_routine(name)
+    target = write_new_file(out or Path(default_file_name(name)), text, force=force)
+    click.echo(f"wrote {target}")
+
+
+@cli.command(context_settings=CONTEXT)
+@click.option("-o", "--output", "out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the schema to this file instead of printing it.")
+def schema(out: Path | None) -> None:
+    """Print the JSON Schema (draft 2020-12) of the routine format, for editors.
+
+    Routines that start with `# yaml-language-server: $schema=routine.schema.json` get
+    completion and validation in editors that use the YAML language server.
+
+    \b
+    Example:
+      voicecoach schema -o scripts/routine.schema.json
+    """
+    from .schema import schema_text, write_new_file
+
+    if out is None:
+        click.echo(schema_text(), nl=False)
+    else:
+        write_new_file(out, schema_text(), force=True)
+
+
+_EXPORT_FORMATS = ("mp3", "m4b", "opus")  # formats.AudioFormat values (literal: cli imports stay light)
+
+
+@cli.command(name="export", context_settings=CONTEXT)
+@click.argument("routines", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("-d", "--dir", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Folder to export into (created if its parent exists).")
+@click.option("--format", "fmt", type=click.Choice(_EXPORT_FORMATS), default="mp3", show_default=True,
+              help="mp3 (ID3 chapters), m4b (AAC with chapters, Apple Books) or opus.")
+@click.option("--split", is_flag=True, help="One numbered track per step, with an .m3u8 playlist per routine.")
+@speech_options
+def export_command(routines: tuple[Path, ...], out_dir: Path, fmt: str, split: bool, engine: str,
+                   voice: str | None, rate: float | None, cache_dir: Path | None, no_cache: bool,
+                   jobs: int | None) -> None:
+    """Export routines (files or folders of them) for a phone, in parallel.
+
+    Each routine becomes a file named after its title, with chapters, cover art and a
+    Podcasting 2.0 chapters file (or, with --split, one track per step and a playlist).
+    Unchanged routines are not encoded again. A folder means every routine in it;
+    include-only blocks are skipped. --jobs caps the worker processes. A routine that
+    fails is reported and the others still export (exit 2).
+
+    \b
+    Example:
+      voicecoach export scripts/ -d phone/
+      voicecoach export scripts/morning.yaml -d phone/ --format m4b --split
+    """
+    from .formats import AudioFormat
+    from .library_export import LibrarySettings, Outcome, export_library
+
+    settings = _settings(engine, voice, rate, cache_dir, no_cache, jobs)
+    with _Progress() as progress:
+        report = export_library(routines, out_dir, settings=settings,
+                                library=LibrarySettings(format=AudioFormat(fmt), split=split, jobs=jobs),
+                                progress=progress)
+    for result in report.results:
+        if result.outcome is Outcome.SKIPPED:
+            click.echo(f"note: {result.path}: {result.message}; skipped", err=True)
+        elif result.outcome is Outcome.FAILED:
+            click.echo(result.message, err=True)
+        elif result.entry is not None:
+            entry = result.entry
+            for warning in result.warnings:
+                click.echo(f"warning: {warning}", err=True)
+            parts = f"{len(entry.tracks)} tracks" if entry.split else f"{entry.steps} chapters"
+            click.echo(f"{entry.playlist or entry.tracks[0].file}: {entry.title}, "
+                       f"{format_duration(round(entry.duration_s))}, {parts} ({result.outcome.value})")
+    counts = {o: len(report.of(o)) for o in Outcome}
+    if counts[Outcome.SKIPPED] == len(report.results):
+        raise VoicecoachError("no routines found in " + ", ".join(map(str, routines)),
+                              hint="give routine .yaml files, or folders that hold them")
+    click.echo(", ".join(f"{counts[o]} {o.value}" for o in Outcome if counts[o]) + f" -> {out_dir}")
+    if counts[Outcome.FAILED]:
+        raise VoicecoachError(f"{counts[Outcome.FAILED]} of {len(report.results) - counts[Outcome.SKIPPED]} "
+                              "routines failed to export", hint="fix the problems above and export again")
+
+
+@cli.command(context_settings=CONTEXT)
+@click.argument("folder", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--base-url", required=True, help="Where FOLDER is served, e.g. http://192.168.1.20:8000/.")
+@click.option("--title", default="voicecoach routines", show_default=True, help="The podcast's title.")
+@click.option("--description", help="The podcast's description.")
+@click.option("--author", default="voicecoach", show_default=True, help="The podcast's author.")
+def feed(folder: Path, base_url: str, title: str, description: str | None, author: str) -> None:
+    """Write FOLDER/feed.xml: a podcast feed (RSS 2.0, iTunes, Podcasting 2.0) of the exports.
+
+    A phone's podcast app subscribes to it and downloads the routines with their chapters.
+    `voicecoach serve` serves the folder and this feed.
+
+    \b
+    Example:
+      voicecoach feed phone/ --base-url http://192.168.1.20:8000/ --title "My face routines"
+    """
+    from .feed import FeedSettings, write_feed
+
+    extra = {"description": description} if description else {}
+    settings = FeedSettings(base_url=base_url, title=title, author=author, **extra)
+    path, missing = write_feed(folder, settings=settings)
+    for name in missing:
+        click.echo(f"warning: {folder / name} is missing; export again to bring it back", err=True)
+    click.echo(f"wrote {path}")
+
+
+@cli.command(context_settings=CONTEXT)
+@click.argument("folder", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--host", help="Address to listen on [default: this machine's LAN address]; 0.0.0.0 for all.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True, help="Port (0: any free).")
+@click.option("--no-qr", is_flag=True, help="Do not print the QR code of the feed URL.")
+@click.option("--verbose", is_flag=True, help="Print each request.")
+def serve(folder: Path, host: str | None, port: int, no_qr: bool, verbose: bool) -> None:
+    """Serve FOLDER and its podcast feed over HTTP on the local network.
+
+    Prints the feed URL and a QR code of it: scan it with the phone, or add the URL to a
+    podcast app. Players can seek (HTTP range requests); only files in FOLDER are served.
+    Ctrl-C stops.
+
+    \b
+    Example:
+      voicecoach serve phone/ --port 8000
+    """
+    from .serve import feed_url, make_server, qr_text
+
+    log = (lambda line: click.echo(line, err=True)) if verbose else None
+    server = make_server(folder, host=host, port=port, log=log)
+    url = feed_url(server)
+    click.echo(f"Serving {folder} at {server.app.base_url}")
+    click.echo(f"Podcast feed: {url}")
+    if not no_qr:
+        click.echo(qr_text(url), nl=False)
+    click.echo("Ctrl-C stops.")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        click.echo("Stopped.")
+    finally:
+        server.server_close()
+
+
+@cli.command(context_settings=CONTEXT)
+@click.argument("file", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--from", "from_step", metavar="STEP", help="Start at this step: its number or the start of its name.")
+@click.option("--loop", is_flag=True, help="When the routine ends, play it again from the start step (until q).")
+@click.option("--no-keys", is_flag=True, help="Do not read keys from the terminal (scripted use).")
+@click.option("--volume", type=click.IntRange(0, 100), default=100, show_default=True, help="Volume in percent.")
+@click.option("--backend", "backend_name", type=click.Choice(["miniaudio", "simpleaudio", "fake"]), default="miniaudio",
+              show_default=True, help="Sound output: miniaudio (PulseAudio, PipeWire, ALSA, ...), simpleaudio "
+              "(pip install 'voicecoach[simpleaudio]'), or fake (no sound, as fast as possible: for tests).")
+@click.option("--device", help="Output device: a number or (part of) a name from --devices.")
+@click.option("--devices", "show_devices", is_flag=True, help="List the output devices and exit.")
+@click.option("--script-keys", hidden=True,
+              help="Timed keys, e.g. 'wait:1.0,space,wait:1.0,space,n' (seconds of device time; for tests).")
+@speech_options
+def play(file: Path | None, from_step: str | None, loop: bool, no_keys: bool, volume: int, backend_name: str,
+         device: str | None, show_devices: bool, script_keys: str | None, engine: str, voice: str | None,
+         rate: float | None, cache_dir: Path | None, no_cache: bool, jobs: int | None) -> None:
+    """Play a routine hands-free, controlled with single keys.
+
+    Shows the step, its phase (hold 3 of 5, stroke 4 of 8, rest), the time left and what is
+    next on one line (plain log lines when the output is not a terminal). Each session is
+    recorded in the practice log (see `voicecoach log`).
+
+    \b
+    Keys (no Enter):
+      space       pause / resume
+      n or ->     next step
+      p or <-     back to the start of the step (twice quickly: previous step)
+      r           repeat the current step
+      + / -       volume
+      q           quit (Ctrl-C too)
+
+    \b
+    Example:
+      voicecoach play scripts/morning.yaml --from 2
+    """
+    import shutil
+    from datetime import datetime, timezone
+
+    from .keys import HELP, RawTerminal, parse_script
+    from .player import Player, find_step, list_devices, make_backend, run_session
+    from .practice_log import PracticeLog, PracticeLogError
+    from .status import StatusView
+
+    if show_devices:
+        for info in list_devices(backend_name):
+            click.echo(f"{info.number:>3}  {info.name}  ({info.backend})")
+        return
+    if file is None:
+        raise VoicecoachError("no routine to play", hint="give its file: voicecoach play ROUTINE.yaml (--devices lists devices)")
+    script = parse_script(script_keys) if script_keys else []
+    audio = make_backend(backend_name, device=device)
+    with _Progress() as progress:
+        result = build(file, settings=_settings(engine, voice, rate, cache_dir, no_cache, jobs), progress=progress)
+    for warning in result.cache.stats.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    start = find_step(result.timeline, from_step) if from_step else 0
+    practice: PracticeLog | None = PracticeLog()
+    try:
+        practice.check()
+    except PracticeLogError as error:  # never blocks playing
+        click.echo(f"warning: {error.format()}; this session will not be logged", err=True)
+        practice = None
+    player = Player(result, start_step=start, loop=loop, volume_percent=volume)
+    live = sys.stdout.isatty()
+    terminal = RawTerminal() if not no_keys and RawTerminal.available() else None
+    timeline = result.timeline
+    click.echo(f"{timeline.routine}: {len(timeline.chapters)} steps, {format_duration(round(timeline.duration_s))}"
+               + (f" | {HELP}" if terminal else ""))
+    started = datetime.now(timezone.utc)
+    interrupted, failure = False, None
+    try:
+        run_session(player, audio, view=StatusView(timeline, live=live, width=shutil.get_terminal_size().columns),
+                    show=lambda text: click.echo(text, nl=False), terminal=terminal, script=script)
+    except KeyboardInterrupt:
+        interrupted = True
+    except VoicecoachError as error:  # e.g. the device went away: still log what was played
+        failure = error
+    outcome = player.result()
+    if failure is not None and not outcome.played_s:
+        raise failure
+    click.echo(f"{'Stopped' if interrupted else 'Played'} {format_duration(round(outcome.played_s))}: "
+               f"{outcome.steps_completed} of {outcome.steps_total} steps completed"
+               + (", finished." if outcome.finished else "."))
+    if practice is not None and outcome.played_s > 0:
+        _log_session(practice, file, timeline, outcome, started)
+    if failure is not None:
+        raise failure
+    if interrupted:
+        raise click.exceptions.Exit(130)
+
+
+def _log_session(practice, file: Path, timeline, outcome, started) -> None:
+    """Record a played session; a broken log only warns."""
+    from .practice_log import PracticeLogError, file_hash, new_session
+
+    areas: dict[str, float] = {}
+    for chapter, seconds in zip(timeline.chapters, outcome.seconds_per_step):
+        if chapter.area is not None and seconds:
+            areas[chapter.area.value] = areas.get(chapter.area.value, 0.0) + seconds
+    session = new_session(
+        routine=timeline.routine, file_hash=file_hash(file), started=started, seconds_played=outcome.played_s,
+        steps_completed=outcome.steps_completed, steps_total=outcome.steps_total, finished=outcome.finished,
+        area_seconds=areas,
+    )
+    try:
+        practice.record(session)
+        streak = practice.summary().current_streak_days
+    except PracticeLogError as error:
+        click.echo(f"warning: {error.format()}; this session was not logged", err=True)
+        return
+    click.echo(f"Logged. Practice streak: {streak} day{'s' if streak != 1 else ''}.")
+
+
+@cli.command(name="log", context_settings=CONTEXT)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option("--limit", type=click.IntRange(1, 100_000), default=10, show_default=True, help="Recent sessions to show.")
+def log_command(as_json: bool, limit: int) -> None:
+    """Show recent practice sessions, the streak of practice days and minutes per face area.
+
+    Sessions are recorded by `voicecoach play` in practice.sqlite3 in $VOICECOACH_DATA_DIR,
+    else $XDG_DATA_HOME/voicecoach, else ~/.local/share/voicecoach.
+
+    \b
+    Example:
+      voicecoach log --limit 5
+    """
+    from .practice_log import PracticeLog
+
+    practice = PracticeLog()
+    summary = practice.summary(limit=limit)
+    if as_json:
+        click.echo(json.dumps({
+            "database": str(practice.path),
+            "today": summary.today.isoformat(),
+            "total_sessions": summary.total_sessions,
+            "streak": {"current_days": summary.current_streak_days, "longest_days": summary.longest_streak_days},
+            "minutes_per_area": {"last_7_days": summary.minutes_7_days, "last_30_days": summary.minutes_30_days},
+            "sessions": [{
+                "routine": s.routine, "file_hash": s.file_hash,
+                "started_utc": s.started_utc.isoformat(timespec="seconds"), "local_date": s.local_date.isoformat(),
+                "seconds_played": round(s.seconds_played, 3), "steps_completed": s.steps_completed,
+                "steps_total": s.steps_total, "finished": s.finished,
+                "minutes_per_area": {a: round(sec / 60, 3) for a, sec in sorted(s.area_seconds.items())},
+            } for s in summary.sessions],
+        }, indent=1))
+        return
+    if not summary.total_sessions:
+        click.echo(f"No sessions logged yet in {practice.path}: play a routine with `voicecoach play ROUTINE`.")
+        return
+    days = lambda n: f"{n} day{'s' if n != 1 else ''}"  # noqa: E731
+    click.echo(f"Streak: {days(summary.current_streak_days)} (longest {days(summary.longest_streak_days)})")
+    for label, minutes in (("last 7 days", summary.minutes_7_days), ("last 30 days", summary.minutes_30_days)):
+        areas = ", ".join(f"{area} {m:.1f}" for area, m in minutes.items()) or "none"
+        click.echo(f"Minutes per area, {label}: {areas}")
+    click.echo(f"Recent sessions ({len(summary.sessions)} of {summary.total_sessions}):")
+    for s in summary.sessions:
+        when = s.started_utc.astimezone().strftime("%Y-%m-%d %H:%M")
+        steps = f"{s.steps_completed}/{s.steps_total}" if s.steps_total else str(s.steps_completed)
+        click.echo(f"  {when}  {s.routine:<28} {format_duration(round(s.seconds_played)):>7}  {steps} steps"
+                   + ("  finished" if s.finished else ""))
 
 
 class _Progress:

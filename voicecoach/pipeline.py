@@ -9,6 +9,7 @@ synthesized nor mixed again.
 from __future__ import annotations
 
 import os
+import threading
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -18,10 +19,10 @@ import numpy as np
 
 from . import export as exporting
 from .cache import Cache, default_cache_dir, digest
-from .compile import CompileSettings, collect_phrases, compile_timeline, estimate_speech_samples
+from .compile import CompileSettings, Section, collect_phrases, compile_timeline, estimate_speech_samples, iter_sections
 from .errors import VoicecoachError
-from .mix import Mixer, RenderSettings, render, tone_length, tone_samples
-from .model import EventKind, Routine, Timeline, Tone
+from .mix import Mixer, RenderSettings, limiter_reach, render, tone_length, tone_samples
+from .model import EventKind, Routine, Timeline, Tone, flat_steps
 from .script import load_routine
 from .speech import Speech, SpeechSettings, get_engine
 from .vocab import load_vocabulary
@@ -123,26 +124,22 @@ class Build:
         return tone_samples(tone, sample_rate=self.render_settings.sample_rate)
 
 
-def build(
-    routine: Routine | str | os.PathLike,
-    *,
-    settings: Settings = Settings(),
-    progress: Progress | None = None,
-) -> Build:
-    """Load (if given a path), synthesize what is missing and schedule the routine."""
+@dataclass
+class _Parts:
+    """What every way of building starts from."""
+
+    routine: Routine
+    vocab: object
+    cache: Cache
+    phrases: list[str]
+    speech: Speech
+
+
+def _parts(routine: Routine | str | os.PathLike, settings: Settings, on_clip: Callable[[str], None] | None) -> _Parts:
     if not isinstance(routine, Routine):
         routine = load_routine(routine)
     vocab = load_vocabulary(routine.language)
     cache = Cache((settings.cache_dir or default_cache_dir()) if settings.use_cache else None)
-    phrases = collect_phrases(routine, vocab=vocab)
-    done = 0
-
-    def on_clip(text: str) -> None:
-        nonlocal done
-        done += 1
-        if progress:
-            progress("speech", done, len(phrases))
-
     speech = Speech(
         engine=get_engine(settings.engine),
         cache=cache,
@@ -150,27 +147,207 @@ def build(
         jobs=settings.jobs or os.cpu_count() or 1,
         on_clip=on_clip,
     )
+    return _Parts(routine, vocab, cache, collect_phrases(routine, vocab=vocab), speech)
+
+
+def build(
+    routine: Routine | str | os.PathLike,
+    *,
+    settings: Settings = Settings(),
+    progress: Progress | None = None,
+) -> Build:
+    """Load (if given a path), synthesize what is missing and schedule the routine."""
+    done = 0
+
+    def on_clip(text: str) -> None:
+        nonlocal done
+        done += 1
+        if progress:
+            progress("speech", done, len(parts.phrases))
+
+    parts = _parts(routine, settings, on_clip)
     try:
-        speech.prepare(phrases)
+        parts.speech.prepare(parts.phrases)
     finally:
-        speech.engine.close()
+        parts.speech.engine.close()
     rate = settings.sample_rate
     timeline = compile_timeline(
-        routine,
-        vocab=vocab,
-        speech_samples=speech.samples,
+        parts.routine,
+        vocab=parts.vocab,
+        speech_samples=parts.speech.samples,
         tone_samples=lambda tone: tone_length(tone, sample_rate=rate),
         settings=settings.compile_settings(),
     )
     render_settings = settings.render_settings()
     return Build(
-        routine=routine,
+        routine=parts.routine,
         timeline=timeline,
-        speech=speech,
-        cache=cache,
+        speech=parts.speech,
+        cache=parts.cache,
         render_settings=render_settings,
-        track_key=track_key(timeline, speech, render_settings),
+        track_key=track_key(timeline, parts.speech, render_settings),
     )
+
+
+class LiveBuild:
+    """A build that can be played while it is still being made.
+
+    One thread synthesizes the phrases in the order they are first spoken; another
+    schedules the steps as their clips arrive.  ``timeline`` is what is scheduled so far
+    (its chapters grow, in order, until ``complete``); ``read`` waits only for the span it is
+    asked for.  Clips, schedule and mix are all pure, so the samples are exactly those of
+    :func:`build` and of an export.
+    """
+
+    def __init__(self, routine: Routine | str | os.PathLike, *, settings: Settings = Settings()) -> None:
+        self.settings = settings
+        self.render_settings = settings.render_settings()
+        self.sample_rate = settings.sample_rate
+        self._ready = threading.Condition()
+        self._error: BaseException | None = None
+        self._sections: list[Section] = []
+        self._complete = False
+        self._mixer: Mixer | None = None
+        self._mixer_length = -1
+        self._track: np.ndarray | None = None
+        self._track_looked_up = False
+        self._parts = _parts(routine, settings, self._clip_arrived)
+        self.routine = self._parts.routine
+        self.timeline = Timeline(self.routine.title, self.sample_rate, 0, (), ())
+        self._threads = [
+            threading.Thread(target=self._guard, args=(self._synthesize,), name="voicecoach-speech", daemon=True),
+            threading.Thread(target=self._guard, args=(self._schedule,), name="voicecoach-schedule", daemon=True),
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    # -- background work ---------------------------------------------------------------
+
+    def _guard(self, work: Callable[[], None]) -> None:
+        try:
+            work()
+        except BaseException as error:  # handed to whoever waits next
+            with self._ready:
+                self._error = self._error or error
+                self._ready.notify_all()
+
+    def _synthesize(self) -> None:
+        try:
+            self._parts.speech.prepare(self._parts.phrases)
+        finally:
+            self._parts.speech.engine.close()
+
+    def _clip_arrived(self, text: str) -> None:
+        with self._ready:
+            self._ready.notify_all()
+
+    def _clip_samples(self, text: str) -> int:
+        speech = self._parts.speech
+        with self._ready:
+            while not speech.has_clip(text):
+                self._raise_if_failed()
+                self._ready.wait(0.5)
+        return speech.samples(text)
+
+    def _schedule(self) -> None:
+        rate = self.sample_rate
+        sections = iter_sections(
+            self.routine,
+            vocab=self._parts.vocab,
+            speech_samples=self._clip_samples,
+            tone_samples=lambda tone: tone_length(tone, sample_rate=rate),
+            settings=self.settings.compile_settings(),
+        )
+        for section in sections:
+            with self._ready:
+                self._sections.append(section)
+                self.timeline = self._snapshot()
+                self._ready.notify_all()
+        with self._ready:
+            self._complete = True
+            self.timeline = self._snapshot(final=True)
+            self._ready.notify_all()
+
+    def _snapshot(self, *, final: bool = False) -> Timeline:
+        events = tuple(e for s in self._sections for e in s.events)
+        return Timeline(
+            routine=self.routine.title,
+            sample_rate=self.sample_rate,
+            length_samples=self._sections[-1].chapter.end_sample,
+            events=tuple(sorted(events, key=lambda e: (e.start_sample, e.kind.value))) if final else events,
+            chapters=tuple(s.chapter for s in self._sections),
+        )
+
+    def _raise_if_failed(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+    # -- for players -------------------------------------------------------------------
+
+    @property
+    def complete(self) -> bool:
+        return self._complete
+
+    @property
+    def steps(self) -> int:
+        """How many chapters the routine will have (known before they are scheduled)."""
+        return len(flat_steps(self.routine.steps))
+
+    def wait(self, *, samples: int | None = None, chapters: int | None = None, timeout_s: float | None = None) -> Timeline:
+        """Wait until the track is scheduled up to ``samples`` (or ``chapters`` chapters, or all of it)."""
+
+        def ready() -> bool:
+            if self._complete:
+                return True
+            if samples is not None:
+                # the limiter looks a little past a span: the next step must be scheduled too
+                return self.timeline.length_samples >= samples + limiter_reach(round(0.004 * self.sample_rate))
+            if chapters is not None:
+                return len(self._sections) >= chapters
+            return False
+
+        with self._ready:
+            while not ready():
+                self._raise_if_failed()
+                if not self._ready.wait(timeout_s if timeout_s is not None else 0.5) and timeout_s is not None:
+                    break
+            self._raise_if_failed()
+            return self.timeline
+
+    def read(self, start_sample: int, count: int) -> np.ndarray:
+        """Samples ``[start, start + count)`` (shorter at the end), waiting until they can be mixed."""
+        self.wait(samples=start_sample + count)
+        if self._complete and not self._track_looked_up:
+            self._track_looked_up = True  # a finished routine may have its whole track cached
+            built = self.build()
+            self._track = built.cache.get_track(built.track_key, sample_rate=self.sample_rate)
+        if self._track is not None:
+            start = max(0, min(start_sample, len(self._track)))
+            return np.asarray(self._track[start : start + max(0, count)])
+        timeline = self.timeline
+        if self._mixer is None or self._mixer_length != timeline.length_samples:
+            self._mixer = Mixer(timeline, self._parts.speech.clip, settings=self.render_settings, tone=self._tone)
+            self._mixer_length = timeline.length_samples
+        return self._mixer.render(start_sample, start_sample + count)
+
+    def build(self) -> Build:
+        """The finished :class:`Build` (waits until everything is scheduled)."""
+        timeline = self.wait()
+        return Build(
+            routine=self.routine,
+            timeline=timeline,
+            speech=self._parts.speech,
+            cache=self._parts.cache,
+            render_settings=self.render_settings,
+            track_key=track_key(timeline, self._parts.speech, self.render_settings),
+        )
+
+    def close(self) -> None:
+        """Stop synthesizing (a player that quits early); what is scheduled stays readable."""
+        self._parts.speech.engine.close()
+
+    def _tone(self, tone: Tone) -> np.ndarray:
+        return tone_samples(tone, sample_rate=self.sample_rate)
 
 
 def track_key(timeline: Timeline, speech: Speech, render_settings: RenderSettings) -> str:

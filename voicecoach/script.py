@@ -28,7 +28,7 @@ from .errors import Location, RoutineErrors, VoicecoachError
 from .model import Area, Breathe, CountMode, Exercise, Massage, Pressure, Repeat, Rest, Routine, Say, Side, Step
 from .timing import parse_duration
 
-__all__ = ["DEFAULT_LIMITS", "Limits", "load_routine", "parse_routine"]
+__all__ = ["DEFAULT_LIMITS", "Limits", "load_routine", "parse_routine", "routine_format"]
 
 
 @dataclass(frozen=True)
@@ -76,6 +76,7 @@ _FIELDS = {
     "include": {"include"},
 }
 _ALL_FIELDS = set().union(*_FIELDS.values())
+_TEXT_FIELDS = ("say", "cue", "tip", "stroke")  # free text besides the names (kind words)
 _TOP_KEYS = ("routine", "description", "language", "voice", "rate", "intro", "outro", "steps")
 _RESERVED_TOP_KEYS = ("engine", "cues", "music", "sounds")  # accepted, used by later features
 _DURATION_ATTRS = {"hold": "hold_s", "release": "release_s", "rest": "rest_s", "tempo": "tempo_s",
@@ -498,7 +499,7 @@ class _Parser:
         return [cls(loc=kind_loc, locs=locs, **fields)], 1
 
     def field(self, kind: str, key: str, node: _Node) -> Any:
-        if key in ("say", "cue", "tip", "stroke"):
+        if key in _TEXT_FIELDS:
             return self.text(key, node)
         if key in _DURATION_ATTRS:
             return self.duration(key, node)
@@ -674,3 +675,21 @@ def load_routine(path: str | os.PathLike, *, limits: Limits = DEFAULT_LIMITS) ->
     display = os.fspath(path)
     data = _read(display, display, limits)
     return _parse(data, display, Path(display).parent, limits, os.path.realpath(display))
+
+
+def routine_format(limits: Limits = DEFAULT_LIMITS) -> dict[str, Any]:
+    """The parser's own key tables, for tools that describe the format (``voicecoach schema``).
+
+    ``top_keys`` and ``reserved_top_keys`` (accepted, ignored); ``kinds``: step kind -> its
+    keys, the kind word first; ``text``: free-text fields; ``durations``; ``counts``: whole-number
+    field -> its largest value; ``language_pattern``: the regular expression for ``language``.
+    """
+    return {
+        "top_keys": _TOP_KEYS,
+        "reserved_top_keys": _RESERVED_TOP_KEYS,
+        "kinds": {kind: (kind, *sorted(fields - {kind})) for kind, fields in _FIELDS.items()},
+        "text": _TEXT_FIELDS,
+        "durations": tuple(_DURATION_ATTRS),
+        "counts": {key: getattr(limits, attr) for key, attr in _COUNT_LIMITS.items()},
+        "language_pattern": _LANGUAGE.pattern,
+    }

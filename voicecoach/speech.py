@@ -339,6 +339,10 @@ class Speech:
             if self.on_clip:
                 self.on_clip(text)
 
+    def has_clip(self, text: str) -> bool:
+        """Whether the clip is ready (no synthesis)."""
+        return text in self._clips
+
     def clip(self, text: str) -> np.ndarray:
         if text not in self._clips:
             self.prepare([text])
