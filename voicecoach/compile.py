@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Callable, Iterator
 
-from .errors import Location, TimingError, VoicecoachError
+from .errors import TimingError, VoicecoachError
 from .model import (
     Breathe,
     Chapter,
@@ -417,7 +417,6 @@ def _schedule_massage(s: _Scheduler, step: Massage, next_step: Step | None) -> N
         s.speak(s.vocab.phrase(f"pressure_{step.pressure.value}"), Cue.PRESSURE, label="instructions")
     if step.tip:
         s.speak(step.tip, Cue.TIP, label="instructions")
-    tempo = s.samples(step.tempo_s)
     for side in step.sides:
         _announce_side(s, side, step.sides)
         t0 = s.cursor
@@ -438,8 +437,8 @@ def _schedule_massage(s: _Scheduler, step: Massage, next_step: Step | None) -> N
                 )
             else:
                 s.tone(Tone.TICK, Cue.STROKE, at=at, label=label)
+        # from exact multiples of the tempo, never by adding rounded tempos: nothing drifts
         s.cursor = t0 + s.samples(step.strokes * step.tempo_s)
-    del tempo  # strokes are placed from exact multiples, never by adding rounded tempos
 
 
 def _schedule_breathe(s: _Scheduler, step: Breathe, next_step: Step | None) -> None:
@@ -527,5 +526,4 @@ __all__ = [
     "collect_phrases",
     "estimate_speech_samples",
     "step_title",
-    "Location",
 ]

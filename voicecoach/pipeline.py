@@ -25,7 +25,7 @@ from .mix import Mixer, RenderSettings, limiter_reach, render, tone_length, tone
 from .model import EventKind, Routine, Timeline, Tone, flat_steps
 from .script import load_routine
 from .speech import Speech, SpeechSettings, get_engine
-from .vocab import load_vocabulary
+from .vocab import Vocabulary, load_vocabulary
 
 OUTPUT_FORMATS = (".mp3", ".wav")
 
@@ -129,7 +129,7 @@ class _Parts:
     """What every way of building starts from."""
 
     routine: Routine
-    vocab: object
+    vocab: Vocabulary
     cache: Cache
     phrases: list[str]
     speech: Speech
