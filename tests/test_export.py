@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import wave
@@ -13,6 +14,7 @@ from mutagen.mp3 import MP3
 
 from voicecoach import export, files
 from voicecoach.export import (
+    id3_tag,
     timeline_from_json,
     timeline_to_json,
     timeline_to_vtt,
@@ -274,3 +276,17 @@ def test_vtt_long_times_and_odd_text():
     assert lines[2] == "01:02:05.000 --> 01:03:35.000"
     assert lines[3] == "two lines --&gt; here"
     assert timeline_to_vtt(Timeline("x", rate, 10, (), ())) == "WEBVTT\n"
+
+
+def test_chapter_frames_are_stored_in_time_order():
+    # Players that list chapters in frame order (not via the CTOC) must see them in time order,
+    # whatever the titles' lengths (mutagen would sort frames by size).
+    titles = ["A much longer chapter title than the others", "B", "Medium title", "Another long long title", "C"]
+    rate = 44100
+    chapters = tuple(Chapter(t, i, i * rate, (i + 1) * rate) for i, t in enumerate(titles))
+    tl = Timeline("Order", rate, len(titles) * rate, (), chapters)
+    tag = id3_tag(tl, title="Order")
+    found = [tag.index(f"chp{i}".encode()) for i in range(len(titles))]
+    assert found == sorted(found)
+    parsed = ID3(io.BytesIO(tag))
+    assert [str(f.sub_frames["TIT2"]) for f in parsed.getall("CHAP")] == titles

@@ -396,10 +396,14 @@ def serve(folder: Path, host: str | None, port: int, no_qr: bool, verbose: bool)
     Example:
       voicecoach serve phone/ --port 8000
     """
+    from .library_export import read_manifest
     from .serve import feed_url, make_server, qr_text
 
     log = (lambda line: click.echo(line, err=True)) if verbose else None
     server = make_server(folder, host=host, port=port, log=log)
+    if not read_manifest(folder):
+        click.echo(f"warning: {folder} has no exported routines yet; run `voicecoach export ROUTINE... -d {folder}`",
+                   err=True)
     url = feed_url(server)
     click.echo(f"Serving {folder} at {server.app.base_url}")
     click.echo(f"Podcast feed: {url}")

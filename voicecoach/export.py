@@ -109,7 +109,37 @@ def id3_tag(
         )
     buffer = io.BytesIO()
     tag.save(buffer, v2_version=4, padding=lambda info: 0)  # deterministic bytes, no slack
-    return buffer.getvalue()
+    return _chapters_in_time_order(buffer.getvalue())
+
+
+def _syncsafe(data: bytes) -> int:
+    return (data[0] << 21) | (data[1] << 14) | (data[2] << 7) | data[3]
+
+
+def _chapters_in_time_order(tag: bytes) -> bytes:
+    """Put the CHAP frames of a saved ID3v2.4 tag in time order.
+
+    mutagen writes frames sorted by size, so chapters came out shuffled and players that
+    list them in frame order (not by the CTOC) showed them out of order.  A v2.4 frame is a
+    10-byte header with a syncsafe size; a CHAP body starts with its NUL-terminated id and
+    then its start time (4 bytes, ms).  Only the order of whole frames changes.
+    """
+    size = _syncsafe(tag[6:10])
+    frames, pos, end = [], 10, 10 + size
+    while pos + 10 <= end and tag[pos : pos + 4] != b"\0\0\0\0":
+        length = 10 + _syncsafe(tag[pos + 4 : pos + 8])
+        frames.append(tag[pos : pos + length])
+        pos += length
+    chapters = [f for f in frames if f[:4] == b"CHAP"]
+
+    def start_ms(frame: bytes) -> int:
+        body = frame[10:]
+        offset = body.index(b"\0") + 1
+        return int.from_bytes(body[offset : offset + 4], "big")
+
+    ordered = iter(sorted(chapters, key=start_ms))
+    frames = [next(ordered) if f[:4] == b"CHAP" else f for f in frames]
+    return tag[:10] + b"".join(frames) + tag[pos:]
 
 
 def write_mp3(

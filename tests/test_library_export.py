@@ -1,0 +1,317 @@
+"""library_export.py and `voicecoach export`: many routines, names, reuse, split tracks, failures."""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from mutagen.id3 import ID3
+from mutagen.mp3 import MP3
+
+from voicecoach import formats
+from voicecoach.cli import cli
+from voicecoach.cover import routine_cover_png
+from voicecoach.formats import AudioFormat
+from voicecoach.library_export import (
+    MANIFEST_NAME,
+    LibrarySettings,
+    Outcome,
+    export_library,
+    find_routine_files,
+    is_block_file,
+    read_manifest,
+    routine_key,
+    slugify,
+)
+from voicecoach.pipeline import Settings, build
+from voicecoach.script import load_routine, parse_routine
+
+SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
+NOW = datetime(2025, 3, 1, 7, 30, tzinfo=timezone.utc)
+TINY = """\
+routine: Tiny & quick
+description: Two short steps for tests.
+steps:
+  - say: Hello.
+  - massage: Cheek sweep
+    area: cheeks
+    strokes: 2
+    tempo: 1s
+  - rest: 2s
+"""
+TOO_FAST = """\
+routine: Too fast
+steps:
+  - massage: Rush
+    strokes: 3
+    tempo: 1s
+    cue: this cue is far too long to be spoken within a single one second stroke
+"""
+
+
+@pytest.fixture
+def fake(tmp_path) -> Settings:
+    return Settings(engine="fake", cache_dir=tmp_path / "cache")
+
+
+@pytest.fixture
+def tiny(tmp_path) -> Path:
+    path = tmp_path / "routines" / "tiny.yaml"
+    path.parent.mkdir()
+    path.write_text(TINY, encoding="utf-8")
+    return path
+
+
+def export(paths, out, settings, **library):
+    return export_library([*map(str, paths)], out, settings=settings, library=LibrarySettings(**library), now=NOW)
+
+
+def ms_chapters(timeline) -> list[tuple[int, int, str]]:
+    rate = timeline.sample_rate
+    return [(formats.ms(c.start_sample, rate), formats.ms(c.end_sample, rate), c.title) for c in timeline.chapters]
+
+
+def id3_chapters(path) -> list[tuple[int, int, str]]:
+    return sorted((c.start_time, c.end_time, c.sub_frames["TIT2"].text[0]) for c in ID3(path).getall("CHAP"))
+
+
+def test_mp3_export_has_the_timelines_chapters_cover_and_chapters_json(tmp_path, tiny, fake):
+    out = tmp_path / "phone"
+    report = export([tiny], out, fake)
+    [result] = report.results
+    assert result.outcome is Outcome.EXPORTED and not report.failed
+    timeline = build(tiny, settings=fake).timeline
+    mp3 = out / "tiny-quick.mp3"
+    assert id3_chapters(mp3) == ms_chapters(timeline)
+    tag = ID3(mp3)
+    assert tag["TIT2"].text == ["Tiny & quick"] and tag["CTOC:toc"].child_element_ids == ["chp0", "chp1", "chp2"]
+    assert tag.getall("APIC")[0].data == (out / "tiny-quick.png").read_bytes() == routine_cover_png(load_routine(tiny))
+    assert MP3(mp3).info.length == pytest.approx(timeline.duration_s, abs=0.08)
+    chapters = json.loads((out / "tiny-quick.chapters.json").read_text())
+    assert chapters["version"] == "1.2.0"
+    assert [(round(c["startTime"] * 1000), c["title"]) for c in chapters["chapters"]] == \
+        [(s, t) for s, _, t in ms_chapters(timeline)]
+    entry = read_manifest(out)["tiny-quick"]
+    assert entry.exported_at == "2025-03-01T07:30:00Z" and entry.areas == ("cheeks",)
+    assert entry.length_samples == timeline.length_samples and entry.steps == 3
+    assert entry.files == {name: (out / name).stat().st_size for name in
+                           ("tiny-quick.png", "tiny-quick.mp3", "tiny-quick.chapters.json")}
+    assert sorted(os.listdir(out)) == sorted([MANIFEST_NAME, *entry.files])  # no temporary files left
+
+
+@pytest.mark.parametrize("fmt", [AudioFormat.M4B, AudioFormat.OPUS])
+def test_m4b_and_opus_exports_have_the_timelines_chapters(tmp_path, tiny, fake, fmt):
+    out = tmp_path / "phone"
+    export([tiny], out, fake, format=fmt)
+    timeline = build(tiny, settings=fake).timeline
+    path = out / f"tiny-quick{fmt.extension}"
+    chapters = formats.read_chapters(path)
+    assert [(round(s * 1000), t) for s, _, t in chapters] == [(s, t) for s, _, t in ms_chapters(timeline)]
+    if fmt is AudioFormat.M4B:
+        from mutagen.mp4 import MP4
+
+        audio = MP4(path)
+        assert bytes(audio["covr"][0]) == (out / "tiny-quick.png").read_bytes()
+        assert audio.info.length == pytest.approx(timeline.duration_s, abs=0.05)
+        assert chapters[-1][1] == pytest.approx(timeline.duration_s, abs=0.002)
+    assert read_manifest(out)["tiny-quick"].format == fmt.value
+
+
+def test_split_tracks_add_up_with_track_numbers_and_a_playlist(tmp_path, tiny, fake):
+    out = tmp_path / "phone"
+    export([tiny], out, fake, split=True)
+    timeline = build(tiny, settings=fake).timeline
+    entry = read_manifest(out)["tiny-quick"]
+    names = ["tiny-quick/01-hello.mp3", "tiny-quick/02-cheek-sweep.mp3", "tiny-quick/03-rest.mp3"]
+    assert [t.file for t in entry.tracks] == names
+    assert [t.length_samples for t in entry.tracks] == [c.end_sample - c.start_sample for c in timeline.chapters]
+    assert sum(t.length_samples for t in entry.tracks) == timeline.length_samples
+    for number, (name, chapter) in enumerate(zip(names, timeline.chapters), 1):
+        tag = ID3(out / name)
+        assert tag["TRCK"].text == [f"{number}/3"] and tag["TIT2"].text == [chapter.title]
+        assert tag["TALB"].text == ["Tiny & quick"] and tag.getall("APIC")
+        assert MP3(out / name).info.length == pytest.approx(
+            (chapter.end_sample - chapter.start_sample) / timeline.sample_rate, abs=0.08)
+    playlist = (out / "tiny-quick.m3u8").read_text(encoding="utf-8").splitlines()
+    assert playlist[:2] == ["#EXTM3U", "#PLAYLIST:Tiny & quick"]
+    assert playlist[3::2] == names and playlist[2].startswith("#EXTINF:") and playlist[2].endswith(",Hello.")
+    assert not (out / "tiny-quick.mp3").exists()
+
+
+def test_unchanged_routines_are_not_encoded_again(tmp_path, tiny, fake):
+    out = tmp_path / "phone"
+    export([tiny], out, fake)
+    mp3 = out / "tiny-quick.mp3"
+    stamp = mp3.stat().st_mtime_ns
+    assert export([tiny], out, fake).results[0].outcome is Outcome.UNCHANGED
+    tiny.write_text("# a comment moves every line: no change in sound\n" + TINY, encoding="utf-8")
+    assert export([tiny], out, fake).results[0].outcome is Outcome.UNCHANGED
+    assert mp3.stat().st_mtime_ns == stamp
+    tiny.write_text(TINY.replace("strokes: 2", "strokes: 3"), encoding="utf-8")
+    assert export([tiny], out, fake).results[0].outcome is Outcome.EXPORTED
+    assert mp3.stat().st_mtime_ns != stamp
+    mp3.unlink()
+    assert export([tiny], out, fake).results[0].outcome is Outcome.EXPORTED and mp3.exists()
+    with mp3.open("ab") as handle:  # damaged: the recorded size no longer matches
+        handle.write(b"x")
+    assert export([tiny], out, fake).results[0].outcome is Outcome.EXPORTED
+
+
+def test_a_new_format_or_title_replaces_the_old_files(tmp_path, tiny, fake):
+    out = tmp_path / "phone"
+    export([tiny], out, fake, split=True)
+    assert export([tiny], out, fake, format=AudioFormat.OPUS).results[0].outcome is Outcome.EXPORTED
+    assert sorted(os.listdir(out)) == sorted([MANIFEST_NAME, "tiny-quick.opus", "tiny-quick.chapters.json",
+                                              "tiny-quick.png"])
+    tiny.write_text(TINY.replace("Tiny & quick", "Tiny, renamed"), encoding="utf-8")
+    export([tiny], out, fake, format=AudioFormat.OPUS)
+    assert sorted(read_manifest(out)) == ["tiny-renamed"]
+    assert not (out / "tiny-quick.opus").exists() and (out / "tiny-renamed.opus").exists()
+
+
+def test_same_titles_get_distinct_stable_names(tmp_path, tiny, fake):
+    twin = tiny.parent / "twin.yaml"
+    twin.write_text(TINY.replace("Hello.", "Hi."), encoding="utf-8")
+    out = tmp_path / "phone"
+    export([tiny, twin], out, fake)
+    assert (out / "tiny-quick.mp3").exists() and (out / "tiny-quick-2.mp3").exists()
+    export([twin], out, fake)  # alone, it keeps its name
+    assert read_manifest(out)["tiny-quick-2"].source == os.path.realpath(twin)
+    assert read_manifest(out)["tiny-quick"].source == os.path.realpath(tiny)
+
+
+def test_same_routine_same_bytes(tmp_path, tiny, fake):
+    a, b = tmp_path / "a", tmp_path / "b"
+    export([tiny], a, fake, format=AudioFormat.M4B)
+    export([tiny], b, Settings(engine="fake", cache_dir=tmp_path / "other-cache"), format=AudioFormat.M4B)
+    for name in ("tiny-quick.m4b", "tiny-quick.png", "tiny-quick.chapters.json", MANIFEST_NAME):
+        assert (a / name).read_bytes() == (b / name).read_bytes()
+
+
+def test_a_folder_exports_in_parallel_and_failures_do_not_stop_the_others(tmp_path, tiny, fake):
+    folder = tiny.parent
+    (folder / "more").mkdir()
+    (folder / "more" / "second.yaml").write_text(TINY.replace("Tiny & quick", "Second one"), encoding="utf-8")
+    (folder / "block.yaml").write_text("steps:\n  - say: Included elsewhere.\n", encoding="utf-8")
+    (folder / "bad.yaml").write_text("routine: Bad\nsteps:\n  - exercise: Lift\n    hodl: 5s\n", encoding="utf-8")
+    (folder / "too-fast.yaml").write_text(TOO_FAST, encoding="utf-8")
+    (folder / ".hidden.yaml").write_text(TINY, encoding="utf-8")
+    out = tmp_path / "phone"
+    report = export([folder], out, fake, jobs=2)
+    by_name = {Path(r.path).name: r for r in report.results}
+    assert sorted(by_name) == ["bad.yaml", "block.yaml", "second.yaml", "tiny.yaml", "too-fast.yaml"]
+    assert by_name["block.yaml"].outcome is Outcome.SKIPPED and "include-only" in by_name["block.yaml"].message
+    assert by_name["bad.yaml"].outcome is Outcome.FAILED
+    assert by_name["bad.yaml"].message.startswith(f"{folder / 'bad.yaml'}:4:5: unknown key 'hodl'")
+    failed = by_name["too-fast.yaml"]  # fails in its worker, at compile time
+    assert failed.outcome is Outcome.FAILED and failed.message.startswith(f"{folder / 'too-fast.yaml'}:3:5: ")
+    assert by_name["tiny.yaml"].outcome is by_name["second.yaml"].outcome is Outcome.EXPORTED
+    assert report.failed
+    assert sorted(read_manifest(out)) == ["second-one", "tiny-quick"]
+    assert not list(out.glob("too-fast*"))
+
+
+def test_exporting_the_library_gives_chaptered_mp3s(tmp_path):
+    settings = Settings(engine="fake", cache_dir=tmp_path / "cache", sample_rate=16000)  # fast, still MP3
+    out = tmp_path / "phone"
+    report = export([SCRIPTS], out, settings, jobs=2)
+    assert not report.failed
+    skipped = {Path(r.path).name for r in report.of(Outcome.SKIPPED)}
+    assert skipped and all(is_block_file(SCRIPTS / "library" / name) for name in skipped)
+    exported = report.of(Outcome.EXPORTED)
+    assert {os.path.realpath(r.path) for r in exported} == {os.path.realpath(p) for p in SCRIPTS.glob("*.yaml")}
+    for result in exported:
+        entry = result.entry
+        timeline = build(result.path, settings=settings).timeline  # from the cache: the same timeline
+        assert id3_chapters(out / entry.tracks[0].file) == ms_chapters(timeline)
+        assert entry.title == timeline.routine
+
+
+def test_slugify():
+    assert slugify("Morning wake-up") == "morning-wake-up"
+    assert slugify("  Évening: jaw & neck!! ") == "evening-jaw-neck"
+    assert slugify("x" * 100) == "x" * 60
+    assert slugify("Утро").startswith("routine-") and slugify("Утро") != slugify("Вечер")
+
+
+def test_block_files_and_folders(tmp_path):
+    assert is_block_file(SCRIPTS / "library" / "warm-up.yaml")
+    assert not is_block_file(SCRIPTS / "morning.yaml")
+    (tmp_path / "broken.yaml").write_text("steps: [", encoding="utf-8")
+    assert not is_block_file(tmp_path / "broken.yaml")  # loading it reports the real problem
+    assert not is_block_file(tmp_path / "missing.yaml")
+    assert find_routine_files([SCRIPTS / "morning.yaml", SCRIPTS, SCRIPTS / "morning.yaml"]).count(
+        SCRIPTS / "morning.yaml") == 1
+
+
+def test_routine_key_ignores_where_things_are_written():
+    a = parse_routine(TINY, path="a.yaml")
+    b = parse_routine("\n\n" + TINY, path="elsewhere/b.yaml")
+    assert routine_key(a) == routine_key(b)
+    assert routine_key(a) != routine_key(parse_routine(TINY.replace("Hello.", "Hello!")))
+
+
+# ---------------------------------------------------------------------------------------
+# the command
+
+
+@pytest.fixture
+def run(tmp_path, monkeypatch):
+    monkeypatch.setenv("VOICECOACH_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1740814200")
+    runner = CliRunner()
+    return lambda *args: runner.invoke(cli, [*map(str, args)], catch_exceptions=False)
+
+
+def test_export_command(run, tmp_path, tiny):
+    result = run("export", tiny, "-d", tmp_path / "phone", "--engine", "fake", "--format", "m4b")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines() == ["tiny-quick.m4b: Tiny & quick, 0:16, 3 chapters (exported)",
+                                          f"1 exported -> {tmp_path / 'phone'}"]
+    assert read_manifest(tmp_path / "phone")["tiny-quick"].exported_at == "2025-03-01T07:30:00Z"
+    again = run("export", tiny.parent, "-d", tmp_path / "phone", "--engine", "fake", "--format", "m4b")
+    assert "(unchanged)" in again.stdout
+
+
+def test_export_command_reports_failures_and_exits_2(run, tmp_path, tiny):
+    (tiny.parent / "block.yaml").write_text("steps:\n  - say: Hi.\n", encoding="utf-8")
+    (tiny.parent / "too-fast.yaml").write_text(TOO_FAST, encoding="utf-8")
+    result = run("export", tiny.parent, "-d", tmp_path / "phone", "--engine", "fake", "--split")
+    assert result.exit_code == 2
+    assert "tiny-quick.m3u8: Tiny & quick, 0:16, 3 tracks (exported)" in result.stdout
+    lines = result.stderr.splitlines()
+    assert lines[0].startswith("note: ") and "block.yaml" in lines[0]
+    assert lines[1].startswith(f"{tiny.parent / 'too-fast.yaml'}:3:5: massage 'Rush'")
+    assert lines[-1] == "1 of 2 routines failed to export; fix the problems above and export again"
+    assert "Traceback" not in result.output
+
+
+def test_export_command_with_nothing_to_export(run, tmp_path):
+    (tmp_path / "empty").mkdir()
+    result = run("export", tmp_path / "empty", "-d", tmp_path / "phone", "--engine", "fake")
+    assert result.exit_code == 2 and result.stderr.startswith("no routines found in ")
+    result = run("export", tmp_path / "nope.yaml", "-d", tmp_path / "phone", "--engine", "fake")
+    assert result.exit_code == 2 and f"{tmp_path / 'nope.yaml'}:1:1: routine file not found" in result.stderr
+    result = run("export", tmp_path / "nope.yaml", "-d", tmp_path / "no" / "such" / "dir", "--engine", "fake")
+    assert result.exit_code == 2 and "does not exist; create it first" in result.stderr
+
+
+def test_export_formats_listed_in_the_cli_are_the_library_formats():
+    from voicecoach.cli import _EXPORT_FORMATS
+
+    assert _EXPORT_FORMATS == tuple(f.value for f in AudioFormat)
+
+
+@pytest.mark.espeak
+def test_real_speech_export(tmp_path, tiny):
+    settings = Settings(engine="espeak", cache_dir=tmp_path / "cache")
+    out = tmp_path / "phone"
+    [result] = export([tiny], out, settings).results
+    assert result.outcome is Outcome.EXPORTED, result.message
+    timeline = build(tiny, settings=settings).timeline
+    assert id3_chapters(out / "tiny-quick.mp3") == ms_chapters(timeline)
+    assert formats.read_chapters(out / "tiny-quick.mp3")[1][2] == "Cheek sweep"

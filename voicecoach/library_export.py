@@ -1,0 +1,596 @@
+"""Export a library of routines for a phone: many routines at once, into one folder.
+
+``export_library(paths, out_dir, ...)`` finds the routines (a folder means every routine in
+it, include-only blocks skipped), gives each a stable file name (the slug of its title),
+and renders the changed ones in parallel worker processes -- each with its own speech engine
+-- as MP3, M4B or Opus (formats.py), whole with chapters or split into one track per step
+with an ``.m3u8`` playlist, each with its cover (cover.py) and, for whole tracks, a
+Podcasting 2.0 chapters file.
+
+A manifest in the folder (``.voicecoach-export.json``) records what each output was made
+from: a key of the routine's content, the settings, the engine and the format.  A routine
+whose key and files are unchanged is not rendered or encoded again.  The manifest also keeps
+what the feed needs (titles, durations, export times), so feeds are deterministic.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import enum
+import json
+import multiprocessing
+import os
+import re
+import traceback
+import unicodedata
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from fractions import Fraction
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+import numpy as np
+import yaml
+
+from . import __version__, formats
+from .cache import default_cache_dir, digest
+from .errors import VoicecoachError
+from .cover import routine_areas, routine_cover_png
+from .files import atomic_write
+from .formats import FORMATS_VERSION, AudioFormat, PlaylistEntry, TrackTags
+from .model import Routine
+from .pipeline import Settings, build
+from .script import DEFAULT_LIMITS, load_routine
+
+MANIFEST_NAME = ".voicecoach-export.json"
+"""The manifest's file name in the export folder (hidden: the server never serves it)."""
+
+MANIFEST_VERSION = 1
+"""``version`` of the manifest schema."""
+
+ALBUM = "voicecoach routines"
+"""Album tag of whole tracks (the same as ``voicecoach compile``)."""
+
+RESERVED_NAMES = frozenset({"feed", "index"})
+"""Slugs a routine may not take: the feed's own files are ``feed.xml`` and ``feed.png``."""
+
+ROUTINE_SUFFIXES = (".yaml", ".yml")
+"""Files a folder argument contributes."""
+
+_SLUG_MAX_CHARS = 60
+_PRIVATE_FIELDS = {"loc", "locs", "path"}  # where things are written: no effect on the audio
+
+Progress = Callable[[str, int, int], None]
+"""``progress(stage, done, total)``, called as routines finish."""
+
+
+# ---------------------------------------------------------------------------------------
+# The manifest
+
+
+@dataclass(frozen=True)
+class ManifestTrack:
+    """One audio file of an export."""
+
+    file: str
+    """Path relative to the export folder, ``/``-separated."""
+    title: str
+    """Its title tag (the routine's, or the step's for a split track)."""
+    duration_s: float
+    """Exact length of its audio (samples / sample rate)."""
+    length_samples: int
+    """Length of its audio in samples."""
+    number: int | None = None
+    """Track number of a split track (1-based)."""
+    chapters: str | None = None
+    """Its Podcasting 2.0 chapters file, if any."""
+
+
+@dataclass(frozen=True)
+class ManifestEntry:
+    """What one routine was exported to, and from what."""
+
+    slug: str
+    """The routine's file name stem in the folder."""
+    source: str
+    """The routine file, resolved (identifies the routine across runs)."""
+    title: str
+    """Routine title."""
+    description: str
+    """Routine description (the feed's episode text)."""
+    language: str
+    """Routine language."""
+    areas: tuple[str, ...]
+    """Face areas worked, in order of first appearance."""
+    format: str
+    """``mp3``, ``m4b`` or ``opus``."""
+    split: bool
+    """One track per step instead of one per routine."""
+    key: str
+    """Digest of everything the output depends on: unchanged key, unchanged output."""
+    track_key: str
+    """The pipeline's key of the mixed track."""
+    exported_at: str
+    """When it was encoded, UTC, ISO 8601 (the feed's publication date)."""
+    sample_rate: int
+    """Samples per second of the track."""
+    length_samples: int
+    """Length of the whole routine in samples."""
+    steps: int
+    """Chapters (expanded steps) of the routine."""
+    cover: str
+    """Its cover PNG."""
+    tracks: tuple[ManifestTrack, ...]
+    """Its audio files, in play order."""
+    playlist: str | None = None
+    """The ``.m3u8`` playlist of a split export."""
+    files: dict[str, int] = field(default_factory=dict)
+    """Every file written, with its size in bytes (checked before an export is reused)."""
+
+    @property
+    def duration_s(self) -> float:
+        return self.length_samples / self.sample_rate
+
+    @property
+    def exported_datetime(self) -> datetime:
+        return datetime.fromisoformat(self.exported_at.replace("Z", "+00:00"))
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "ManifestEntry":
+        values = dict(data)
+        values["areas"] = tuple(values["areas"])
+        values["tracks"] = tuple(ManifestTrack(**t) for t in values["tracks"])
+        values["files"] = {str(k): int(v) for k, v in values.get("files", {}).items()}
+        return cls(**values)
+
+
+def manifest_path(out_dir: str | os.PathLike) -> Path:
+    return Path(out_dir) / MANIFEST_NAME
+
+
+def read_manifest(out_dir: str | os.PathLike) -> dict[str, ManifestEntry]:
+    """The folder's exports by slug; an absent or unreadable manifest reads as empty."""
+    try:
+        data = json.loads(manifest_path(out_dir).read_text(encoding="utf-8"))
+        if data.get("version") != MANIFEST_VERSION:
+            return {}
+        return {slug: ManifestEntry.from_json(entry) for slug, entry in data["routines"].items()}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return {}  # nothing trusted: everything is exported again
+
+
+def write_manifest(out_dir: str | os.PathLike, entries: dict[str, ManifestEntry]) -> None:
+    data = {"version": MANIFEST_VERSION,
+            "routines": {slug: entries[slug].to_json() for slug in sorted(entries)}}
+    with atomic_write(manifest_path(out_dir)) as handle:
+        handle.write((json.dumps(data, indent=1, ensure_ascii=False) + "\n").encode("utf-8"))
+
+
+# ---------------------------------------------------------------------------------------
+# Names and keys
+
+
+def slugify(text: str) -> str:
+    """A readable ASCII file name stem: ``"Morning wake-up"`` -> ``"morning-wake-up"``.
+
+    Text without any ASCII letter or digit (e.g. another script) gets ``routine-<hash>``.
+    """
+    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
+    slug = re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-")
+    slug = slug[:_SLUG_MAX_CHARS].rstrip("-")
+    return slug or f"routine-{digest('slug', text)[:8]}"
+
+
+def _content(value: Any) -> Any:
+    """A routine as plain data without where things were written (moving a file or adding a
+    comment changes no sound)."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _content(getattr(value, f.name)) for f in dataclasses.fields(value)
+                if f.name not in _PRIVATE_FIELDS}
+    if isinstance(value, (tuple, list)):
+        return [_content(v) for v in value]
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, Fraction):
+        return str(value)
+    return value
+
+
+def routine_key(routine: Routine) -> str:
+    """Digest of what a routine says (not where it is written)."""
+    return digest("routine", _content(routine))
+
+
+@dataclass(frozen=True)
+class LibrarySettings:
+    """Choices for a library export."""
+
+    format: AudioFormat = AudioFormat.MP3
+    """Audio format of the tracks."""
+    split: bool = False
+    """One track per step, with a playlist, instead of one track with chapters."""
+    jobs: int | None = None
+    """Worker budget: routines rendered at once times speech workers each; ``None``: every core."""
+
+
+def export_key(routine: Routine, *, settings: Settings, library: LibrarySettings, engine_identity: str) -> str:
+    """Everything an export's files depend on; equal keys mean equal files."""
+    return digest(
+        "library-export", __version__, FORMATS_VERSION, routine_key(routine), settings.engine, engine_identity,
+        settings.voice, str(settings.rate), settings.sample_rate, settings.bitrate_kbps, settings.mp3_quality,
+        settings.render_settings().cache_key(), library.format.value, library.split,
+    )
+
+
+# ---------------------------------------------------------------------------------------
+# Finding routines
+
+
+def is_block_file(path: str | os.PathLike) -> bool:
+    """A YAML file of steps meant for ``include:`` only: a top-level mapping without ``routine:``.
+
+    Only composed (never constructed), size-limited; anything unreadable is not a block, so
+    loading it as a routine reports the real problem.
+    """
+    try:
+        if os.path.getsize(path) > DEFAULT_LIMITS.max_file_bytes:
+            return False
+        with open(path, "rb") as handle:
+            node = yaml.compose(handle.read().decode("utf-8-sig"), Loader=yaml.SafeLoader)
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, RecursionError):
+        return False
+    if not isinstance(node, yaml.MappingNode):
+        return False
+    keys = {k.value for k, _ in node.value if isinstance(k, yaml.ScalarNode)}
+    return "routine" not in keys and "steps" in keys
+
+
+def find_routine_files(paths: Iterable[str | os.PathLike]) -> list[Path]:
+    """Files named, and every ``.yaml``/``.yml`` below a folder named (sorted, hidden ones left
+    out); each file once."""
+    found: list[Path] = []
+    seen: set[str] = set()
+    for given in paths:
+        path = Path(given)
+        if path.is_dir():
+            candidates = sorted(
+                p for p in path.rglob("*")
+                if p.suffix.lower() in ROUTINE_SUFFIXES and p.is_file()
+                and not any(part.startswith(".") for part in p.relative_to(path).parts)
+            )
+        else:
+            candidates = [path]
+        for candidate in candidates:
+            real = os.path.realpath(candidate)
+            if real not in seen:
+                seen.add(real)
+                found.append(candidate)
+    return found
+
+
+# ---------------------------------------------------------------------------------------
+# The report
+
+
+class Outcome(enum.Enum):
+    """What happened to one routine file."""
+
+    EXPORTED = "exported"
+    UNCHANGED = "unchanged"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+
+
+@dataclass(frozen=True)
+class RoutineResult:
+    """One routine file's outcome."""
+
+    path: str
+    """The file as the user named it (or as found in a folder)."""
+    outcome: Outcome
+    """Exported, unchanged (reused), failed or skipped."""
+    message: str = ""
+    """The error (``path:line:col: ...``) or why it was skipped."""
+    entry: ManifestEntry | None = None
+    """What it was exported to (exported or unchanged)."""
+    warnings: tuple[str, ...] = ()
+    """Problems worth a warning (e.g. a read-only cache)."""
+
+
+@dataclass(frozen=True)
+class LibraryReport:
+    """What ``export_library`` did, one result per routine file, in the order given."""
+
+    out_dir: Path
+    """The export folder."""
+    results: tuple[RoutineResult, ...]
+    """Per routine file."""
+
+    def of(self, outcome: Outcome) -> list[RoutineResult]:
+        return [r for r in self.results if r.outcome is outcome]
+
+    @property
+    def failed(self) -> bool:
+        return any(r.outcome is Outcome.FAILED for r in self.results)
+
+
+# ---------------------------------------------------------------------------------------
+# One routine (runs in a worker process)
+
+
+@dataclass(frozen=True)
+class _Job:
+    path: str
+    routine: Routine
+    slug: str
+    key: str
+    out_dir: str
+    settings: Settings
+    library: LibrarySettings
+    exported_at: str
+
+
+def _export_one(job: _Job) -> RoutineResult:
+    """Render, encode and write one routine; a user error becomes a failed result."""
+    try:
+        return _export(job)
+    except VoicecoachError as error:
+        return RoutineResult(job.path, Outcome.FAILED, error.format())
+
+
+def _export(job: _Job) -> RoutineResult:
+    out = Path(job.out_dir)
+    fmt = job.library.format
+    result = build(job.routine, settings=job.settings)
+    timeline = result.timeline
+    chunks = list(result.chunks())
+    pcm = np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.int16)
+    if len(pcm) != timeline.length_samples:
+        raise RuntimeError(f"mixed {len(pcm)} samples for a timeline of {timeline.length_samples}")
+    routine = job.routine
+    rate = timeline.sample_rate
+    cover_name = f"{job.slug}.png"
+    cover = routine_cover_png(routine)
+    with atomic_write(out / cover_name) as handle:
+        handle.write(cover)
+    tracks: list[ManifestTrack] = []
+    playlist = None
+    if not job.library.split:
+        name = f"{job.slug}{fmt.extension}"
+        chapters_name = f"{job.slug}.chapters.json"
+        formats.write_track(pcm, out / name, fmt=fmt, timeline=timeline,
+                            tags=TrackTags(title=routine.title, album=ALBUM, cover_png=cover),
+                            mp3_bitrate_kbps=job.settings.bitrate_kbps, mp3_quality=job.settings.mp3_quality)
+        formats.write_podcast_chapters(timeline, out / chapters_name)
+        tracks.append(ManifestTrack(name, routine.title, timeline.duration_s, timeline.length_samples,
+                                    chapters=chapters_name))
+    else:
+        parts = formats.split_parts(timeline)
+        (out / job.slug).mkdir(exist_ok=True)
+        width = max(2, len(str(len(parts))))
+        for part in parts:
+            name = f"{job.slug}/{part.number:0{width}d}-{slugify(part.chapter.title)}{fmt.extension}"
+            tags = TrackTags(title=part.chapter.title, album=routine.title, track=(part.number, len(parts)),
+                             cover_png=cover)
+            formats.write_track(formats.cut(pcm, part), out / name, fmt=fmt, timeline=part.timeline, tags=tags,
+                                mp3_bitrate_kbps=job.settings.bitrate_kbps, mp3_quality=job.settings.mp3_quality)
+            tracks.append(ManifestTrack(name, part.chapter.title, part.timeline.duration_s,
+                                        part.timeline.length_samples, number=part.number))
+        playlist = f"{job.slug}.m3u8"
+        formats.write_m3u8([PlaylistEntry(t.file, t.title, t.duration_s) for t in tracks], out / playlist,
+                           title=routine.title)
+    names = [cover_name, *(t.file for t in tracks), *(t.chapters for t in tracks if t.chapters)]
+    if playlist:
+        names.append(playlist)
+    entry = ManifestEntry(
+        slug=job.slug, source=os.path.realpath(job.path), title=routine.title, description=routine.description,
+        language=routine.language, areas=tuple(a.value for a in routine_areas(routine)), format=fmt.value,
+        split=job.library.split, key=job.key, track_key=result.track_key, exported_at=job.exported_at,
+        sample_rate=rate, length_samples=timeline.length_samples, steps=len(timeline.chapters), cover=cover_name,
+        tracks=tuple(tracks), playlist=playlist, files={n: (out / n).stat().st_size for n in names},
+    )
+    return RoutineResult(job.path, Outcome.EXPORTED, entry=entry, warnings=tuple(result.cache.stats.warnings))
+
+
+# ---------------------------------------------------------------------------------------
+# The library
+
+
+def _export_time(now: datetime | None) -> str:
+    """UTC to the second; ``$SOURCE_DATE_EPOCH`` (reproducible builds) wins over the clock."""
+    if now is None:
+        epoch = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
+        now = datetime.fromtimestamp(int(epoch), timezone.utc) if epoch.isdigit() else datetime.now(timezone.utc)
+    return now.astimezone(timezone.utc).replace(microsecond=0, tzinfo=None).isoformat() + "Z"
+
+
+def _entry_intact(out_dir: Path, entry: ManifestEntry) -> bool:
+    try:
+        return all((out_dir / name).stat().st_size == size for name, size in entry.files.items())
+    except OSError:
+        return False
+
+
+def _prepare_out_dir(out_dir: Path) -> None:
+    if out_dir.exists() and not out_dir.is_dir():
+        raise VoicecoachError(f"{str(out_dir)!r} is a file, not a folder", hint="give a folder with -d")
+    if not out_dir.exists():
+        if not out_dir.parent.is_dir():
+            raise VoicecoachError(f"folder {str(out_dir.parent)!r} does not exist", hint="create it first")
+        out_dir.mkdir()
+    if not os.access(out_dir, os.W_OK):
+        raise VoicecoachError(f"output folder {str(out_dir)!r} is not writable", hint="choose another -d folder")
+
+
+def _assign_slug(title: str, source: str, taken: dict[str, str]) -> str:
+    """The title's slug, or ``slug-2``, ``-3``... when another routine file already has it."""
+    base = slugify(title)
+    slug, n = base, 1
+    while slug in RESERVED_NAMES or taken.get(slug, source) != source:
+        n += 1
+        slug = f"{base}-{n}"
+    taken[slug] = source
+    return slug
+
+
+def _remove_files(out_dir: Path, names: Iterable[str]) -> None:
+    """Delete files we wrote earlier (only names from our manifest, only inside ``out_dir``)."""
+    root = os.path.realpath(out_dir)
+    folders = set()
+    for name in names:
+        path = os.path.realpath(out_dir / name)
+        if os.path.commonpath([root, path]) != root or path == root:
+            continue
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+        if "/" in name:
+            folders.add(os.path.dirname(path))
+    for folder in folders:
+        with contextlib.suppress(OSError):
+            os.rmdir(folder)  # only if empty
+
+
+def export_library(
+    paths: Sequence[str | os.PathLike],
+    out_dir: str | os.PathLike,
+    *,
+    settings: Settings = Settings(),
+    library: LibrarySettings = LibrarySettings(),
+    now: datetime | None = None,
+    progress: Progress | None = None,
+) -> LibraryReport:
+    """Export every routine of ``paths`` (files or folders) into ``out_dir``.
+
+    A routine that fails (bad file, speech that does not fit) is reported with its location
+    and the others still export.  Only changed routines are rendered, in parallel.
+    """
+    from .speech import get_engine
+
+    out = Path(out_dir)
+    _prepare_out_dir(out)
+    if settings.use_cache and settings.cache_dir is None:  # workers must share the parent's cache
+        settings = dataclasses.replace(settings, cache_dir=default_cache_dir().resolve())
+    engine = get_engine(settings.engine)
+    try:
+        identity = engine.identity()
+    finally:
+        engine.close()
+
+    manifest = read_manifest(out)
+    taken = {slug: entry.source for slug, entry in manifest.items()}
+    exported_at = _export_time(now)
+    results: dict[int, RoutineResult] = {}
+    jobs: dict[int, _Job] = {}
+    files = find_routine_files(paths)
+    for index, path in enumerate(files):
+        shown = os.fspath(path)
+        if path.is_file() and is_block_file(path):
+            results[index] = RoutineResult(shown, Outcome.SKIPPED,
+                                           "an include-only block (no 'routine:'), not a routine to export")
+            continue
+        try:
+            routine = load_routine(path)
+        except VoicecoachError as error:
+            results[index] = RoutineResult(shown, Outcome.FAILED, error.format())
+            continue
+        source = os.path.realpath(path)
+        slug = _assign_slug(routine.title, source, taken)
+        key = export_key(routine, settings=settings, library=library, engine_identity=identity)
+        old = manifest.get(slug)
+        if old is not None and old.key == key and _entry_intact(out, old):
+            results[index] = RoutineResult(shown, Outcome.UNCHANGED, entry=old)
+            continue
+        jobs[index] = _Job(shown, routine, slug, key, os.fspath(out), settings, library, exported_at)
+
+    budget = library.jobs or settings.jobs or os.cpu_count() or 1
+    workers = max(1, min(budget, len(jobs)))
+    speech_jobs = max(1, budget // workers)
+    jobs = {i: dataclasses.replace(j, settings=dataclasses.replace(j.settings, jobs=speech_jobs))
+            for i, j in jobs.items()}
+    bug: BaseException | None = None
+    done = 0
+    if progress and jobs:
+        progress("export", 0, len(jobs))
+    if workers == 1:
+        for index, job in jobs.items():
+            try:
+                results[index] = _export_one(job)
+            except Exception as error:  # a bug: record what is done first, then raise it
+                bug = bug or error
+                results[index] = RoutineResult(job.path, Outcome.FAILED, f"{job.path}: internal error: {error!r}")
+            done += 1
+            if progress:
+                progress("export", done, len(jobs))
+    else:
+        # spawn: a fresh interpreter per worker, safe whatever threads the parent runs.
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+            futures = {pool.submit(_export_one, job): index for index, job in jobs.items()}
+            for future in as_completed(futures):
+                index = futures[future]
+                path = jobs[index].path
+                try:
+                    results[index] = future.result()
+                except BrokenProcessPool:
+                    results[index] = RoutineResult(path, Outcome.FAILED,
+                                                   f"{path}: the export worker stopped unexpectedly; "
+                                                   "run the export again (with fewer --jobs if memory is short)")
+                except Exception as error:
+                    bug = bug or error
+                    detail = "".join(traceback.format_exception_only(type(error), error)).strip()
+                    results[index] = RoutineResult(path, Outcome.FAILED, f"{path}: internal error: {detail}")
+                done += 1
+                if progress:
+                    progress("export", done, len(jobs))
+
+    _update_manifest(out, manifest, [results[i] for i in sorted(results)])
+    if bug is not None:
+        raise bug
+    return LibraryReport(out, tuple(results[i] for i in sorted(results)))
+
+
+def _update_manifest(out: Path, manifest: dict[str, ManifestEntry], results: list[RoutineResult]) -> None:
+    """Record the new exports; delete the files of what they replace (older format or layout,
+    fewer steps, an old title of the same routine file)."""
+    updated = dict(manifest)
+    stale: set[str] = set()
+    for result in results:
+        entry = result.entry
+        if result.outcome is not Outcome.EXPORTED or entry is None:
+            continue
+        for slug, old in manifest.items():
+            if slug == entry.slug or old.source == entry.source:
+                stale.update(old.files)
+                if slug != entry.slug:
+                    updated.pop(slug, None)
+        updated[entry.slug] = entry
+    kept = {name for entry in updated.values() for name in entry.files}
+    _remove_files(out, sorted(stale - kept))
+    if updated != manifest or not manifest_path(out).exists():
+        write_manifest(out, updated)
+
+
+__all__ = [
+    "ALBUM",
+    "MANIFEST_NAME",
+    "LibraryReport",
+    "LibrarySettings",
+    "ManifestEntry",
+    "ManifestTrack",
+    "Outcome",
+    "RoutineResult",
+    "export_key",
+    "export_library",
+    "find_routine_files",
+    "is_block_file",
+    "read_manifest",
+    "routine_key",
+    "slugify",
+    "write_manifest",
+]
