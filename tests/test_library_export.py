@@ -20,6 +20,7 @@ from voicecoach.library_export import (
     MANIFEST_NAME,
     LibrarySettings,
     Outcome,
+    export_key,
     export_library,
     find_routine_files,
     is_block_file,
@@ -159,6 +160,46 @@ def test_unchanged_routines_are_not_encoded_again(tmp_path, tiny, fake):
     with mp3.open("ab") as handle:  # damaged: the recorded size no longer matches
         handle.write(b"x")
     assert export([tiny], out, fake).results[0].outcome is Outcome.EXPORTED
+
+
+def _tone_wav(path: Path, freq: float) -> None:
+    import wave
+
+    import numpy as np
+
+    samples = (0.3 * np.sin(2 * np.pi * freq * np.arange(44100 * 2) / 44100) * 32767).astype("<i2")
+    with wave.open(str(path), "wb") as handle:
+        handle.setnchannels(1)
+        handle.setsampwidth(2)
+        handle.setframerate(44100)
+        handle.writeframes(samples.tobytes())
+
+
+def test_new_music_under_the_same_name_is_exported_again(tmp_path, tiny, fake):
+    # The export key covers what the music sounds like, not just its file name.
+    _tone_wav(tiny.parent / "calm.wav", 220)
+    tiny.write_text(TINY.replace("steps:", "music: {file: calm.wav}\nsteps:", 1), encoding="utf-8")
+    out = tmp_path / "phone"
+    assert export([tiny], out, fake).results[0].outcome is Outcome.EXPORTED
+    assert export([tiny], out, fake).results[0].outcome is Outcome.UNCHANGED
+    _tone_wav(tiny.parent / "calm.wav", 330)
+    assert export([tiny], out, fake).results[0].outcome is Outcome.EXPORTED
+
+
+def test_the_routines_own_engine_is_part_of_the_key(tmp_path, tiny):
+    # With no --engine, a routine's `engine:` decides; switching it must not look "unchanged".
+    settings = Settings(cache_dir=tmp_path / "cache")
+    identities = []
+
+    def identify(engine: str, voice: str) -> str:
+        identities.append(engine)
+        return f"{engine}-identity"
+
+    a = load_routine(tiny)
+    b = parse_routine(TINY.replace("steps:", "engine: fake\nsteps:", 1), path=str(tiny))
+    key_a = export_key(a, settings=settings, library=LibrarySettings(), identify=identify)
+    key_b = export_key(b, settings=settings, library=LibrarySettings(), identify=identify)
+    assert identities == ["espeak", "fake"] and key_a != key_b
 
 
 def test_a_new_format_or_title_replaces_the_old_files(tmp_path, tiny, fake):

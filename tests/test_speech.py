@@ -122,3 +122,39 @@ def test_espeak_lists_voices_with_languages(espeak):
     assert len(voices) > 50
     assert any("de" in v.languages for v in voices)
     assert any(lang.startswith("en-") for v in voices for lang in v.languages)
+
+
+def test_memory_holds_few_clips_and_reloads_the_rest(tmp_path):
+    speech = make_speech(tmp_path)
+    speech.max_resident_bytes = 100_000  # a handful of clips
+    texts = [f"Phrase number {i}, said slowly." for i in range(40)]
+    speech.prepare(texts)
+    first = {t: speech.clip(t).copy() for t in texts}
+    assert speech._recent_bytes <= 100_000 + max(c.nbytes for c in first.values())
+    again = make_speech(tmp_path)  # a fresh run reads them all from the cache
+    for text in texts:
+        assert np.array_equal(speech.clip(text), first[text])
+        assert np.array_equal(again.clip(text), first[text])
+    assert speech.engine.asked == texts  # nothing synthesized twice
+
+
+def test_clips_the_cache_cannot_keep_stay_in_memory(tmp_path):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("x")
+    speech = Speech(engine=CountingFake(), cache=Cache(blocker), settings=SpeechSettings(), jobs=1)
+    speech.max_resident_bytes = 1
+    texts = ["Hold.", "Release.", "Breathe in."]
+    speech.prepare(texts)
+    assert all(len(speech.clip(t)) == speech.samples(t) for t in texts)
+    assert speech.engine.asked == texts
+
+
+def test_a_clip_pruned_from_the_cache_is_made_again(tmp_path):
+    speech = make_speech(tmp_path)
+    speech.max_resident_bytes = 1
+    speech.prepare(["Hold.", "Release."])
+    before = speech.clip("Hold.").copy()
+    speech.clip("Release.")  # pushes "Hold." out of memory
+    speech.cache.clip_path(speech.key("Hold.")).unlink()
+    assert np.array_equal(speech.clip("Hold."), before)
+    assert speech.engine.asked == ["Hold.", "Release.", "Hold."]

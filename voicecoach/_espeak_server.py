@@ -36,6 +36,25 @@ from collections import deque
 
 ESPEAK_SAMPLE_RATE = 22050  # pyttsx3's espeak driver writes its WAVs at this rate
 
+FAULT_ENV = "VOICECOACH_TEST_ESPEAK_FAULT"
+"""Test hook, read only by this server's children: ``hang:MARKER`` or ``crash:MARKER`` makes the
+child of every text containing MARKER sleep forever or abort, so tests can prove that a hung or
+crashed engine is caught (tests/test_reliability.py).  Unset in normal use."""
+
+
+def _test_fault(text: str) -> None:
+    kind, _, marker = os.environ.get(FAULT_ENV, "").partition(":")
+    if not marker or marker not in text:
+        return
+    if kind == "hang":
+        while True:
+            time.sleep(3600)
+    if kind == "crash":
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # no core file
+        os.abort()
+
 
 def load_espeak() -> None:
     """Preload the espeak-ng of the espeakng-loader wheel and point it at its data.
@@ -70,6 +89,7 @@ def _synchronous_espeak(voice: str | None):
 
 def _child_synth(request: dict) -> int:
     """In a fresh child: one engine, one phrase, one WAV file."""
+    _test_fault(request["text"])
     _espeak = _synchronous_espeak(request["voice"])
     wpm = int(request["wpm"])
     _espeak.SetParameter(_espeak.RATE, wpm, 0)
@@ -89,12 +109,20 @@ def _child_synth(request: dict) -> int:
     audio = b"".join(chunks)
     if not audio:
         return 3
-    # Finish the clip here, in parallel with the other children, not in the client.
     import numpy as np
+
+    return write_finished_clip(np.frombuffer(audio, dtype="<i2"), source_rate=ESPEAK_SAMPLE_RATE, request=request)
+
+
+def write_finished_clip(raw, *, source_rate: int, request: dict) -> int:
+    """Finish a raw int16 clip (mix.process_clip) and write it as the request's WAV.
+
+    Done in the child, so clips are finished in parallel, not one by one in the client.
+    """
     from voicecoach.mix import process_clip
 
     rate = int(request["sample_rate"])
-    clip = process_clip(np.frombuffer(audio, dtype="<i2"), source_rate=ESPEAK_SAMPLE_RATE, sample_rate=rate)
+    clip = process_clip(raw, source_rate=source_rate, sample_rate=rate)
     with wave.open(request["out"], "wb") as handle:
         handle.setnchannels(1)
         handle.setsampwidth(2)
@@ -141,12 +169,14 @@ def _fork(request: dict, work) -> int:
         os._exit(code)
 
 
-def _run_batch(batch: deque, jobs: int, timeout: float, reply) -> None:
+def _run_batch(batch: deque, jobs: int, timeout: float, reply, *, work=None, engine: str = "espeak") -> None:
+    """Run every request of ``batch`` in its own child, ``jobs`` at a time (``work(request)`` in
+    the child; _piper_server uses this too), answering each as it finishes."""
     running: dict[int, tuple[dict, float]] = {}
     while batch or running:
         while batch and len(running) < jobs:
             request = batch.popleft()
-            pid = _fork(request, _child_synth)
+            pid = _fork(request, work or _child_synth)
             running[pid] = (request, time.monotonic() + timeout)
         pid, status = os.waitpid(-1, os.WNOHANG)
         if pid == 0:
@@ -156,14 +186,17 @@ def _run_batch(batch: deque, jobs: int, timeout: float, reply) -> None:
                     os.kill(child, signal.SIGKILL)
                     os.waitpid(child, 0)
                     del running[child]
-                    reply({"id": request["id"], "ok": False, "error": f"espeak did not finish within {timeout:g} s"})
+                    reply({"id": request["id"], "ok": False, "error": f"{engine} did not finish within {timeout:g} s"})
             time.sleep(0.001)
             continue
         request, _ = running.pop(pid)
         if os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0:
             reply({"id": request["id"], "ok": True})
             continue
-        error = f"espeak exited with status {status}"
+        if os.WIFSIGNALED(status):
+            error = f"{engine} crashed ({signal.Signals(os.WTERMSIG(status)).name})"
+        else:
+            error = f"{engine} exited with status {os.WEXITSTATUS(status)}"
         try:
             with open(request["out"] + ".err", encoding="utf-8") as handle:
                 error = handle.read() or error
@@ -173,15 +206,22 @@ def _run_batch(batch: deque, jobs: int, timeout: float, reply) -> None:
         reply({"id": request["id"], "ok": False, "error": error})
 
 
-def main() -> int:
+def open_protocol():
+    """``reply(message)``, writing JSON lines to the real stdout; stdout itself then goes to
+    /dev/null, so nothing a library prints (pyttsx3: "Audio saved to ...") corrupts the protocol."""
     protocol = os.fdopen(os.dup(1), "w", encoding="utf-8", buffering=1)
     devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 1)  # pyttsx3 prints "Audio saved to ..." on stdout
+    os.dup2(devnull, 1)
 
     def reply(message: dict) -> None:
         protocol.write(json.dumps(message) + "\n")
         protocol.flush()
 
+    return reply
+
+
+def main() -> int:
+    reply = open_protocol()
     try:
         load_espeak()
         version = espeak_version()
@@ -191,6 +231,21 @@ def main() -> int:
     import voicecoach.mix  # noqa: F401  (numpy and the clip processing, imported once for every child)
 
     reply({"ready": True, "sample_rate": ESPEAK_SAMPLE_RATE, "version": version})
+
+    def voices(request: dict) -> None:
+        if request.get("op") == "voices":
+            pid = _fork(request, _child_voices)
+            _, status = os.waitpid(pid, 0)
+            reply({"ok": os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0})
+
+    serve(reply, lambda batch, jobs, timeout: _run_batch(batch, jobs, timeout, reply), other=voices)
+    return 0
+
+
+def serve(reply, run, *, other=None) -> None:
+    """Answer requests from stdin until EOF (both servers): ``synth`` requests are collected,
+    ``run`` hands the batch to ``run(batch, jobs, timeout)`` and answers ``done``; any other
+    request goes to ``other``."""
     batch: deque = deque()
     for line in sys.stdin:
         request = json.loads(line)
@@ -198,13 +253,11 @@ def main() -> int:
         if op == "synth":
             batch.append(request)
         elif op == "run":
-            _run_batch(batch, max(1, int(request.get("jobs", 1))), float(request.get("timeout", 60)), reply)
+            run(batch, max(1, int(request.get("jobs", 1))), float(request.get("timeout", 60)))
+            batch.clear()
             reply({"done": True})
-        elif op == "voices":
-            pid = _fork(request, _child_voices)
-            _, status = os.waitpid(pid, 0)
-            reply({"ok": os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0})
-    return 0
+        elif other is not None:
+            other(request)
 
 
 if __name__ == "__main__":

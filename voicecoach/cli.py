@@ -6,6 +6,7 @@ User errors become one line on stderr and exit code 2, here and only here (see `
 from __future__ import annotations
 
 import json
+import signal
 import sys
 from fractions import Fraction
 from pathlib import Path
@@ -13,7 +14,7 @@ from pathlib import Path
 import click
 
 from . import __version__
-from .cache import ENV_VAR
+from .cache import ENV_VAR, default_cache_dir
 from .errors import RoutineErrors, VoicecoachError
 from .model import Cue, StepKind, flat_steps
 from .pipeline import Settings, build, check_output_path, export, plan
@@ -33,9 +34,18 @@ class _Group(click.Group):
         except VoicecoachError as error:
             click.echo(error.format(), err=True)
             ctx.exit(error.exit_code)
-        except KeyboardInterrupt:
-            click.echo("Interrupted.", err=True)
-            ctx.exit(130)
+        except KeyboardInterrupt as interrupt:  # temporary files are gone by now (files.atomic_write)
+            terminated = isinstance(interrupt, _Terminated)
+            click.echo("Terminated." if terminated else "Interrupted.", err=True)
+            ctx.exit(128 + (signal.SIGTERM if terminated else signal.SIGINT))
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C where the main thread is, so every cleanup runs on the way out."""
+
+
+def _on_sigterm(signum, frame) -> None:
+    raise _Terminated
 
 
 @click.group(cls=_Group, context_settings=CONTEXT)
@@ -63,9 +73,11 @@ def _settings(engine: str, voice: str | None, rate: float | None, cache_dir: Pat
 def speech_options(func):
     """Options shared by the commands that make sound."""
     options = [
-        click.option("--engine", type=click.Choice(sorted(ENGINES)), default="espeak", show_default=True,
-                     help="Speech engine ('fake' hums instead of speaking: fast timing checks)."),
-        click.option("--voice", help="Voice to use instead of the routine's (see `voicecoach voices`)."),
+        click.option("--engine", type=click.Choice(sorted(ENGINES)),
+                     help="Speech engine [default: the routine's engine:, else espeak]; piper is a natural voice "
+                          "(pip install 'voicecoach[piper]'); 'fake' hums instead of speaking: fast timing checks."),
+        click.option("--voice", help="Voice to use instead of the routine's (see `voicecoach voices`), or a Piper "
+                                     ".onnx model file with --engine piper."),
         click.option("--rate", type=click.FloatRange(0.5, 2.0), help="Speech speed multiplier (0.5-2.0)."),
         click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path),
                      help=f"Cache folder [default: ${ENV_VAR} or audio_cache/]."),
@@ -191,9 +203,10 @@ def _summary(chapter, events, rate_hz: int) -> str:
 @click.option("--timeline", "timeline_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Also write the timeline as JSON.")
 @click.option("--captions", type=click.Path(dir_okay=False, path_type=Path), help="Also write WebVTT captions.")
+@click.option("-v", "--verbose", is_flag=True, help="Also report cache repairs (damaged entries rendered again).")
 @speech_options
-def compile_command(file: Path, out: Path, timeline_path: Path | None, captions: Path | None, engine: str,
-                    voice: str | None, rate: float | None, cache_dir: Path | None, no_cache: bool,
+def compile_command(file: Path, out: Path, timeline_path: Path | None, captions: Path | None, verbose: bool,
+                    engine: str, voice: str | None, rate: float | None, cache_dir: Path | None, no_cache: bool,
                     jobs: int | None) -> None:
     """Compile a routine into an MP3 (with one chapter per step) or a WAV.
 
@@ -213,6 +226,13 @@ def compile_command(file: Path, out: Path, timeline_path: Path | None, captions:
         export(result, out, settings=settings, timeline_json=timeline_path, captions=captions, progress=progress)
     for warning in result.cache.stats.warnings:
         click.echo(f"warning: {warning}", err=True)
+    cache_stats = result.cache.stats
+    repairs = [f"{_count(cache_stats.corrupt, 'damaged entry', 'damaged entries')} rendered again"
+               * bool(cache_stats.corrupt),
+               f"{_count(cache_stats.stale_removed, 'leftover temporary file')} of an interrupted run removed"
+               * bool(cache_stats.stale_removed)]
+    if verbose and any(repairs):  # one line per run, only when asked: the cache repaired itself
+        click.echo(f"note: cache {result.cache.root}: " + "; ".join(filter(None, repairs)), err=True)
     stats = result.speech.stats
     track = "track from cache" if result.track_was_cached else "track mixed"
     click.echo(
@@ -227,14 +247,21 @@ def compile_command(file: Path, out: Path, timeline_path: Path | None, captions:
 @click.option("--language", help="Only voices for this language (e.g. en, de).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def voices(engine: str | None, language: str | None, as_json: bool) -> None:
-    """List the speech engines, their voices and languages.
+    """List the speech engines, their voices and languages, and how to install a missing engine.
 
     \b
     Example:
       voicecoach voices --language en
+      voicecoach voices --engine piper
     """
+    from .speech import missing_engines
+
+    missing = missing_engines()
+    names = [engine] if engine else list(dict.fromkeys([*SPEECH_ENGINES, *missing]))
     found = []
-    for name in [engine] if engine else SPEECH_ENGINES:
+    for name in names:
+        if name in missing:
+            continue
         speech_engine = get_engine(name)
         try:
             found.extend(speech_engine.voices())
@@ -247,7 +274,11 @@ def voices(engine: str | None, language: str | None, as_json: bool) -> None:
         click.echo(json.dumps([{"engine": v.engine, "id": v.id, "name": v.name, "languages": list(v.languages)}
                                for v in found], indent=1))
         return
-    for name in [engine] if engine else SPEECH_ENGINES:
+    for name in names:
+        if name in missing:
+            about, command = missing[name]
+            click.echo(f"{name}: not installed ({about}); install it with: {command}")
+            continue
         these = [v for v in found if v.engine == name]
         click.echo(f"{name}: {len(these)} voice{'s' if len(these) != 1 else ''} (write the id in a routine's `voice:` or pass --voice)")
         for v in these:
@@ -457,7 +488,9 @@ def play(file: Path | None, from_step: str | None, loop: bool, no_keys: bool, vo
     import shutil
     from datetime import datetime, timezone
 
+    from .compile import step_title
     from .keys import HELP, RawTerminal, parse_script
+    from .pipeline import LiveBuild
     from .player import Player, find_step, list_devices, make_backend, run_session
     from .practice_log import PracticeLog, PracticeLogError
     from .status import StatusView
@@ -470,44 +503,47 @@ def play(file: Path | None, from_step: str | None, loop: bool, no_keys: bool, vo
         raise VoicecoachError("no routine to play", hint="give its file: voicecoach play ROUTINE.yaml (--devices lists devices)")
     script = parse_script(script_keys) if script_keys else []
     audio = make_backend(backend_name, device=device)
-    with _Progress() as progress:
-        result = build(file, settings=_settings(engine, voice, rate, cache_dir, no_cache, jobs), progress=progress)
-    for warning in result.cache.stats.warnings:
-        click.echo(f"warning: {warning}", err=True)
-    start = find_step(result.timeline, from_step) if from_step else 0
-    practice: PracticeLog | None = PracticeLog()
+    # Plays while later steps are still being synthesized and scheduled: the same samples as compile.
+    source = LiveBuild(file, settings=_settings(engine, voice, rate, cache_dir, no_cache, jobs))
     try:
-        practice.check()
-    except PracticeLogError as error:  # never blocks playing
-        click.echo(f"warning: {error.format()}; this session will not be logged", err=True)
-        practice = None
-    player = Player(result, start_step=start, loop=loop, volume_percent=volume)
-    live = sys.stdout.isatty()
-    terminal = RawTerminal() if not no_keys and RawTerminal.available() else None
-    timeline = result.timeline
-    click.echo(f"{timeline.routine}: {len(timeline.chapters)} steps, {format_duration(round(timeline.duration_s))}"
-               + (f" | {HELP}" if terminal else ""))
-    started = datetime.now(timezone.utc)
-    interrupted, failure = False, None
-    try:
-        run_session(player, audio, view=StatusView(timeline, live=live, width=shutil.get_terminal_size().columns),
-                    show=lambda text: click.echo(text, nl=False), terminal=terminal, script=script)
-    except KeyboardInterrupt:
-        interrupted = True
-    except VoicecoachError as error:  # e.g. the device went away: still log what was played
-        failure = error
+        routine = source.routine
+        titles = [step_title(step, label) for step, label in flat_steps(routine.steps)]
+        start = find_step(titles, from_step, routine=routine.title) if from_step else 0
+        source.wait(chapters=start + 1)
+        practice: PracticeLog | None = PracticeLog()
+        try:
+            practice.check()
+        except PracticeLogError as error:  # never blocks playing
+            click.echo(f"warning: {error.format()}; this session will not be logged", err=True)
+            practice = None
+        player = Player(source, start_step=start, loop=loop, volume_percent=volume)
+        terminal = RawTerminal() if not no_keys and RawTerminal.available() else None
+        click.echo(f"{routine.title}: {len(titles)} steps" + (f" | {HELP}" if terminal else ""))
+        view = StatusView(player.timeline, live=sys.stdout.isatty(), width=shutil.get_terminal_size().columns,
+                          steps_total=len(titles))
+        started = datetime.now(timezone.utc)
+        interrupt, failure = None, None
+        try:
+            run_session(player, audio, view=view, show=lambda text: click.echo(text, nl=False), terminal=terminal,
+                        script=script)
+        except KeyboardInterrupt as stop:  # Ctrl-C (or SIGTERM): stop cleanly, log, then exit as interrupted
+            interrupt = stop
+        except VoicecoachError as error:  # e.g. the device went away: still log what was played
+            failure = error
+    finally:
+        source.close()
     outcome = player.result()
     if failure is not None and not outcome.played_s:
         raise failure
-    click.echo(f"{'Stopped' if interrupted else 'Played'} {format_duration(round(outcome.played_s))}: "
+    click.echo(f"{'Stopped' if interrupt else 'Played'} {format_duration(round(outcome.played_s))}: "
                f"{outcome.steps_completed} of {outcome.steps_total} steps completed"
                + (", finished." if outcome.finished else "."))
     if practice is not None and outcome.played_s > 0:
-        _log_session(practice, file, timeline, outcome, started)
+        _log_session(practice, file, player.timeline, outcome, started)
     if failure is not None:
         raise failure
-    if interrupted:
-        raise click.exceptions.Exit(130)
+    if interrupt is not None:
+        raise interrupt
 
 
 def _log_session(practice, file: Path, timeline, outcome, started) -> None:
@@ -555,7 +591,8 @@ def log_command(as_json: bool, limit: int) -> None:
             "today": summary.today.isoformat(),
             "total_sessions": summary.total_sessions,
             "streak": {"current_days": summary.current_streak_days, "longest_days": summary.longest_streak_days},
-            "minutes_per_area": {"last_7_days": summary.minutes_7_days, "last_30_days": summary.minutes_30_days},
+            "minutes_per_area": {"last_7_days": {a: round(m, 3) for a, m in summary.minutes_7_days.items()},
+                                 "last_30_days": {a: round(m, 3) for a, m in summary.minutes_30_days.items()}},
             "sessions": [{
                 "routine": s.routine, "file_hash": s.file_hash,
                 "started_utc": s.started_utc.isoformat(timespec="seconds"), "local_date": s.local_date.isoformat(),
@@ -579,6 +616,147 @@ def log_command(as_json: bool, limit: int) -> None:
         steps = f"{s.steps_completed}/{s.steps_total}" if s.steps_total else str(s.steps_completed)
         click.echo(f"  {when}  {s.routine:<28} {format_duration(round(s.seconds_played)):>7}  {steps} steps"
                    + ("  finished" if s.finished else ""))
+
+
+def _count(n: int, one: str, many: str | None = None) -> str:
+    return f"{n} {one if n == 1 else many or one + 's'}"
+
+
+_SIZE_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+
+
+class _Size(click.ParamType):
+    """A size like 500M or 2G (powers of 1024), or a number of bytes."""
+
+    name = "size"
+
+    def convert(self, value, param, ctx) -> int:
+        import re
+
+        if isinstance(value, int):
+            return value
+        match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(?:i?B)?\s*", str(value), re.IGNORECASE)
+        if not match:
+            self.fail(f"{value!r} is not a size; write e.g. 500M, 2G or 1000000", param, ctx)
+        return int(float(match[1]) * _SIZE_UNITS[match[2].upper()])
+
+
+def _human(size: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size} B" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    raise AssertionError("unreachable")
+
+
+def _cache_dir_option(func):
+    return click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path),
+                        help=f"Cache folder [default: ${ENV_VAR} or audio_cache/].")(func)
+
+
+def _open_cache(cache_dir: Path | None):
+    from .cache import Cache
+
+    return Cache(cache_dir or default_cache_dir())
+
+
+@cli.group(name="cache", context_settings=CONTEXT)
+def cache_group() -> None:
+    """Inspect and manage the audio cache of synthesized clips and mixed tracks.
+
+    Entries carry a checksum: a damaged one is found, removed and rendered again when needed.
+    Several runs may share one cache at the same time.
+
+    \b
+    Example:
+      voicecoach cache info
+      voicecoach cache verify
+      voicecoach cache prune --max-size 500M
+      voicecoach cache clear
+    """
+
+
+@cache_group.command(name="info", context_settings=CONTEXT)
+@_cache_dir_option
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def cache_info(cache_dir: Path | None, as_json: bool) -> None:
+    """Show how many entries the cache holds and their size, by kind.
+
+    \b
+    Example:
+      voicecoach cache info --cache-dir audio_cache/
+    """
+    info = _open_cache(cache_dir).info()
+    if as_json:
+        click.echo(json.dumps({"cache_dir": str(info.root), "entries": info.entries, "bytes": info.bytes,
+                               "by_kind": {k: {"entries": v.entries, "bytes": v.bytes} for k, v in info.by_kind.items()},
+                               "temp_files": info.temp_files}, indent=1))
+        return
+    click.echo(f"cache {info.root}")
+    for kind, part in info.by_kind.items():
+        click.echo(f"  {kind:<7} {part.entries:>7} entries  {_human(part.bytes):>11}")
+    click.echo(f"  {'total':<7} {info.entries:>7} entries  {_human(info.bytes):>11}")
+    if info.temp_files:
+        click.echo(f"  {_count(info.temp_files, 'temporary file')} (being written, or left by an interrupted run)")
+
+
+@cache_group.command(name="verify", context_settings=CONTEXT)
+@_cache_dir_option
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def cache_verify(cache_dir: Path | None, as_json: bool) -> None:
+    """Check every entry's checksum; remove damaged ones (they are rendered again when needed).
+
+    Also removes temporary files that interrupted runs left behind. Exits 0 when every entry
+    was valid, 1 when damaged entries were found (and removed).
+
+    \b
+    Example:
+      voicecoach cache verify
+    """
+    report = _open_cache(cache_dir).verify()
+    if as_json:
+        click.echo(json.dumps({"checked": report.checked, "valid": report.valid, "damaged": [str(p) for p in report.bad],
+                               "stale_temp_files_removed": report.stale_removed}, indent=1))
+    else:
+        for path in report.bad:
+            click.echo(f"damaged, removed: {path}")
+        click.echo(f"{_count(report.checked, 'entry', 'entries')} checked: {report.valid} valid, "
+                   f"{len(report.bad)} damaged" + (f", {_count(report.stale_removed, 'leftover temporary file')} removed"
+                                                   if report.stale_removed else ""))
+    if report.bad:
+        raise click.exceptions.Exit(1)
+
+
+@cache_group.command(name="prune", context_settings=CONTEXT)
+@_cache_dir_option
+@click.option("--max-size", "max_size", type=_Size(), required=True,
+              help="Keep at most this much: 500M, 2G (powers of 1024) or bytes.")
+def cache_prune(cache_dir: Path | None, max_size: int) -> None:
+    """Remove the least recently used entries until the cache fits in --max-size.
+
+    Every use of an entry marks it as recently used, so routines you compile often stay.
+
+    \b
+    Example:
+      voicecoach cache prune --max-size 500M
+    """
+    report = _open_cache(cache_dir).prune(max_bytes=max_size)
+    click.echo(f"removed {_count(report.removed, 'entry', 'entries')} ({_human(report.freed_bytes)}); "
+               f"kept {_count(report.kept, 'entry', 'entries')} ({_human(report.kept_bytes)})")
+
+
+@cache_group.command(name="clear", context_settings=CONTEXT)
+@_cache_dir_option
+def cache_clear(cache_dir: Path | None) -> None:
+    """Remove every entry from the cache (it fills again as routines are compiled).
+
+    \b
+    Example:
+      voicecoach cache clear --cache-dir audio_cache/
+    """
+    cache = _open_cache(cache_dir)
+    removed = cache.clear()
+    click.echo(f"removed {_count(removed, 'entry', 'entries')} from {cache.root}")
 
 
 class _Progress:
@@ -616,6 +794,7 @@ class _Progress:
 
 def main() -> None:
     """Console entry point."""
+    signal.signal(signal.SIGTERM, _on_sigterm)  # `kill` cleans up like Ctrl-C does (exit 143)
     cli(prog_name="voicecoach")
 
 

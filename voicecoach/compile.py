@@ -11,6 +11,9 @@ Two kinds of time:
   at an integer sample ``t``: a cue ``x`` seconds later starts at ``t + to_samples(x)``, so
   onsets are exact and nothing drifts.  Speech that does not fit before the next timed onset
   is a :class:`TimingError` that names the step and what to change.
+
+A ``[pause 2s]`` inside spoken text splits it into separate speech events with exactly that
+much silence between them (the engines and the mixer never see the marker).
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ from .model import (
     Tone,
     flat_steps,
 )
-from .timing import to_samples
+from .timing import has_pauses, split_pauses, to_samples
 from .vocab import Vocabulary
 
 SpeechMeasure = Callable[[str], int]
@@ -72,6 +75,20 @@ class CompileSettings:
 
     def key(self) -> str:
         return repr(sorted(vars(self).items()))
+
+
+@dataclass(frozen=True)
+class Utterance:
+    """Where a spoken text sits: from its first sample to the end of its last part or pause."""
+
+    start_sample: int
+    """Where it starts."""
+    end_sample: int
+    """One past its last sample (after a trailing ``[pause ...]``, if any)."""
+
+    @property
+    def length_samples(self) -> int:
+        return self.end_sample - self.start_sample
 
 
 @dataclass(frozen=True)
@@ -251,15 +268,15 @@ class _Scheduler:
         self._max_end = max(self._max_end, event.end_sample)
         return event
 
-    def speak(self, text: str, cue: Cue, *, label: str = "") -> Event:
+    def speak(self, text: str, cue: Cue, *, label: str = "") -> Utterance:
         """Untimed narration at the cursor; the cursor moves past it and a gap."""
-        event = self._speech(text, cue, self.cursor, label)
-        self.cursor = event.end_sample + self.gap
-        return event
+        spoken = self._speech(text, cue, self.cursor, label)
+        self.cursor = spoken.end_sample + self.gap
+        return spoken
 
     def timed(
         self, text: str, cue: Cue, *, at: int, slot_end: int, label: str = "", fix: Callable[[int], str]
-    ) -> Event:
+    ) -> Utterance:
         """Speech on the grid at sample ``at`` that must end by ``slot_end``.
 
         ``fix(needed_samples)`` says what to change when it does not fit.
@@ -289,18 +306,37 @@ class _Scheduler:
             )
         )
 
-    def _speech(self, text: str, cue: Cue, at: int, label: str) -> Event:
-        return self._add(
-            Event(
-                kind=EventKind.SPEECH,
-                cue=cue,
-                start_sample=at,
-                length_samples=self.speech_samples(text),
-                step=self.step_index,
-                text=text,
-                label=label,
-            )
-        )
+    def _speech(self, text: str, cue: Cue, at: int, label: str) -> Utterance:
+        """``text`` from sample ``at``: one event, or one per part around its ``[pause ...]``s."""
+        t = at
+        for words, pause_s in self._parts(text):
+            if words:
+                event = Event(
+                    kind=EventKind.SPEECH,
+                    cue=cue,
+                    start_sample=t,
+                    length_samples=self.speech_samples(words),
+                    step=self.step_index,
+                    text=words,
+                    label=label,
+                )
+                t = self._add(event).end_sample
+            t += self.samples(pause_s)
+        return Utterance(at, t)
+
+    def utterance_samples(self, text: str) -> int:
+        """How long :meth:`_speech` makes ``text``, pauses included, without placing it."""
+        return sum(self.speech_samples(words) if words else 0 for words, _ in self._parts(text)) + sum(
+            self.samples(pause_s) for _, pause_s in self._parts(text))
+
+    def _parts(self, text: str) -> list[tuple[str, Fraction]]:
+        if not has_pauses(text):
+            return [(text, Fraction(0))]
+        try:
+            return split_pauses(text)
+        except ValueError as error:  # script.py checks routine text; this is a phrase made elsewhere
+            raise VoicecoachError(f"{_describe(self.step)}: {error}", location=self.step.loc if self.step else None,
+                                  hint="write a pause like [pause 2s]") from None
 
     def seconds_needed(self, samples: int, step_s: Fraction = Fraction(1, 10)) -> str:
         """A duration of at least ``samples``, rounded up to ``step_s``, written like ``1.4s``."""
@@ -476,7 +512,7 @@ def _schedule_rest(s: _Scheduler, step: Rest, next_step: Step | None) -> None:
     )
     if next_step is not None:
         text = s.vocab.phrase("next_up", name=next_step.name)
-        length = s.speech_samples(text)
+        length = s.utterance_samples(text)
         at = end - s.samples(s.settings.next_lead_s) - length
         earliest = announce.end_sample + s.gap
         if at < earliest:

@@ -44,6 +44,7 @@ from .formats import FORMATS_VERSION, AudioFormat, PlaylistEntry, TrackTags
 from .model import Routine
 from .pipeline import Settings, build
 from .script import DEFAULT_LIMITS, load_routine
+from .sound import file_sha256
 
 MANIFEST_NAME = ".voicecoach-export.json"
 """The manifest's file name in the export folder (hidden: the server never serves it)."""
@@ -219,13 +220,55 @@ class LibrarySettings:
     """Worker budget: routines rendered at once times speech workers each; ``None``: every core."""
 
 
-def export_key(routine: Routine, *, settings: Settings, library: LibrarySettings, engine_identity: str) -> str:
-    """Everything an export's files depend on; equal keys mean equal files."""
+def export_key(routine: Routine, *, settings: Settings, library: LibrarySettings,
+               identify: Callable[[str, str], str]) -> str:
+    """Everything an export's files depend on; equal keys mean equal files.
+
+    Like the pipeline's clip and track keys, it covers the engine the routine really uses
+    (command line, else the routine's, else espeak) with its version and voice model, and the
+    contents of its music and sound files, not just their names -- without synthesizing.
+    ``identify(engine, voice)`` names an engine's identity and voice (see :func:`_identifier`).
+    """
+    engine = settings.engine_for(routine)
+    speech = settings.speech_settings(routine)
+    files = [("music", _content_hash(routine.music.file))] if routine.music is not None else []
+    files += [(sound.tone.value, _content_hash(sound.file)) for sound in routine.sounds]
     return digest(
-        "library-export", __version__, FORMATS_VERSION, routine_key(routine), settings.engine, engine_identity,
-        settings.voice, str(settings.rate), settings.sample_rate, settings.bitrate_kbps, settings.mp3_quality,
-        settings.render_settings().cache_key(), library.format.value, library.split,
+        "library-export", __version__, FORMATS_VERSION, routine_key(routine), engine,
+        identify(engine, speech.voice_id), str(speech.rate), speech.language, settings.sample_rate,
+        settings.bitrate_kbps, settings.mp3_quality, settings.render_settings().cache_key(), files,
+        library.format.value, library.split,
     )
+
+
+def _content_hash(path: str) -> str:
+    try:
+        return file_sha256(path)
+    except OSError:
+        return f"unreadable:{path}"  # the export itself then reports the problem, located
+
+
+def _identifier() -> tuple[Callable[[str, str], str], Callable[[], None]]:
+    """``identify(engine, voice)`` backed by one engine object per name, and a closer."""
+    from .speech import get_engine
+
+    engines: dict[str, object] = {}
+
+    def identify(name: str, voice: str) -> str:
+        engine = engines.get(name)
+        if engine is None:
+            engine = engines[name] = get_engine(name)
+        describe = getattr(engine, "voice_identity", None)
+        try:
+            return f"{engine.identity()}|{describe(voice) if describe else voice}"
+        except VoicecoachError:
+            return f"{name}|unavailable|{voice}"  # the export itself then reports it, located
+
+    def close() -> None:
+        for engine in engines.values():
+            engine.close()
+
+    return identify, close
 
 
 # ---------------------------------------------------------------------------------------
@@ -470,18 +513,11 @@ def export_library(
     A routine that fails (bad file, speech that does not fit) is reported with its location
     and the others still export.  Only changed routines are rendered, in parallel.
     """
-    from .speech import get_engine
-
     out = Path(out_dir)
     _prepare_out_dir(out)
     if settings.use_cache and settings.cache_dir is None:  # workers must share the parent's cache
         settings = dataclasses.replace(settings, cache_dir=default_cache_dir().resolve())
-    engine = get_engine(settings.engine)
-    try:
-        identity = engine.identity()
-    finally:
-        engine.close()
-
+    identify, close_engines = _identifier()
     manifest = read_manifest(out)
     taken = {slug: entry.source for slug, entry in manifest.items()}
     exported_at = _export_time(now)
@@ -501,13 +537,14 @@ def export_library(
             continue
         source = os.path.realpath(path)
         slug = _assign_slug(routine.title, source, taken)
-        key = export_key(routine, settings=settings, library=library, engine_identity=identity)
+        key = export_key(routine, settings=settings, library=library, identify=identify)
         old = manifest.get(slug)
         if old is not None and old.key == key and _entry_intact(out, old):
             results[index] = RoutineResult(shown, Outcome.UNCHANGED, entry=old)
             continue
         jobs[index] = _Job(shown, routine, slug, key, os.fspath(out), settings, library, exported_at)
 
+    close_engines()
     budget = library.jobs or settings.jobs or os.cpu_count() or 1
     workers = max(1, min(budget, len(jobs)))
     speech_jobs = max(1, budget // workers)

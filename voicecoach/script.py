@@ -25,10 +25,15 @@ import yaml
 from yaml.constructor import SafeConstructor
 
 from .errors import Location, RoutineErrors, VoicecoachError
-from .model import Area, Breathe, CountMode, Exercise, Massage, Pressure, Repeat, Rest, Routine, Say, Side, Step
-from .timing import parse_duration
+from .model import (Area, Breathe, CountMode, Exercise, Massage, Music, Pressure, Repeat, Rest, Routine, Say, Side,
+                    Sound, Step, Tone)
+from .text import MAX_SENTENCE_CHARS, longest_sentence
+from .sound import AUDIO_EXTENSIONS
+from .speech import ENGINES
+from .timing import has_pauses, parse_duration, split_pauses
+from .vocab import REQUIRED_PHRASES, phrase_problem
 
-__all__ = ["DEFAULT_LIMITS", "Limits", "load_routine", "parse_routine", "routine_format"]
+__all__ = ["DEFAULT_LIMITS", "Limits", "load_routine", "parse_routine", "resolve_inside", "routine_format"]
 
 
 @dataclass(frozen=True)
@@ -45,6 +50,8 @@ class Limits:
     """Steps once every repeat round and include is expanded (counted, never built)."""
     max_text_chars: int = 2_000
     """Characters per text field, after whitespace is collapsed."""
+    max_sentence_chars: int = MAX_SENTENCE_CHARS
+    """Characters a text may run without a sentence or clause break (speech engines need pauses)."""
     max_reps: int = 1000
     """Largest ``reps`` of an exercise."""
     max_sets: int = 100
@@ -77,8 +84,15 @@ _FIELDS = {
 }
 _ALL_FIELDS = set().union(*_FIELDS.values())
 _TEXT_FIELDS = ("say", "cue", "tip", "stroke")  # free text besides the names (kind words)
-_TOP_KEYS = ("routine", "description", "language", "voice", "rate", "intro", "outro", "steps")
-_RESERVED_TOP_KEYS = ("engine", "cues", "music", "sounds")  # accepted, used by later features
+_TOP_KEYS = ("routine", "description", "language", "voice", "rate", "intro", "outro", "engine", "cues", "music",
+             "sounds", "steps")
+_RESERVED_TOP_KEYS: tuple[str, ...] = ()  # accepted and ignored (none at the moment)
+_MUSIC_KEYS = ("file", "volume", "duck")
+_MUSIC_RANGES = {"volume": (Fraction(0), Fraction(2)), "duck": (Fraction(0), Fraction(40))}  # duck in dB
+# sounds: what each key replaces; 'release' is another name for the bell that rings at release
+_SOUND_KEYS = {"chime": Tone.CHIME, "tick": Tone.TICK, "bell": Tone.BELL, "release": Tone.BELL,
+               "finish": Tone.FINISH}
+_VOICE_MODEL = ".onnx"  # a voice ending in this is a Piper model file, resolved like an include
 _DURATION_ATTRS = {"hold": "hold_s", "release": "release_s", "rest": "rest_s", "tempo": "tempo_s",
                    "inhale": "inhale_s", "exhale": "exhale_s"}
 _COUNT_LIMITS = {"reps": "max_reps", "sets": "max_sets", "strokes": "max_strokes", "cycles": "max_cycles",
@@ -343,7 +357,7 @@ class _Parser:
             elif key == "steps":
                 steps = self.steps(value, key, folder)
             else:
-                settings[key] = self.setting(key, value)
+                settings[key] = self.setting(key, value, folder)
                 settings[key + "_loc"] = key_loc
         if top and "routine" not in root.value and "routine" not in misspelled:  # blocks need no title
             self.err(root.loc, "the routine has no title", "add 'routine: Title' at the top")
@@ -358,14 +372,11 @@ class _Parser:
         if folder is None or self.root is None:
             return self.err(node.loc, "cannot include files: this routine was not read from a file",
                             "load it with load_routine(path), or pass base_dir")
-        if os.path.isabs(rel):
-            return self.err(node.loc, f"include path {_show(rel)} is absolute",
-                            "write the path relative to this file's folder")
+        try:
+            real = os.fspath(resolve_inside(folder, self.root, rel, node.loc, key="include"))
+        except VoicecoachError as exc:
+            return self.err(exc.location or node.loc, exc.message, exc.hint)
         joined = os.path.join(folder, rel)
-        real = os.path.realpath(joined)  # symlinks resolved: a link cannot lead outside
-        if os.path.commonpath([self.root, real]) != self.root:
-            return self.err(node.loc, f"include {_show(rel)} is outside the routine's folder",
-                            "keep included files in the main routine's folder or below it")
         if real in self.chain:
             cycle = [os.path.relpath(p, self.root) for p in self.chain[self.chain.index(real):]]
             return self.err(node.loc, "include cycle: " + " -> ".join(cycle + [cycle[0]]),
@@ -396,15 +407,29 @@ class _Parser:
 
     # -- top-level settings -------------------------------------------------------------
 
-    def setting(self, key: str, node: _Node) -> Any:
+    def setting(self, key: str, node: _Node, folder: str | None = None) -> Any:
         if key == "routine":
             return self.text(key, node, name=True)
-        if key in ("description", "intro", "outro"):
+        if key == "description":  # not spoken
+            return self.text(key, node, spoken=False)
+        if key in ("intro", "outro"):
             return self.text(key, node)
         if key == "voice":  # null: the language's default voice
-            return None if node.value is None else self.text(key, node, name=True)
+            if node.value is None:
+                return None
+            if isinstance(node.value, str) and node.value.strip().lower().endswith(_VOICE_MODEL):
+                return self.file_path("voice", node, folder, (_VOICE_MODEL,))
+            return self.text(key, node, name=True)
         if self.missing(key, node):
             return _BAD
+        if key == "engine":
+            return self.word(key, node, tuple(ENGINES))
+        if key == "cues":
+            return self.cues(node)
+        if key == "music":
+            return self.music(node, folder)
+        if key == "sounds":
+            return self.sounds(node, folder)
         if key == "language":
             if not isinstance(node.value, str) or not _LANGUAGE.match(node.value.strip()):
                 return self.bad(node.loc, f"language: {node.describe()} is not a language code",
@@ -417,6 +442,109 @@ class _Parser:
         if not 0.5 <= value <= 2.0:  # also refuses nan
             return self.bad(node.loc, f"rate: {_short(node.raw)} is outside 0.5 to 2.0",
                             "use a speed between 0.5 (slow) and 2.0 (fast)")
+        return Fraction(repr(value)) if isinstance(value, float) else Fraction(value)
+
+    def cues(self, node: _Node) -> Any:
+        """``cues:``: phrases replacing the vocabulary's, each checked like a vocabulary's."""
+        if not isinstance(node.value, dict):
+            return self.bad(node.loc, f"cues: expected a mapping of cue names to phrases, got {node.describe()}",
+                            "write one cue per line under 'cues:', like 'hold: Hold it there.'")
+        cues = []
+        before = len(self.errors)
+        for key, (key_loc, value) in node.value.items():
+            if key not in REQUIRED_PHRASES:
+                self.err(key_loc, f"unknown cue {_show(key)}", _suggest(key, tuple(REQUIRED_PHRASES)))
+                continue
+            text = self.text(f"cues: {key}", value)
+            if text is _BAD:
+                continue
+            problem = phrase_problem(key, text)
+            if problem is not None:
+                self.err(value.loc, problem, "see voicecoach/vocab/en.yaml for each cue's placeholders")
+                continue
+            cues.append((key, text))
+        return _BAD if len(self.errors) > before else tuple(cues)
+
+    def music(self, node: _Node, folder: str | None) -> Any:
+        """``music: {file, volume, duck}``."""
+        entries = self.mapping("music", node, _MUSIC_KEYS, "{file: calm.mp3, volume: 1.0, duck: 18}")
+        if entries is _BAD:
+            return _BAD
+        if "file" not in entries:
+            return self.bad(node.loc, "music needs 'file'", "write the audio file's path: music: {file: calm.mp3}")
+        before = len(self.errors)
+        file_loc, file_node = entries["file"]
+        path = self.file_path("music file", file_node, folder, AUDIO_EXTENSIONS)
+        numbers = {attr: self.number(f"music {key}", entries[key][1], *_MUSIC_RANGES[key])
+                   for key, attr in (("volume", "volume"), ("duck", "duck_db")) if key in entries}
+        if len(self.errors) > before:
+            return _BAD
+        return Music(file=path, loc=file_loc, **numbers)
+
+    def sounds(self, node: _Node, folder: str | None) -> Any:
+        """``sounds:``: tone name -> audio file replacing it."""
+        entries = self.mapping("sounds", node, tuple(_SOUND_KEYS), "{chime: bowl.wav, tick: click.wav}")
+        if entries is _BAD:
+            return _BAD
+        if "bell" in entries and "release" in entries:
+            return self.bad(entries["release"][0], "sounds: 'release' and 'bell' are the same sound",
+                            "keep one of them")
+        sounds = []
+        for key, (key_loc, value) in entries.items():
+            path = self.file_path(f"sound {key}", value, folder, AUDIO_EXTENSIONS)
+            if path is not _BAD:
+                sounds.append(Sound(tone=_SOUND_KEYS[key], file=path, loc=value.loc))
+        return _BAD if len(sounds) < len(entries) else tuple(sounds)
+
+    def mapping(self, key: str, node: _Node, allowed: tuple[str, ...], example: str) -> Any:
+        """The entries of a mapping whose keys must be among ``allowed``."""
+        if not isinstance(node.value, dict):
+            return self.bad(node.loc, f"{key}: expected a mapping, got {node.describe()}",
+                            f"write it like {key}: {example}")
+        before = len(self.errors)
+        for name, (key_loc, _) in node.value.items():
+            if name not in allowed:
+                self.err(key_loc, f"unknown key {_show(name)} in {key}", _suggest(name, allowed))
+        return _BAD if len(self.errors) > before else node.value
+
+    def file_path(self, key: str, node: _Node, folder: str | None, extensions: tuple[str, ...]) -> Any:
+        """A file the routine names: inside its folder (like an include), existing, of a known type.
+
+        A routine not read from a file keeps the path as written; using the file then fails.
+        """
+        rel = self.text(key, node, name=True, spoken=False)
+        if rel is _BAD:
+            return _BAD
+        if not rel.lower().endswith(extensions):
+            kinds = [e[1:].upper() for e in extensions]
+            kind = kinds[0] if len(kinds) == 1 else ", ".join(kinds[:-1]) + " or " + kinds[-1]
+            return self.bad(node.loc, f"{key} {_show(rel)} is not a {kind} file",
+                            "name a file with one of these extensions: " + ", ".join(extensions))
+        if folder is None or self.root is None:
+            return rel
+        try:
+            real = resolve_inside(folder, self.root, rel, node.loc, key=key)
+        except VoicecoachError as exc:
+            return self.bad(exc.location or node.loc, exc.message, exc.hint)
+        if not real.is_file():
+            what = "is a folder" if real.is_dir() else "was not found"
+            return self.bad(node.loc, f"{key} {_show(rel)} {what}", "the path is relative to the routine's folder")
+        return os.fspath(real)
+
+    def word(self, key: str, node: _Node, allowed: tuple[str, ...]) -> Any:
+        word = node.value.strip().lower() if isinstance(node.value, str) and len(node.raw) <= _MAX_WORD else None
+        if word not in allowed:
+            return self.bad(node.loc, f"unknown {key} {node.describe()}", "use one of: " + ", ".join(allowed))
+        return word
+
+    def number(self, key: str, node: _Node, low: Fraction, high: Fraction) -> Any:
+        value = node.value
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return self.bad(node.loc, f"{key}: expected a number, got {node.describe()}",
+                            f"write a number from {low} to {high}")
+        if not low <= value <= high:  # also refuses nan
+            return self.bad(node.loc, f"{key}: {_short(node.raw)} is outside {low} to {high}",
+                            f"use a number from {low} to {high}")
         return Fraction(repr(value)) if isinstance(value, float) else Fraction(value)
 
     # -- steps --------------------------------------------------------------------------
@@ -528,7 +656,7 @@ class _Parser:
             return True
         return False
 
-    def text(self, key: str, node: _Node, *, name: bool = False) -> Any:
+    def text(self, key: str, node: _Node, *, name: bool = False, spoken: bool = True) -> Any:
         if self.missing(key, node):
             return _BAD
         if isinstance(node.value, dict) and key in _KINDS:  # the fields indented under the name
@@ -544,6 +672,19 @@ class _Parser:
         if len(text) > self.limits.max_text_chars:
             return self.bad(node.loc, f"{key}: the text is {len(text)} characters, more than the limit of "
                             f"{self.limits.max_text_chars}", "shorten it or split it over several steps")
+        run = longest_sentence(text) if spoken else 0
+        if run > self.limits.max_sentence_chars:
+            return self.bad(node.loc, f"{key}: a sentence runs {run} characters without a break, more than the "
+                            f"limit of {self.limits.max_sentence_chars}",
+                            "end sentences with '.', '?' or '!', or break them with commas")
+        if spoken and has_pauses(text):
+            if name and key != "say":  # a say step's text must not be empty, but it is narration
+                return self.bad(node.loc, f"{key}: a name cannot hold a pause",
+                                "put [pause ...] in spoken text such as 'say:', not in names")
+            try:
+                split_pauses(text)
+            except ValueError as exc:
+                return self.bad(node.loc, f"{key}: {exc}", "write a pause like [pause 2s] or [pause 500ms]")
         return text
 
     def integer(self, key: str, node: _Node) -> Any:
@@ -613,6 +754,30 @@ class _Parser:
         return tuple(sides)
 
 
+def resolve_inside(base_dir: str | os.PathLike, root_dir: str | os.PathLike, relative: str, location: Location,
+                   *, key: str = "include") -> Path:
+    """The real path of ``relative``, written in a file in ``base_dir``, if it stays inside ``root_dir``.
+
+    For every path a routine names (``include``, sound files): absolute paths, ``..`` that
+    climbs out and symlinks that point out are refused with a :class:`VoicecoachError` at
+    ``location`` (messages name ``key``).  Every link is resolved before the check, so a link
+    inside the folder that leads inside is fine.  Whether the file exists is not checked.
+    """
+    if "\0" in relative:
+        raise VoicecoachError(f"{key} path {_show(relative)} contains a NUL character", location=location,
+                              hint="write a plain relative path")
+    if os.path.isabs(relative):
+        raise VoicecoachError(f"{key} path {_show(relative)} is absolute", location=location,
+                              hint="write the path relative to this file's folder")
+    root = os.path.realpath(root_dir)
+    real = os.path.realpath(os.path.join(base_dir, relative))  # symlinks resolved: a link cannot lead outside
+    if os.path.commonpath([root, real]) != root:
+        files = "included files" if key == "include" else f"{key} files"
+        raise VoicecoachError(f"{key} {_show(relative)} is outside the routine's folder", location=location,
+                              hint=f"keep {files} in the main routine's folder or below it")
+    return Path(real)
+
+
 def _read(path: str, display: str, limits: Limits) -> bytes:
     """The file's bytes, refusing a too-large file before reading it."""
     where = Location(display)
@@ -657,6 +822,11 @@ def _parse(data: str | bytes, path: str, base_dir: Path | None, limits: Limits, 
         intro=settings.get("intro", ""),
         outro=settings.get("outro", ""),
         loc=settings["routine_loc"],
+        engine=settings.get("engine"),
+        cues=settings.get("cues", ()),
+        music=settings.get("music"),
+        sounds=settings.get("sounds", ()),
+        locs={key[:-4]: value for key, value in settings.items() if key.endswith("_loc")},
     )
 
 
@@ -682,11 +852,20 @@ def routine_format(limits: Limits = DEFAULT_LIMITS) -> dict[str, Any]:
 
     ``top_keys`` and ``reserved_top_keys`` (accepted, ignored); ``kinds``: step kind -> its
     keys, the kind word first; ``text``: free-text fields; ``durations``; ``counts``: whole-number
-    field -> its largest value; ``language_pattern``: the regular expression for ``language``.
+    field -> its largest value; ``language_pattern``: the regular expression for ``language``;
+    ``engines``; ``cues``: cue key -> its placeholders; ``music``: key -> (lowest, highest) for
+    the numbers, ``None`` for ``file``; ``sounds``: the tone names; ``audio_extensions``;
+    ``voice_model_extension``.
     """
     return {
         "top_keys": _TOP_KEYS,
         "reserved_top_keys": _RESERVED_TOP_KEYS,
+        "engines": tuple(ENGINES),
+        "cues": {key: tuple(sorted(names)) for key, names in REQUIRED_PHRASES.items()},
+        "music": {key: _MUSIC_RANGES.get(key) for key in _MUSIC_KEYS},
+        "sounds": tuple(_SOUND_KEYS),
+        "audio_extensions": AUDIO_EXTENSIONS,
+        "voice_model_extension": _VOICE_MODEL,
         "kinds": {kind: (kind, *sorted(fields - {kind})) for kind, fields in _FIELDS.items()},
         "text": _TEXT_FIELDS,
         "durations": tuple(_DURATION_ATTRS),

@@ -76,3 +76,64 @@ def spoken_seconds(seconds: Fraction) -> tuple[int, int]:
     """Split a duration into whole (minutes, seconds) for speaking ``"1 minute 30 seconds"``."""
     whole = int(round(seconds))
     return divmod(whole, 60)
+
+
+# ---------------------------------------------------------------------------------------
+# Inline pauses in spoken text: "Close your eyes. [pause 3s] Open them."
+
+_PAUSE_START = re.compile(r"\[\s*pause\b", re.IGNORECASE)
+_PAUSE = re.compile(r"\[\s*pause\b(?P<arg>[^\[\]]*)\]", re.IGNORECASE)
+MAX_PAUSE_S = Fraction(600)
+"""Longest single inline pause."""
+
+
+def has_pauses(text: str) -> bool:
+    """Whether ``text`` holds an inline ``[pause ...]`` (well-formed or not)."""
+    return "[" in text and _PAUSE_START.search(text) is not None
+
+
+def split_pauses(text: str) -> list[tuple[str, Fraction]]:
+    """Spoken parts of ``text`` and the exact silence after each, in seconds.
+
+    ``"Close your eyes. [pause 3s] Open them."`` -> ``[("Close your eyes.", 3), ("Open them.", 0)]``.
+    A text that starts with a pause has an empty first part; pauses in a row add up.  Raises
+    ``ValueError`` with a short reason for a malformed, zero or too long pause.
+    """
+    if not has_pauses(text):
+        return [(text, Fraction(0))]
+    parts: list[tuple[str, Fraction]] = []
+    pos = 0
+    for match in _PAUSE.finditer(text):
+        words = " ".join(text[pos : match.start()].split())
+        _check_no_stray_pause(text[pos : match.start()])
+        arg = match.group("arg").strip()
+        if not arg:
+            raise ValueError("'[pause]' needs a duration, like [pause 2s]")
+        try:
+            seconds = parse_duration(arg)
+        except (ValueError, OverflowError, ZeroDivisionError):
+            raise ValueError(f"'{match.group(0)}': {arg!r} is not a duration, write it like [pause 2s]") from None
+        if seconds <= 0:
+            raise ValueError(f"'{match.group(0)}' must be longer than zero")
+        if seconds > MAX_PAUSE_S:
+            raise ValueError(f"'{match.group(0)}' is longer than the limit of {MAX_PAUSE_S} seconds")
+        if words or not parts:
+            parts.append((words, seconds))
+        else:  # pauses in a row: one longer silence
+            parts[-1] = (parts[-1][0], parts[-1][1] + seconds)
+        pos = match.end()
+    _check_no_stray_pause(text[pos:])
+    rest = " ".join(text[pos:].split())
+    if rest:
+        parts.append((rest, Fraction(0)))
+    return parts
+
+
+def _check_no_stray_pause(text: str) -> None:
+    if has_pauses(text):
+        raise ValueError("a '[pause' is not closed with ']'; write it like [pause 2s]")
+
+
+def strip_pauses(text: str) -> str:
+    """``text`` without its pause markers (for titles and captions)."""
+    return " ".join(_PAUSE.sub(" ", text).split()) if has_pauses(text) else text

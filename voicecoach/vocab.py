@@ -5,11 +5,12 @@ They live in data files (``vocab/<language>.yaml``) so a language is added witho
 
 from __future__ import annotations
 
+import functools
 import string
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from importlib import resources
-from typing import Mapping
+from typing import Iterable, Mapping
 
 import yaml
 
@@ -62,6 +63,8 @@ class Vocabulary:
     """Phrase templates by key, with ``{placeholders}``."""
     numbers: Mapping[int, str]
     """Spoken forms of numbers where the engine's own reading is not wanted."""
+    decimal_separator: str = "."
+    """How a fraction of a second is written for the engine to read (``1,5`` in German)."""
 
     def phrase(self, key: str, **values: object) -> str:
         return self.phrases[key].format(**values)
@@ -69,10 +72,17 @@ class Vocabulary:
     def number(self, n: int) -> str:
         return self.numbers.get(n, str(n))
 
+    def with_cues(self, cues: Iterable[tuple[str, str]]) -> "Vocabulary":
+        """This vocabulary with some phrases replaced (a routine's ``cues:``, already checked)."""
+        cues = tuple(cues)
+        if not cues:
+            return self
+        return replace(self, phrases={**self.phrases, **dict(cues)})
+
     def duration(self, seconds: Fraction) -> str:
         """``90`` -> ``"1 minute and 30 seconds"`` in the vocabulary's words."""
         if seconds != int(seconds) and seconds < 60:
-            return self.phrase("seconds_many", n=f"{float(seconds):g}")
+            return self.phrase("seconds_many", n=f"{float(seconds):g}".replace(".", self.decimal_separator))
         minutes, secs = divmod(int(round(seconds)), 60)
         sec_text = (
             self.phrase("seconds_one") if secs == 1 else self.phrase("seconds_many", n=self.number(secs))
@@ -85,38 +95,87 @@ class Vocabulary:
         return self.phrase("minutes_and_seconds", minutes=min_text, seconds=sec_text) if secs else min_text
 
 
-def _placeholders(template: str) -> set[str]:
-    return {name for _, name, _, _ in string.Formatter().parse(template) if name}
+def phrase_problem(key: str, template: object) -> str | None:
+    """What is wrong with ``template`` as the phrase ``key`` (``None`` if nothing).
+
+    A phrase is non-empty text whose ``{placeholders}`` are exactly the ones its key needs,
+    written plainly: no attributes, indexes, conversions or format specs (they could fail
+    or read out internals when the phrase is filled in).
+    """
+    if key not in REQUIRED_PHRASES:
+        return f"unknown cue {key!r}"
+    if not isinstance(template, str) or not template.strip():
+        return f"cue {key!r} must be non-empty text"
+    needed = REQUIRED_PHRASES[key]
+    try:
+        fields = [(name, spec, conversion) for _, name, spec, conversion in string.Formatter().parse(template)
+                  if name is not None]
+    except ValueError:
+        return f"cue {key!r} has an unmatched brace; write placeholders like {{name}} and no other braces"
+    for name, spec, conversion in fields:
+        if not name.isidentifier() or spec or conversion:
+            return f"cue {key!r} has the placeholder {{{name}{'!' + conversion if conversion else ''}" \
+                   f"{':' + spec if spec else ''}}}; write placeholders plainly, like {{name}}"
+    used = {name for name, _, _ in fields}
+    if used != needed:
+        must = ", ".join(f"{{{n}}}" for n in sorted(needed)) or "no placeholders"
+        have = ", ".join(f"{{{n}}}" for n in sorted(used)) or "none"
+        return f"cue {key!r} uses {have}; it must use {must}"
+    return None
 
 
-def load_vocabulary(language: str) -> Vocabulary:
-    """The vocabulary for ``language`` (``en-us`` falls back to ``en``)."""
+def find_language(language: str) -> str | None:
+    """The vocabulary code for ``language`` (``en-us`` falls back to ``en``), or ``None``."""
     languages = available_languages()
     code = language.lower()
     if code not in languages:
         code = code.split("-")[0]
-    if code not in languages:
+    return code if code in languages else None
+
+
+def load_vocabulary(language: str, *, location: Location | None = None) -> Vocabulary:
+    """The vocabulary for ``language`` (``en-us`` falls back to ``en``).
+
+    ``location`` is where the routine names its language, for the error when there is no
+    vocabulary for it.
+    """
+    code = find_language(language)
+    if code is None:
         raise VoicecoachError(
             f"no cue vocabulary for language {language!r}",
-            hint=f"use one of: {', '.join(languages)}",
+            location=location,
+            hint=f"use one of: {', '.join(available_languages())}",
         )
+    return _load(code)
+
+
+@functools.lru_cache(maxsize=None)
+def _load(code: str) -> Vocabulary:
     path = resources.files("voicecoach") / "vocab" / f"{code}.yaml"
     data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    return _validate(code, data, Location(f"vocab/{code}.yaml"))
+    return validate_vocabulary(code, data, Location(f"vocab/{code}.yaml"))
 
 
-def _validate(code: str, data: object, where: Location) -> Vocabulary:
+def validate_vocabulary(code: str, data: object, where: Location) -> Vocabulary:
+    """A vocabulary file's data, checked: every required phrase, no unknown one, right placeholders."""
     if not isinstance(data, dict) or not isinstance(data.get("phrases"), dict):
         raise VoicecoachError("vocabulary file has no 'phrases' mapping", location=where)
     phrases = data["phrases"]
-    for key, needed in REQUIRED_PHRASES.items():
-        if not isinstance(phrases.get(key), str) or not phrases[key].strip():
-            raise VoicecoachError(f"vocabulary is missing the phrase {key!r}", location=where)
-        used = _placeholders(phrases[key])
-        if used != needed:
-            raise VoicecoachError(
-                f"phrase {key!r} uses placeholders {sorted(used)}; it must use {sorted(needed)}",
-                location=where,
-            )
-    numbers = {int(k): str(v) for k, v in (data.get("numbers") or {}).items()}
-    return Vocabulary(language=code, phrases=dict(phrases), numbers=numbers)
+    for key in REQUIRED_PHRASES:
+        if key not in phrases:
+            raise VoicecoachError(f"vocabulary is missing the phrase {key!r}", location=where,
+                                  hint="every vocabulary has the keys of vocab/en.yaml")
+    for key, template in phrases.items():
+        problem = phrase_problem(str(key), template)
+        if problem is not None:
+            raise VoicecoachError(f"vocabulary: {problem}", location=where,
+                                  hint="every vocabulary has exactly the keys of vocab/en.yaml")
+    raw_numbers = data.get("numbers") or {}
+    if not isinstance(raw_numbers, dict) or not all(
+        isinstance(k, int) and isinstance(v, str) and v.strip() for k, v in raw_numbers.items()
+    ):
+        raise VoicecoachError("vocabulary: 'numbers' must map whole numbers to words", location=where)
+    separator = data.get("decimal_separator", ".")
+    if separator not in (".", ","):
+        raise VoicecoachError("vocabulary: 'decimal_separator' must be '.' or ','", location=where)
+    return Vocabulary(language=code, phrases=dict(phrases), numbers=dict(raw_numbers), decimal_separator=separator)

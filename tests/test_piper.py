@@ -1,0 +1,278 @@
+"""The Piper engine (the ``piper`` extra, installed in CI by .ci/run): deterministic clips,
+the clip cache keyed by the voice model's content, the timing invariants, the same routine
+with espeak and with Piper, ``engine:``/``voice:`` in routines, and ``voices``."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from fractions import Fraction
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from voicecoach import speech as speech_module
+from voicecoach.cli import cli
+from voicecoach.errors import EngineError, VoicecoachError
+from voicecoach.model import Cue, EventKind, Exercise, Massage, Tone, flat_steps
+from voicecoach.pipeline import Settings, build, export
+from voicecoach.script import load_routine
+from voicecoach.speech import PiperEngine, piper_installed
+from voicecoach.timing import to_samples
+
+needs_piper = pytest.mark.skipif(not piper_installed(), reason="the piper extra is not installed (CI installs it)")
+RATE = 44100
+TEXTS = ["Hold.", "Release.", "Place your fingertips on your forehead. Then lift gently."]
+
+ROUTINE = """\
+routine: Piper check
+description: A short routine for the engine tests.
+intro: Sit comfortably.
+steps:
+  - massage: Warm-up taps
+    area: face
+    say: Tap your face lightly.
+    strokes: 3
+    tempo: 1s
+  - exercise: Cheek lift
+    area: cheeks
+    cue: Lift.
+    reps: 2
+    hold: 3s
+    release: 3s
+    sides: [left, right]
+  - massage: Cheek release
+    area: cheeks
+    strokes: 3
+    tempo: 2s
+    count: true
+  - rest: 8s
+  - breathe: Calm breath
+    cycles: 1
+"""
+
+
+def synth(engine, texts, *, voice="en", rate=Fraction(1), jobs=2) -> dict:
+    return dict(engine.synthesize(texts, voice=voice, rate=rate, sample_rate=RATE, jobs=jobs, timeout_s=60))
+
+
+@pytest.fixture(scope="module")
+def piper():
+    engine = PiperEngine()
+    yield engine
+    engine.close()
+
+
+@pytest.fixture(scope="module")
+def routine_file(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("routine") / "check.yaml"
+    path.write_text(ROUTINE)
+    return path
+
+
+@pytest.fixture(scope="module")
+def compiled(tmp_path_factory, routine_file):
+    """The routine compiled with Piper once, with a fresh cache, and exported as WAV."""
+    folder = tmp_path_factory.mktemp("piper")
+    settings = Settings(engine="piper", cache_dir=folder / "cache")
+    result = build(routine_file, settings=settings)
+    export(result, folder / "p.wav", settings=settings)
+    return folder, settings, result
+
+
+# ---------------------------------------------------------------------------------------
+# The engine
+
+
+@needs_piper
+def test_piper_clips_do_not_depend_on_history_or_process(piper):
+    one = synth(piper, TEXTS)
+    other = synth(piper, ["Something else first."] + TEXTS[::-1], voice="joe", jobs=1)
+    fresh = PiperEngine()
+    try:
+        again = synth(fresh, TEXTS[:1], voice="en-us")
+    finally:
+        fresh.close()
+    for text in TEXTS:
+        assert one[text].tobytes() == other[text].tobytes()
+    assert again["Hold."].tobytes() == one["Hold."].tobytes()
+    long = one["Place your fingertips on your forehead. Then lift gently."]
+    assert len(long) > 4 * len(one["Hold."]) > 0 and abs(int(long.max())) > 5000
+
+
+@needs_piper
+def test_piper_rate_is_its_length_scale(piper):
+    text = "Breathe in slowly and deeply."
+    slow, fast = (synth(piper, [text], rate=r, jobs=1)[text] for r in (Fraction(3, 4), Fraction(3, 2)))
+    assert 1.6 < len(slow) / len(fast) < 2.4  # length scale 4/3 against 2/3
+
+
+@needs_piper
+def test_piper_voice_errors(piper, tmp_path):
+    with pytest.raises(EngineError, match="piper has no voice 'de': its bundled voice speaks English"):
+        synth(piper, ["Halten."], voice="de")
+    with pytest.raises(EngineError, match="the Piper voice model '.*nope.onnx' was not found"):
+        synth(piper, ["Hold."], voice=str(tmp_path / "nope.onnx"))
+    (tmp_path / "lonely.onnx").write_bytes(b"not a model")
+    with pytest.raises(EngineError, match="has no lonely.onnx.json beside it"):
+        synth(piper, ["Hold."], voice=str(tmp_path / "lonely.onnx"))
+    shutil.copy(speech_module._bundled_piper_model().config, tmp_path / "lonely.onnx.json")
+    with pytest.raises(EngineError, match="piper cannot load the voice model"):
+        synth(piper, ["Hold."], voice=str(tmp_path / "lonely.onnx"))
+    assert synth(piper, ["Hold."])["Hold."].size  # a failed batch leaves the engine usable
+
+
+@needs_piper
+def test_the_voice_is_identified_by_its_model_files(piper, tmp_path):
+    bundled = speech_module._bundled_piper_model()
+    shutil.copy(bundled.model, tmp_path / "copy.onnx")
+    shutil.copy(bundled.config, tmp_path / "copy.onnx.json")
+    assert piper.voice_identity(str(tmp_path / "copy.onnx")) == piper.voice_identity("joe") == piper.voice_identity("en")
+    config = json.loads(Path(bundled.config).read_text())
+    config["inference"]["noise_scale"] = 0.5
+    (tmp_path / "copy.onnx.json").write_text(json.dumps(config))
+    assert piper.voice_identity(str(tmp_path / "copy.onnx")) != piper.voice_identity("joe")
+
+
+# ---------------------------------------------------------------------------------------
+# Routines
+
+
+def check_timing(result) -> None:
+    """The timing invariants: clips as long as their events, holds, counts and strokes exact."""
+    timeline = result.timeline
+    for event in timeline.events:
+        if event.kind is EventKind.SPEECH:
+            assert event.length_samples == len(result.speech.clip(event.text))
+    steps = [step for step, _ in flat_steps(result.routine.steps)]
+    for chapter, step in zip(timeline.chapters, steps):
+        events = [e for e in timeline.events if e.step == chapter.step]
+        assert all(chapter.start_sample <= e.start_sample and e.end_sample <= max(chapter.end_sample, e.end_sample)
+                   for e in events)
+        if isinstance(step, Exercise):
+            holds = [e.start_sample for e in events if e.cue is Cue.HOLD]
+            bells = [e.start_sample for e in events if e.tone is Tone.BELL]
+            assert holds and [b - h for h, b in zip(holds, bells)] == [to_samples(step.hold_s, RATE)] * len(holds)
+            counts = [e.start_sample for e in events if e.cue is Cue.COUNT]
+            assert counts[:2] == [holds[0] + RATE, holds[0] + 2 * RATE]
+        if isinstance(step, Massage):
+            strokes = [e.start_sample for e in events if e.cue is Cue.STROKE]
+            assert [b - a for a, b in zip(strokes, strokes[1:]) if b > a][:2] == [to_samples(step.tempo_s, RATE)] * 2
+    assert [c.start_sample for c in timeline.chapters[1:]] == [c.end_sample for c in timeline.chapters[:-1]]
+
+
+@needs_piper
+def test_piper_compile_keeps_the_timing_invariants(compiled):
+    _, _, result = compiled
+    assert result.speech.engine.name == "piper" and result.speech.stats.synthesized > 10
+    check_timing(result)
+
+
+@needs_piper
+def test_second_compile_synthesizes_nothing_and_a_cold_one_is_byte_identical(compiled, routine_file, tmp_path):
+    folder, settings, first = compiled
+    again = build(routine_file, settings=settings)
+    export(again, tmp_path / "again.wav", settings=settings)
+    assert again.speech.stats.synthesized == 0 and again.track_was_cached
+    assert (tmp_path / "again.wav").read_bytes() == (folder / "p.wav").read_bytes()
+    cold = Settings(engine="piper", cache_dir=tmp_path / "cold", jobs=1)
+    export(build(routine_file, settings=cold), tmp_path / "cold.wav", settings=cold)
+    assert (tmp_path / "cold.wav").read_bytes() == (folder / "p.wav").read_bytes()
+
+
+@needs_piper
+@pytest.mark.espeak
+def test_the_same_routine_compiles_with_espeak_and_with_piper(compiled, routine_file, tmp_path):
+    _, _, with_piper = compiled
+    with_espeak = build(routine_file, settings=Settings(engine="espeak", cache_dir=tmp_path))
+    check_timing(with_espeak)
+
+    def said(result):
+        return [(e.cue, e.text or e.tone.value) for e in result.timeline.events]
+
+    assert said(with_piper) == said(with_espeak)
+    assert [c.title for c in with_piper.timeline.chapters] == [c.title for c in with_espeak.timeline.chapters]
+    assert with_piper.track_key != with_espeak.track_key
+
+
+@needs_piper
+def test_engine_and_voice_model_from_the_routine(compiled, tmp_path):
+    _, settings, first = compiled
+    bundled = speech_module._bundled_piper_model()
+    (tmp_path / "voices").mkdir()
+    shutil.copy(bundled.model, tmp_path / "voices" / "joe.onnx")
+    shutil.copy(bundled.config, tmp_path / "voices" / "joe.onnx.json")
+    path = tmp_path / "own.yaml"
+    path.write_text(ROUTINE.replace("steps:", "engine: piper\nvoice: voices/joe.onnx\nsteps:", 1))
+    routine = load_routine(path)
+    assert (routine.engine, routine.voice) == ("piper", str((tmp_path / "voices" / "joe.onnx").resolve()))
+    result = build(routine, settings=Settings(cache_dir=settings.cache_dir))
+    # the same model bytes under another path: every clip comes from the cache
+    assert result.speech.engine.name == "piper" and result.speech.stats.synthesized == 0
+    assert result.track_key == first.track_key
+
+
+def test_voice_models_are_checked_like_includes(tmp_path):
+    path = tmp_path / "r.yaml"
+    for voice, message in (("missing.onnx", "voice 'missing.onnx' was not found"),
+                           ("../up.onnx", "voice '../up.onnx' is outside the routine's folder")):
+        path.write_text(f"routine: R\nengine: piper\nvoice: {voice}\nsteps: [{{say: Hi.}}]\n")
+        with pytest.raises(VoicecoachError, match=message) as info:
+            load_routine(path)
+        assert (info.value.location.line, info.value.location.col) == (3, 8)
+    path.write_text("routine: R\nengine: festival\nsteps: [{say: Hi.}]\n")
+    with pytest.raises(VoicecoachError, match="unknown engine 'festival'") as info:
+        load_routine(path)
+    assert info.value.hint == "use one of: espeak, fake, piper"
+
+
+def test_the_command_line_engine_wins_and_keeps_its_default_voice(tmp_path):
+    path = tmp_path / "r.yaml"
+    path.write_text("routine: R\nengine: fake\nvoice: de\nsteps: [{say: Hi.}]\n")
+    routine = load_routine(path)
+    assert Settings().engine_for(routine) == "fake" and Settings().speech_settings(routine).voice == "de"
+    assert Settings(engine="espeak").engine_for(routine) == "espeak"
+    assert Settings(engine="espeak").speech_settings(routine).voice is None  # 'de' was the fake engine's
+    assert Settings(engine="fake", voice="hum").speech_settings(routine).voice == "hum"
+    result = CliRunner().invoke(cli, ["compile", str(path), "-o", str(tmp_path / "r.wav"), "--cache-dir",
+                                      str(tmp_path / "cache")])
+    assert result.exit_code == 0, result.output  # engine: fake from the routine, no --engine
+
+
+# ---------------------------------------------------------------------------------------
+# The command line
+
+
+@needs_piper
+def test_cli_compiles_with_piper_and_lists_its_voice(compiled, routine_file, tmp_path):
+    _, settings, _ = compiled
+    result = CliRunner().invoke(cli, ["compile", str(routine_file), "-o", str(tmp_path / "p.mp3"), "--engine",
+                                      "piper", "--cache-dir", str(settings.cache_dir)])
+    assert result.exit_code == 0 and "0 clips synthesized" in result.output, result.output
+    voices = CliRunner().invoke(cli, ["voices", "--engine", "piper", "--json"])
+    assert json.loads(voices.output)[0]["id"] == "joe" and "en-us" in json.loads(voices.output)[0]["languages"]
+    listed = CliRunner().invoke(cli, ["voices", "--language", "en"])
+    assert listed.output.startswith("espeak: ") and "\npiper: 1 voice" in listed.output
+
+
+def test_voices_says_how_to_install_a_missing_engine(monkeypatch):
+    monkeypatch.setattr(speech_module, "piper_installed", lambda: False)
+    monkeypatch.setattr("voicecoach.cli.SPEECH_ENGINES", ("espeak",))
+    result = CliRunner().invoke(cli, ["voices", "--engine", "piper"])
+    assert result.exit_code == 0
+    assert result.output == ("piper: not installed (a natural neural voice, GPL-3.0); install it with: "
+                             "pip install 'voicecoach[piper]'\n")
+    with pytest.raises(EngineError, match="the piper engine is not installed") as info:
+        PiperEngine().model("en")
+    assert info.value.hint == "install it with: pip install 'voicecoach[piper]'"
+
+
+def test_a_routine_asking_for_a_missing_engine_is_told_where(monkeypatch, tmp_path):
+    monkeypatch.setattr(speech_module, "piper_installed", lambda: False)
+    path = tmp_path / "r.yaml"
+    path.write_text("routine: R\nengine: piper\nsteps: [{say: Hi.}]\n")
+    with pytest.raises(VoicecoachError) as info:
+        build(path, settings=Settings(cache_dir=tmp_path))
+    assert info.value.format() == (f"{path}:2:1: the piper engine is not installed; "
+                                   "install it with: pip install 'voicecoach[piper]'")

@@ -1,0 +1,129 @@
+"""A speech server around Piper (neural TTS, ONNX Runtime): ``python -m voicecoach._piper_server``.
+
+Why a server that forks a child per phrase, like _espeak_server:
+- Loading a voice model takes about a second: the server loads each model once, and every
+  child inherits it (copy-on-write), so a compile pays for loading once.
+- A Piper voice adds random noise while it speaks (VITS ``noise_scale``/``noise_w``); ONNX
+  Runtime seeds those generators when a session is created (from ``onnxruntime.set_seed``)
+  and advances them on every run.  The server never runs a model itself: each child starts
+  from the freshly seeded state, so a phrase comes out byte-identical whatever was said
+  before it, in this process or another.  The server sets the seed right before each session
+  is created, so which models were loaded before does not matter either.
+- One intra-op and one inter-op thread per session: ONNX Runtime starts no thread pool, so
+  forking is safe, and the children (one per core) are the parallelism.
+
+Protocol (JSON lines, as _espeak_server): ``{"ready": true, "version": ..}`` first; requests
+``{"op": "synth", "id": .., "text": .., "model": path, "config": path, "length_scale": ..,
+"sample_rate": .., "out": path}`` (the child writes the finished clip, see mix.process_clip),
+then ``{"op": "run", "jobs": N, "timeout": s}`` loads the models the batch needs and runs it,
+answering ``{"id": .., "ok": bool, "error": ..}`` per phrase, then ``{"done": true}``.
+EOF ends the server.  Anything here that changes a clip's samples (the seed, the silence
+between sentences, the synthesis settings) must bump ``speech.PiperEngine.PROTOCOL``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections import deque
+
+from voicecoach._espeak_server import _run_batch, open_protocol, serve, write_finished_clip
+
+SEED = 20250101
+"""ONNX Runtime's seed for every session's random generators (part of the clips' identity)."""
+
+SENTENCE_SILENCE_S = 0.2
+"""Silence between the sentences of one phrase (Piper speaks each sentence separately)."""
+
+_VOICES: dict[str, object] = {}  # model path -> PiperVoice, loaded in the server, used by children
+
+
+def load_voice(model: str, config: str):
+    """A PiperVoice for ``model``: CPU, one thread, seeded generators."""
+    import onnxruntime
+    from piper import PiperVoice
+    from piper.config import PiperConfig
+
+    with open(config, encoding="utf-8") as handle:
+        piper_config = PiperConfig.from_dict(json.load(handle))
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
+    onnxruntime.set_seed(SEED)  # right before the session: its random kernels take their seeds now
+    session = onnxruntime.InferenceSession(model, sess_options=options, providers=["CPUExecutionProvider"])
+    voice = PiperVoice(session=session, config=piper_config)
+    voice.phonemize("")  # starts Piper's espeak-ng phonemizer here, once, not in every child
+    return voice
+
+
+def synthesize(voice, text: str, *, length_scale: float):
+    """Piper's float samples for ``text``, sentences joined by a short silence."""
+    import numpy as np
+    from piper.config import SynthesisConfig
+
+    config = SynthesisConfig(length_scale=length_scale, normalize_audio=False)
+    gap = np.zeros(round(SENTENCE_SILENCE_S * voice.config.sample_rate), dtype=np.float32)
+    parts = []
+    for chunk in voice.synthesize(text, syn_config=config):
+        if parts:
+            parts.append(gap)
+        parts.append(chunk.audio_float_array)
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=np.float32)
+
+
+def _child_synth(request: dict) -> int:
+    """In a fresh child: one phrase from the inherited voice, one finished WAV file."""
+    import numpy as np
+
+    voice = _VOICES[request["model"]]
+    audio = synthesize(voice, request["text"], length_scale=float(request["length_scale"]))
+    if not len(audio):
+        return 3
+    raw = np.clip(np.round(audio * 32767.0), -32768, 32767).astype(np.int16)
+    return write_finished_clip(raw, source_rate=voice.config.sample_rate, request=request)
+
+
+def _load_models(batch: deque, reply) -> deque:
+    """Load every model the batch needs; requests whose model fails are answered as failed."""
+    runnable: deque = deque()
+    failed: dict[str, str] = {}
+    for request in batch:
+        model = request["model"]
+        if model not in _VOICES and model not in failed:
+            try:
+                _VOICES[model] = load_voice(model, request["config"])
+            except Exception as error:  # a missing, truncated or foreign model file
+                failed[model] = f"cannot load the voice model: {type(error).__name__}: {error}"
+        if model in failed:
+            reply({"id": request["id"], "ok": False, "error": failed[model]})
+        else:
+            runnable.append(request)
+    return runnable
+
+
+def main() -> int:
+    reply = open_protocol()
+    try:
+        from importlib import metadata
+
+        import numpy  # noqa: F401  (imported once, for every child)
+        import onnxruntime  # noqa: F401
+        import piper  # noqa: F401
+        import voicecoach.mix  # noqa: F401
+
+        version = metadata.version("piper-tts")
+    except Exception as error:  # piper-tts is not installed, or broken
+        reply({"ready": False, "error": f"{type(error).__name__}: {error}"})
+        return 1
+    reply({"ready": True, "version": version})
+
+    def run(batch: deque, jobs: int, timeout: float) -> None:
+        _run_batch(_load_models(batch, reply), jobs, timeout, reply, work=_child_synth, engine="piper")
+
+    serve(reply, run)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
