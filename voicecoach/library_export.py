@@ -567,7 +567,8 @@ def export_library(
     else:
         # spawn: a fresh interpreter per worker, safe whatever threads the parent runs.
         context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        pool = ProcessPoolExecutor(max_workers=workers, mp_context=context)
+        try:
             futures = {pool.submit(_export_one, job): index for index, job in jobs.items()}
             for future in as_completed(futures):
                 index = futures[future]
@@ -585,6 +586,13 @@ def export_library(
                 done += 1
                 if progress:
                     progress("export", done, len(jobs))
+        except BaseException:
+            # Ctrl-C or SIGTERM: drop the queued routines, let the running ones finish (their
+            # files are written atomically), and remember what is done before giving up.
+            pool.shutdown(wait=True, cancel_futures=True)
+            _update_manifest(out, manifest, [results[i] for i in sorted(results)])
+            raise
+        pool.shutdown(wait=True)
 
     _update_manifest(out, manifest, [results[i] for i in sorted(results)])
     if bug is not None:
