@@ -222,9 +222,9 @@ def music_component(result, **render) -> np.ndarray:
     """The music alone, as mixed: the unlimited mix with it minus the one without."""
     settings = RenderSettings(limit=False, **render)
     length = result.timeline.length_samples
-    with_music = Mixer(result.timeline, result.speech.clip, settings=settings, tone=result._tone,
+    with_music = Mixer(result.timeline, result.speech.clip, settings=settings, tone=result.sound.tone_samples,
                        background=result.sound.background(result.timeline)).render(0, length)
-    without = Mixer(result.timeline, result.speech.clip, settings=settings, tone=result._tone).render(0, length)
+    without = Mixer(result.timeline, result.speech.clip, settings=settings, tone=result.sound.tone_samples).render(0, length)
     return with_music.astype(np.float64) - without.astype(np.float64)
 
 

@@ -664,6 +664,10 @@ class Mixer:
         # A growing timeline (streaming playback) changes no sample more than this before its end.
         self.lookahead_samples = self._margin + (background.lookahead_samples if background is not None else 0)
 
+    def chunks(self) -> Iterator[np.ndarray]:
+        """The whole track as consecutive int16 chunks of ``settings.chunk_samples``."""
+        return (self.render(a, b) for a, b in _spans(self.length, self.settings.chunk_samples))
+
     def render(self, start: int, end: int) -> np.ndarray:
         """Samples ``[start, end)`` as int16 (clamped to the track)."""
         start, end = max(0, start), min(self.length, end)
@@ -688,8 +692,7 @@ def render(
     Bad timelines (events outside the track, rate mismatch) raise ``ValueError`` here, before
     any chunk; a clip whose length differs from its event's raises while rendering.
     """
-    mixer = Mixer(timeline, clip, settings=settings, tone=tone, background=background)
-    return (mixer.render(a, b) for a, b in _spans(mixer.length, settings.chunk_samples))
+    return Mixer(timeline, clip, settings=settings, tone=tone, background=background).chunks()
 
 
 def render_to_array(

@@ -21,8 +21,8 @@ from . import export as exporting
 from .cache import Cache, default_cache_dir, digest
 from .compile import CompileSettings, Section, collect_phrases, compile_timeline, estimate_speech_samples, iter_sections
 from .errors import VoicecoachError
-from .mix import Mixer, RenderSettings, limiter_reach, render, tone_samples
-from .model import EventKind, Routine, Timeline, Tone, flat_steps
+from .mix import Mixer, RenderSettings, limiter_reach
+from .model import EventKind, Routine, Timeline, flat_steps
 from .script import load_routine
 from .sound import SoundDesign, load_sound_design
 from .speech import DEFAULT_ENGINE, Speech, SpeechSettings, get_engine, missing_engines
@@ -103,8 +103,7 @@ class Build:
             for start in range(0, len(cached), step):
                 yield np.asarray(cached[start : start + step])
             return
-        mixed = render(self.timeline, self.speech.clip, settings=self.render_settings, tone=self._tone,
-                       background=self.sound.background(self.timeline) if self.sound else None)
+        mixed = self.mixer().chunks()
         total = self.timeline.length_samples
         done = 0
         for chunk in self.cache.put_track(self.track_key, mixed, sample_rate=rate):
@@ -128,13 +127,15 @@ class Build:
         return np.asarray(self._samples[start : start + max(0, count)])
 
     def mixer(self) -> Mixer:
-        return Mixer(self.timeline, self.speech.clip, settings=self.render_settings, tone=self._tone,
-                     background=self.sound.background(self.timeline) if self.sound else None)
+        return _mixer(self.timeline, self.speech, self.render_settings, self.sound)
 
-    def _tone(self, tone: Tone) -> np.ndarray:
-        if self.sound is not None:
-            return self.sound.tone_samples(tone)
-        return tone_samples(tone, sample_rate=self.render_settings.sample_rate)
+
+def _mixer(timeline: Timeline, speech: Speech, settings: RenderSettings, sound: SoundDesign | None) -> Mixer:
+    """The mixer of a (possibly partial) timeline: clips, tones or their replacements, music."""
+    if sound is None:
+        return Mixer(timeline, speech.clip, settings=settings)  # built-in tones, no music
+    return Mixer(timeline, speech.clip, settings=settings, tone=sound.tone_samples,
+                 background=sound.background(timeline))
 
 
 @dataclass
@@ -352,8 +353,7 @@ class LiveBuild:
             return np.asarray(self._track[start : start + max(0, count)])
         timeline = self.timeline
         if self._mixer is None or self._mixer_length != timeline.length_samples:
-            self._mixer = Mixer(timeline, self._parts.speech.clip, settings=self.render_settings, tone=self._tone,
-                                background=self._parts.sound.background(timeline))
+            self._mixer = _mixer(timeline, self._parts.speech, self.render_settings, self._parts.sound)
             self._mixer_length = timeline.length_samples
         return self._mixer.render(start_sample, start_sample + count)
 
@@ -373,10 +373,6 @@ class LiveBuild:
     def close(self) -> None:
         """Stop synthesizing (a player that quits early); what is scheduled stays readable."""
         self._parts.speech.engine.close()
-
-    def _tone(self, tone: Tone) -> np.ndarray:
-        return self._parts.sound.tone_samples(tone)
-
 
 def track_key(timeline: Timeline, speech: Speech, render_settings: RenderSettings, *,
               sound: SoundDesign | None = None) -> str:

@@ -22,7 +22,6 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from fractions import Fraction
 from importlib import metadata
-from pathlib import Path
 from typing import Callable, Iterable, Iterator, Protocol
 
 import numpy as np
