@@ -6,6 +6,7 @@ import json
 import re
 from pathlib import Path
 
+import click
 import pytest
 from click.testing import CliRunner
 
@@ -26,11 +27,21 @@ def run(tmp_path, monkeypatch):
     return invoke
 
 
-@pytest.mark.parametrize("command", sorted(cli.commands))
+def _all_commands(group, prefix=()) -> list[tuple[str, ...]]:
+    """Every command path, subcommands of groups (like `cache info`) included."""
+    paths = []
+    for name, command in sorted(group.commands.items()):
+        paths.append((*prefix, name))
+        if isinstance(command, click.Group):
+            paths.extend(_all_commands(command, (*prefix, name)))
+    return paths
+
+
+@pytest.mark.parametrize("command", _all_commands(cli), ids=" ".join)
 def test_every_command_has_help_with_an_example(run, command):
-    result = run(command, "--help")
+    result = run(*command, "--help")
     assert result.exit_code == 0
-    assert "Example:" in result.output and f"voicecoach {command}" in result.output
+    assert "Example:" in result.output and f"voicecoach {' '.join(command)}" in result.output
 
 
 def test_check_good_files(run):
