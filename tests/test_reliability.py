@@ -108,13 +108,16 @@ class Moment:
     """'out' (the output is being written), 'tracks' (the mixed track is being cached) or 'clips'."""
     drop: str = "tracks"
     """Cache entries removed before the run ('tracks' or 'all'; leftovers stay), so there is work to stop."""
+    any_file: bool = False
+    """Watch ``temp_in`` for any new file, finished entries too: a temporary file can live for less than the
+    polling interval, a finished entry stays, so this moment is always caught while work remains."""
 
     def __str__(self) -> str:
         return f"{self.after_s:g}s" if self.after_s is not None else f"temp-in-{self.temp_in}"
 
 
 MOMENTS = [Moment(after_s=0.05, drop="all"), Moment(after_s=0.6, drop="all"), Moment(after_s=1.0, drop="all"),
-           Moment(temp_in="clips", drop="all"), Moment(temp_in="tracks"), Moment(temp_in="out")]
+           Moment(temp_in="clips", drop="all", any_file=True), Moment(temp_in="tracks"), Moment(temp_in="out")]
 
 
 def drop_entries(cache: Path, which: str) -> None:
@@ -131,7 +134,12 @@ def _default_signals() -> None:
 def kill_at(args: list[str], env: dict, moment: Moment, sig: signal.Signals, watch: dict[str, Path],
             logs: Path) -> tuple[bool, int, str]:
     """Run, signal at ``moment``; whether the signal reached a running process, exit code, stderr."""
-    before = set(temp_files(watch[moment.temp_in])) if moment.temp_in else set()
+    def files(folder: Path) -> set[Path]:
+        if moment.any_file:
+            return {p for p in folder.rglob("*") if p.is_file()} if folder.exists() else set()
+        return set(temp_files(folder))
+
+    before = files(watch[moment.temp_in]) if moment.temp_in else set()
     with open(logs / "stdout", "wb") as out, open(logs / "stderr", "wb") as err:
         proc = subprocess.Popen(args, env=env, stdout=out, stderr=err, preexec_fn=_default_signals)
         try:
@@ -143,7 +151,7 @@ def kill_at(args: list[str], env: dict, moment: Moment, sig: signal.Signals, wat
             else:  # a new one: a SIGKILL before may have left some
                 folder = watch[moment.temp_in]
                 deadline = time.monotonic() + WAIT_S
-                while (proc.poll() is None and not set(temp_files(folder)) - before
+                while (proc.poll() is None and not files(folder) - before
                        and time.monotonic() < deadline):
                     time.sleep(0.001)
             delivered = proc.poll() is None
@@ -259,9 +267,10 @@ def test_compile_with_real_speech_stops_cleanly(tmp_path, figures, sig):
     cache, scratch = tmp_path / "cache", tmp_path / "tmp"
     scratch.mkdir()
     env = environment(cache, TMPDIR=str(scratch))
-    sent, code, stderr = kill_at(command("compile", MORNING, "-o", tmp_path / "m.mp3"), env, Moment(temp_in="clips"),
-                                 sig, {"clips": cache / "clips"}, tmp_path)
-    assert sent and code == CLEAN_EXIT[sig] and "Traceback" not in stderr, stderr
+    sent, code, stderr = kill_at(command("compile", MORNING, "-o", tmp_path / "m.mp3"), env,
+                                 Moment(temp_in="clips", any_file=True), sig, {"clips": cache / "clips"}, tmp_path)
+    assert sent, f"the compile ended (exit {code}) before synthesis was seen: {stderr}"
+    assert code == CLEAN_EXIT[sig] and "Traceback" not in stderr, f"exit {code}: {stderr}"
     figures["kills injected"] += 1
     deadline = time.monotonic() + WAIT_S
     while processes_with(str(scratch)) and time.monotonic() < deadline:
