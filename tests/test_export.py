@@ -5,14 +5,16 @@ from __future__ import annotations
 import io
 import json
 import os
+import subprocess
 import wave
 
 import numpy as np
 import pytest
 from mutagen.id3 import ID3, CTOCFlags
-from mutagen.mp3 import MP3
+from mutagen.mp3 import MP3, BitrateMode
 
 from voicecoach import export, files
+from voicecoach.formats import ffmpeg_exe
 from voicecoach.export import (
     id3_tag,
     timeline_from_json,
@@ -151,7 +153,8 @@ def test_mp3_duration_tags_and_chapters(tmp_path, rate):
     assert audio.info.sample_rate == rate
     assert audio.info.channels == 1
     assert audio.info.bitrate == 96000
-    assert abs(audio.info.length - tl.duration_s) < 0.1
+    assert audio.info.length * rate == pytest.approx(tl.length_samples)  # the Info frame's delay and padding
+    assert audio.info.encoder_info.startswith("LAME 3.100") and audio.info.bitrate_mode == BitrateMode.CBR
 
     tag = ID3(path)
     assert tag.version[:2] == (2, 4)
@@ -169,6 +172,25 @@ def test_mp3_duration_tags_and_chapters(tmp_path, rate):
     assert toc.element_id == "toc"
     assert toc.flags == CTOCFlags.TOP_LEVEL | CTOCFlags.ORDERED
     assert list(toc.child_element_ids) == ["chp0", "chp1", "chp2"]
+
+
+@pytest.mark.parametrize("rate", [44100, 22050])
+def test_mp3_decodes_to_exactly_the_tracks_samples(tmp_path, rate):
+    """With the Info frame a decoder (the bundled ffmpeg) drops LAME's delay and padding: the
+    decoded track has the timeline's length and lines up with the PCM to the sample."""
+    tl, clips = make_timeline(rate)
+    pcm = np.concatenate(chunks_of(tl, clips)).astype(np.float64)
+    path = tmp_path / "a.mp3"
+    write_mp3(chunks_of(tl, clips), path, timeline=tl, sample_rate=rate, title="T")
+    decoded = subprocess.run([ffmpeg_exe(), "-v", "error", "-i", str(path), "-f", "s16le", "-ac", "1", "-"],
+                             capture_output=True, check=True).stdout
+    heard = np.frombuffer(decoded, dtype="<i2").astype(np.float64)
+    assert len(heard) == tl.length_samples
+    lags = range(-40, 41)
+    match = [float(np.dot(pcm[max(0, k):len(pcm) + min(0, k)], heard[max(0, -k):len(heard) - max(0, k)]))
+             for k in lags]
+    assert lags[int(np.argmax(match))] == 0
+    assert np.corrcoef(pcm, heard)[0, 1] > 0.99  # and it is the same sound
 
 
 def test_mp3_is_deterministic_and_album_optional(tmp_path):

@@ -20,6 +20,7 @@ import numpy as np
 from mutagen.id3 import APIC, CHAP, CTOC, ID3, TALB, TCON, TIT2, TLEN, TPE1, TRCK, CTOCFlags, PictureType
 
 from .files import atomic_write
+from .lametag import InfoFrameWriter
 from .model import Chapter, Cue, Event, EventKind, Timeline, Tone
 
 TIMELINE_JSON_VERSION = 1
@@ -158,8 +159,10 @@ def write_mp3(
 ) -> None:
     """CBR mono MP3 (lameenc), tagged with ID3v2.4 chapters that match the timeline.
 
-    The tag goes first, then the frames as the encoder produces them: one streaming pass.
-    CBR keeps seeking to a chapter time exact in every player.  ``quality`` is LAME's
+    The tag goes first, then LAME's Info frame (frame count, encoder delay and padding: decoders
+    that read it play exactly the timeline's samples, so chapters land on their sample), then
+    the frames as the encoder produces them: one streaming pass.  CBR keeps seeking to a
+    chapter time exact in every player.  ``quality`` is LAME's
     algorithm quality (0 best .. 9 fastest); 5 is LAME's "good quality, fast", ample for
     speech and tones at 96 kbps and twice as fast as 2.
     """
@@ -176,16 +179,19 @@ def write_mp3(
     tag = id3_tag(timeline, title=title, album=album, artist=artist, cover_png=cover_png, track=track)
     with atomic_write(path) as handle, ThreadPoolExecutor(max_workers=1) as worker:
         handle.write(tag)
+        frames, samples = InfoFrameWriter(handle), 0
         # lameenc releases the GIL: encode one chunk while the next is being mixed.
         pending = None
         for chunk in chunks:
             data = _int16_bytes(chunk)
+            samples += len(data) // 2
             if pending is not None:
-                handle.write(pending.result())
+                frames.write(pending.result())
             pending = worker.submit(encoder.encode, data)
         if pending is not None:
-            handle.write(pending.result())
-        handle.write(encoder.flush())
+            frames.write(pending.result())
+        frames.write(encoder.flush())
+        frames.finish(samples=samples)
 
 
 # ---------------------------------------------------------------------------------------

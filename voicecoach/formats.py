@@ -33,7 +33,7 @@ from .errors import VoicecoachError
 from .files import atomic_write
 from .model import Chapter, Timeline
 
-FORMATS_VERSION = "formats-1"
+FORMATS_VERSION = "formats-2"  # 2: MP3s carry LAME's Info frame (gapless, exact length)
 """Part of every export's manifest key: bump it when an encoding changes, to re-encode."""
 
 PODCAST_CHAPTERS_VERSION = "1.2.0"
@@ -272,7 +272,9 @@ def read_chapters(path: str | os.PathLike) -> list[tuple[float, float, str]]:
     Runs the bundled ffmpeg (``ffmpeg -i FILE -f ffmetadata -``); used to check exports.
     """
     result = subprocess.run(
-        [ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-nostdin", "-i", os.fspath(path),
+        # -copyts: the times as stored.  Without it ffmpeg moves chapters by the stream's start
+        # time, which for an MP3 with an Info frame is the 1105 samples of encoder and decoder delay.
+        [ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-nostdin", "-copyts", "-i", os.fspath(path),
          "-f", "ffmetadata", "-"],
         capture_output=True, check=False,
     )
