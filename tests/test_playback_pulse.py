@@ -17,8 +17,10 @@ pulseaudio binary (CI installs it: see .ci/run).  Run just these with:
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -96,6 +98,7 @@ def pulse(tmp_path):
 
     try:
         _wait_for(ready, "the PulseAudio server")
+        env["TEST_PULSEAUDIO_PID"] = str(server.pid)  # for a test that pulls the server away
         yield env
     finally:
         server.terminate()
@@ -204,3 +207,40 @@ def test_devices_lists_and_picks_the_sound_servers_outputs(pulse, tmp_path):
                          "--script-keys", "wait:0.5,q", env=pulse)
     assert picked.returncode == 0, picked.stderr
     assert picked.stdout.splitlines()[-3:-1] == ["[0:00] stopped", "Played 0:00: 0 of 2 steps completed."]
+
+
+LONG_ROUTINE = """\
+routine: Long strokes
+steps:
+  - massage: Sweep
+    area: cheeks
+    strokes: 40
+    tempo: 1s
+"""
+
+
+def test_a_sound_server_that_goes_away_ends_the_session_with_a_clear_error(pulse, tmp_path):
+    """No hanging in silence: the player notices the device stopped, says how to go on, logs the session."""
+    routine = tmp_path / "long.yaml"
+    routine.write_text(LONG_ROUTINE)
+    with open(tmp_path / "out", "w") as out, open(tmp_path / "err", "w") as err:
+        play = subprocess.Popen([sys.executable, "-m", "voicecoach.cli", "play", str(routine), "--engine", "fake",
+                                 "--no-keys"], env=pulse, stdout=out, stderr=err, stdin=subprocess.DEVNULL)
+        try:
+            _wait_for(lambda: "step 1/1 Sweep" in (tmp_path / "out").read_text(), "playing to start")
+            time.sleep(1.0)
+            os.kill(int(pulse["TEST_PULSEAUDIO_PID"]), signal.SIGKILL)
+            code = play.wait(timeout=30)  # the routine is longer: it must not play (or hang) on
+        finally:
+            if play.poll() is None:
+                play.kill()
+                play.wait()
+    stdout, stderr = (tmp_path / "out").read_text(), (tmp_path / "err").read_text()
+    assert code == 2 and "Traceback" not in stderr, stderr
+    assert stderr.startswith("the audio output stopped taking sound"), stderr
+    assert stderr.rstrip().endswith(f"then go on from this step: voicecoach play {routine} --from 1"), stderr
+    assert "Played 0:0" in stdout and "Logged." in stdout
+    logged = _voicecoach("log", "--json", env=pulse)
+    assert logged.returncode == 0, logged.stderr
+    [session] = json.loads(logged.stdout)["sessions"]
+    assert not session["finished"] and 0 < session["seconds_played"] < 20

@@ -488,6 +488,42 @@ def test_miniaudio_errors_from_the_audio_thread_reach_check(monkeypatch, track):
         backend.check()
 
 
+def test_a_device_that_stops_calling_is_reported_not_waited_for(monkeypatch, track):
+    monkeypatch.setitem(sys.modules, "miniaudio", FakeMiniaudio())
+    now = [100.0]
+    backend = MiniaudioBackend(stall_s=5.0, clock=lambda: now[0])
+    backend.start(Player(track))
+    feed = sys.modules["miniaudio"].device.feed
+    now[0] += 4.9  # the device may take its time to open and first call
+    backend.check()
+    feed.send(100)
+    now[0] += 5.0
+    backend.check()  # 5.0 s since the last call: not yet
+    now[0] += 0.2
+    with pytest.raises(AudioDeviceError, match=r"the audio output stopped taking sound 5 s ago \(PulseAudio: "):
+        backend.check()
+    backend.close()
+    assert MiniaudioBackend(stall_s=0.0).check() is None  # not started: nothing to watch
+
+
+def test_a_call_waiting_for_the_routine_to_be_made_is_not_a_stall(monkeypatch, track):
+    monkeypatch.setitem(sys.modules, "miniaudio", FakeMiniaudio())
+    now, checked = [0.0], []
+
+    class Slow(Track):  # a slow engine: the audio thread waits in read() for the next span
+        def read(self, start_sample, count):
+            now[0] += 60.0
+            backend.check()  # what the main thread sees meanwhile
+            checked.append(start_sample)
+            return super().read(start_sample, count)
+
+    backend = MiniaudioBackend(stall_s=5.0, clock=lambda: now[0])
+    backend.start(Player(Slow(track.timeline)))
+    assert sys.modules["miniaudio"].device.feed.send(100) == Track(track.timeline).samples[:100].tobytes()
+    assert checked == [0]
+    backend.check()  # the call just ended
+
+
 def test_miniaudio_picks_a_device_by_number_name_or_part(monkeypatch, track):
     fake = FakeMiniaudio()
     monkeypatch.setitem(sys.modules, "miniaudio", fake)

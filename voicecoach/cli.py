@@ -6,6 +6,7 @@ User errors become one line on stderr and exit code 2, here and only here (see `
 from __future__ import annotations
 
 import json
+import shlex
 import signal
 import sys
 from fractions import Fraction
@@ -15,7 +16,7 @@ import click
 
 from . import __version__
 from .cache import ENV_VAR, default_cache_dir
-from .errors import RoutineErrors, VoicecoachError
+from .errors import AudioDeviceError, RoutineErrors, VoicecoachError
 from .model import Cue, StepKind, flat_steps
 from .pipeline import Settings, build, check_output_path, export, plan
 from .script import load_routine
@@ -535,6 +536,10 @@ def play(file: Path | None, from_step: str | None, loop: bool, no_keys: bool, vo
     outcome = player.result()
     if failure is not None and not outcome.played_s:
         raise failure
+    if isinstance(failure, AudioDeviceError):  # lost mid-session: say how to go on from here
+        failure = AudioDeviceError(failure.message, hint=(
+            "reconnect it or restart the sound server, then go on from this step: "
+            f"voicecoach play {shlex.quote(str(file))} --from {player.current_step() + 1}"))
     click.echo(f"{'Stopped' if interrupt else 'Played'} {format_duration(round(outcome.played_s))}: "
                f"{outcome.steps_completed} of {outcome.steps_total} steps completed"
                + (", finished." if outcome.finished else "."))

@@ -531,17 +531,25 @@ def _miniaudio():
 class MiniaudioBackend(_AudioThread):
     """Sound through miniaudio (PulseAudio, PipeWire, ALSA, JACK, ...), pulling from the player.
 
-    miniaudio runs the audio thread itself and calls :meth:`_feed` from it.
+    miniaudio runs the audio thread itself and calls :meth:`_feed` from it.  A device that
+    stops calling (the sound server died, the device went away without the server moving the
+    stream elsewhere) is reported by :meth:`check` after ``stall_s``: the session ends with an
+    error and is logged, rather than hanging silent in front of someone with their eyes closed.
     """
 
     name = "miniaudio"
 
-    def __init__(self, *, device: str | None = None, buffer_ms: int = 50) -> None:
+    def __init__(self, *, device: str | None = None, buffer_ms: int = 50, stall_s: float = 5.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         super().__init__()
         self.device = device
         self.buffer_ms = buffer_ms
+        self.stall_s = stall_s
+        self._clock = clock
         self._device = None
         self._player: Player | None = None
+        self._in_call = False
+        self._last_call_s = 0.0
 
     @staticmethod
     def _playbacks(ma) -> tuple[str, list[dict]]:
@@ -596,6 +604,7 @@ class MiniaudioBackend(_AudioThread):
             raise _no_device("only miniaudio's silent null device is available")
         self._device = device
         self._player = player
+        self._last_call_s = self._clock()
         feed = self._feed(player)
         next(feed)
         try:
@@ -607,12 +616,30 @@ class MiniaudioBackend(_AudioThread):
     def _feed(self, player: Player):
         frames = yield b""
         while True:
+            # A call waiting for the routine to be made (a slow engine) is not a stalled device.
+            self._in_call = True
             try:
                 data = player.pull(frames).tobytes()
             except BaseException as error:  # never raise into the audio thread: report it
                 self.error = error
                 data = bytes(2 * frames)
+            finally:
+                self._last_call_s = self._clock()
+                self._in_call = False
             frames = yield data
+
+    def check(self) -> None:
+        super().check()
+        if self._device is None or self._in_call:
+            return
+        silent_s = self._clock() - self._last_call_s
+        if silent_s > self.stall_s:
+            raise AudioDeviceError(
+                f"the audio output stopped taking sound {silent_s:.0f} s ago "
+                f"({self._device.backend}: the sound server quit or the device went away)",
+                hint="reconnect it or restart the sound server, then play on from the step you were in "
+                     "with --from; or export the routine with compile -o",
+            )
 
     def finished(self) -> bool:
         state = self._player.state() if self._player else None
