@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from pathlib import Path
 
 import click
@@ -140,3 +141,36 @@ def test_voices_lists_fake_engine(run):
 def test_missing_file_is_exit_2(run, tmp_path):
     result = run("compile", str(tmp_path / "nope.yaml"), "-o", str(tmp_path / "x.mp3"), "--engine", "fake")
     assert result.exit_code == 2 and "nope.yaml" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_ctrl_c_while_the_command_line_loads_is_a_clean_stop(monkeypatch, capsys):
+    """The console script imports the CLI (and the audio stack) inside the Ctrl-C handling."""
+    import importlib.abc
+
+    from voicecoach import _entry
+
+    class Interrupting(importlib.abc.MetaPathFinder):
+        def find_spec(self, name, path, target=None):
+            if name == "voicecoach.cli":
+                raise KeyboardInterrupt
+            return None
+
+    monkeypatch.delitem(sys.modules, "voicecoach.cli")
+    monkeypatch.setattr(sys, "meta_path", [Interrupting(), *sys.meta_path])
+    with pytest.raises(SystemExit) as stop:
+        _entry.main()
+    assert stop.value.code == 130 and capsys.readouterr().err == "Interrupted.\n"
+
+
+def test_the_package_loads_nothing_until_asked_and_its_public_names_resolve():
+    import subprocess
+
+    import voicecoach
+
+    loaded = subprocess.run([sys.executable, "-c", "import sys, voicecoach._entry; "
+                             "print(sorted(m for m in sys.modules if m.startswith('voicecoach')))"],
+                            capture_output=True, text=True, check=True).stdout
+    assert loaded.strip() == "['voicecoach', 'voicecoach._entry']"  # Ctrl-C handling comes first
+    assert all(getattr(voicecoach, name) is not None for name in voicecoach.__all__)
+    with pytest.raises(AttributeError):
+        voicecoach.no_such_name  # noqa: B018

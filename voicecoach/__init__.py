@@ -9,12 +9,19 @@ The public API, top-down like the pipeline::
 
 __version__ = "0.1.0"
 
-from .errors import Location, VoicecoachError  # noqa: E402
-from .model import Routine, Timeline  # noqa: E402
 
 
 def __getattr__(name: str):
-    # The pipeline pulls in numpy and the audio stack; load it only when asked for.
+    # Load on first use: the pipeline pulls in numpy and the audio stack, and the console script
+    # (voicecoach._entry) must get its Ctrl-C handling in place before anything heavy is imported.
+    if name in {"Location", "VoicecoachError"}:
+        from . import errors
+
+        return getattr(errors, name)
+    if name in {"Routine", "Timeline"}:
+        from . import model
+
+        return getattr(model, name)
     if name in {"build", "export", "plan", "Settings", "Build"}:
         from . import pipeline
 
