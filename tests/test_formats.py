@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import tempfile
 
 import numpy as np
 import pytest
@@ -17,7 +18,8 @@ from mutagen.oggopus import OggOpus
 
 from voicecoach import formats
 from voicecoach.errors import VoicecoachError
-from voicecoach.formats import AudioFormat, TrackTags, cut, ffmetadata, parse_ffmetadata_chapters, split_parts
+from voicecoach.formats import (AudioFormat, TrackTags, ffmetadata, parse_ffmetadata_chapters, split_parts,
+                                split_stream)
 from voicecoach.model import Chapter, Timeline
 
 RATE = 44100
@@ -118,30 +120,52 @@ def test_ffmpeg_formats_are_deterministic(tmp_path, fmt):
 
 def test_encoder_failure_is_a_user_error_and_leaves_no_file(tmp_path, monkeypatch):
     timeline = make_timeline()
+    scratch, out = tmp_path / "tmp", tmp_path / "out"
+    scratch.mkdir(), out.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
     monkeypatch.setattr(formats, "ffmpeg_exe", lambda: "/bin/false")
     with pytest.raises(VoicecoachError, match="ffmpeg could not encode m4b"):
-        formats.write_track(tone(timeline), tmp_path / "t.m4b", fmt=AudioFormat.M4B, timeline=timeline, tags=TAGS)
-    assert list(tmp_path.iterdir()) == []
+        formats.write_track(tone(timeline), out / "t.m4b", fmt=AudioFormat.M4B, timeline=timeline, tags=TAGS)
+    assert list(out.iterdir()) == []
+    assert list(scratch.iterdir()) == []  # pydub's temporary WAV and output went with our folder
 
 
-def test_wrong_sample_count_is_refused(tmp_path):
+@pytest.mark.parametrize("fmt", [AudioFormat.MP3, AudioFormat.M4B])
+def test_wrong_sample_count_is_refused(tmp_path, fmt):
     timeline = make_timeline()
-    with pytest.raises(ValueError):
-        formats.write_track(tone(timeline)[:-1], tmp_path / "t.mp3", fmt=AudioFormat.MP3, timeline=timeline,
-                            tags=TAGS)
+    samples = tone(timeline)
+    for wrong in ([samples[:-1]], [samples, samples[:1]], [samples[:100], samples[100:-5]]):
+        with pytest.raises(ValueError, match="samples for a timeline of"):
+            formats.write_track(wrong, tmp_path / f"t{fmt.extension}", fmt=fmt, timeline=timeline, tags=TAGS)
     assert list(tmp_path.iterdir()) == []
 
 
-@given(st.lists(st.integers(1, 5000), min_size=1, max_size=12))
+def test_a_track_in_chunks_gives_the_same_file(tmp_path):
+    timeline = make_timeline()
+    samples = tone(timeline)
+    for fmt in (AudioFormat.MP3, AudioFormat.OPUS):
+        whole, chunked = tmp_path / f"whole{fmt.extension}", tmp_path / f"chunked{fmt.extension}"
+        formats.write_track(samples, whole, fmt=fmt, timeline=timeline, tags=TAGS)
+        formats.write_track(iter([samples[:777], samples[777:30000], samples[30000:]]), chunked, fmt=fmt,
+                            timeline=timeline, tags=TAGS)
+        assert whole.read_bytes() == chunked.read_bytes()
+
+
+@given(st.lists(st.integers(1, 5000), min_size=1, max_size=12), st.lists(st.integers(1, 7000), min_size=1))
 @settings(max_examples=80, deadline=None)
-def test_split_parts_tile_the_track(lengths):
+def test_split_parts_tile_the_track(lengths, chunk_sizes):
     marks = np.concatenate([[0], np.cumsum(lengths)]).tolist()
     chapters = tuple(Chapter(f"step {i}", i, marks[i], marks[i + 1]) for i in range(len(lengths)))
     timeline = Timeline("R", 8000, marks[-1], (), chapters)
     samples = np.arange(marks[-1], dtype=np.int64).astype(np.int16)
     parts = split_parts(timeline)
     assert [p.number for p in parts] == list(range(1, len(lengths) + 1))
-    pieces = [cut(samples, p) for p in parts]
+    # the track arrives in chunks of any sizes, as the mixer or the track cache hands them out
+    bounds = [0]
+    while bounds[-1] < len(samples):
+        bounds.append(min(len(samples), bounds[-1] + chunk_sizes[len(bounds) % len(chunk_sizes)]))
+    chunks = [samples[a:b] for a, b in zip(bounds, bounds[1:])]
+    pieces = [np.concatenate(list(stream)) for stream in split_stream(chunks, parts)]
     assert sum(len(p) for p in pieces) == timeline.length_samples
     assert all(len(piece) == p.timeline.length_samples for piece, p in zip(pieces, parts))
     assert np.array_equal(np.concatenate(pieces), samples)

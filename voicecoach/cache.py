@@ -27,7 +27,7 @@ import struct
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import BinaryIO, Iterable, Iterator
 
 import numpy as np
 
@@ -158,6 +158,13 @@ def entry_ok(path: str | os.PathLike, *, sample_rate: int | None = None) -> bool
     return running == crc
 
 
+def _read_chunks(handle: BinaryIO, chunk_samples: int) -> Iterator[np.ndarray]:
+    with handle:
+        handle.seek(HEADER_BYTES)
+        while block := handle.read(2 * chunk_samples):
+            yield np.frombuffer(block, dtype="<i2")
+
+
 class Cache:
     """Clips and tracks under one folder; ``root=None`` disables caching."""
 
@@ -216,6 +223,24 @@ class Cache:
             return np.memmap(path, dtype="<i2", mode="r", offset=HEADER_BYTES, shape=(count,))
         except FileNotFoundError:  # pruned or cleared by another run just now
             return None
+
+    def track_chunks(self, key: str, *, sample_rate: int, chunk_samples: int) -> Iterator[np.ndarray] | None:
+        """A valid cached track as chunks read in order, or None.
+
+        Read rather than mapped (see :meth:`get_track` for random access): every page of a
+        mapped hour of audio that has been passed over would count in the process's memory.
+        """
+        if self.root is None:
+            return None
+        self._sweep_once()
+        path = self.track_path(key)
+        if not self._valid(path, sample_rate):
+            return None
+        try:
+            handle = open(path, "rb")  # entries are replaced whole (os.replace): this one stays as checked
+        except FileNotFoundError:  # pruned or cleared by another run just now
+            return None
+        return _read_chunks(handle, chunk_samples)
 
     def put_track(self, key: str, chunks: Iterable[np.ndarray], *, sample_rate: int) -> Iterator[np.ndarray]:
         """Pass ``chunks`` through while writing them to the cache (if it can be written)."""

@@ -2,7 +2,7 @@
 
 MP3 goes through export.write_mp3 (lameenc, ID3 CHAP/CTOC).  M4B and Opus go through pydub
 with the ffmpeg binary that the ``imageio-ffmpeg`` wheel ships (no system ffmpeg): pydub gets
-the finished PCM and ffmpeg encodes it, taking an M4B's chapters from an ffmetadata file
+a memory map of the streamed PCM and ffmpeg encodes it, taking an M4B's chapters from an ffmetadata file
 (``TIMEBASE=1/1000``); mutagen then adds the tags, the cover and an Opus file's chapter
 comments, in memory, before the file is written atomically.  ffmpeg runs with ``bitexact``
 flags, so the bytes are deterministic.
@@ -14,17 +14,21 @@ chapters file, and the ``.m3u8`` playlist of split tracks.
 from __future__ import annotations
 
 import base64
+import contextlib
 import enum
+import functools
 import io
 import json
+import mmap
 import os
 import re
 import subprocess
 import tempfile
+import threading
 import warnings
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -148,23 +152,51 @@ def ffmetadata(timeline: Timeline) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _ffmpeg_encode(samples: np.ndarray, fmt: AudioFormat, *, timeline: Timeline) -> bytes:
+_PYDUB_TEMP = threading.Lock()
+
+
+@contextlib.contextmanager
+def _pydub_temp_files_in(folder: str) -> Iterator[None]:
+    """Make pydub put its temporary WAV and output files in ``folder``.
+
+    pydub takes no folder for them and leaves them behind when ffmpeg fails; in our own
+    temporary folder they go when it does, whatever happens.
+    """
+    from pydub import audio_segment
+
+    with _PYDUB_TEMP:
+        original = audio_segment.NamedTemporaryFile
+        audio_segment.NamedTemporaryFile = functools.partial(original, dir=folder)
+        try:
+            yield
+        finally:
+            audio_segment.NamedTemporaryFile = original
+
+
+def _ffmpeg_encode(chunks: Iterable[np.ndarray], fmt: AudioFormat, *, timeline: Timeline) -> bytes:
     """Encode PCM to M4B (with the timeline's chapters) or Opus; returns the file's bytes.
 
-    Opus chapters are written by _tag_opus instead: ffmpeg 9 rounds the seconds of Vorbis
-    ``CHAPTERxxx`` comments (1.5 s comes out as 2.500).
+    The chunks are streamed to a file and pydub gets a memory map of it: an hour of PCM is
+    never copied into the process's own memory, only paged through from disk.  Opus chapters
+    are written by _tag_opus instead: ffmpeg 9 rounds the seconds of Vorbis ``CHAPTERxxx``
+    comments (1.5 s comes out as 2.500).
     """
-    segment = _audio_segment()(
-        data=np.ascontiguousarray(samples, dtype="<i2").tobytes(),
-        sample_width=2,
-        frame_rate=timeline.sample_rate,
-        channels=1,
-    )
     if fmt is AudioFormat.M4B:
         codec = ["-c:a", "aac", "-b:a", f"{AAC_BITRATE_KBPS}k"]
     else:
         codec = ["-c:a", "libopus", "-b:a", f"{OPUS_BITRATE_KBPS}k", "-ar", str(OPUS_SAMPLE_RATE)]
-    with tempfile.TemporaryDirectory(prefix="voicecoach-ffmpeg-") as folder:
+    with tempfile.TemporaryDirectory(prefix="voicecoach-ffmpeg-") as folder, \
+            open(os.path.join(folder, "track.pcm"), "w+b") as pcm:
+        for chunk in chunks:
+            pcm.write(np.ascontiguousarray(chunk, dtype="<i2").tobytes())
+        pcm.flush()
+        mapped = mmap.mmap(pcm.fileno(), 0, access=mmap.ACCESS_READ) if pcm.tell() else None
+        segment = _audio_segment()(
+            data=memoryview(mapped) if mapped is not None else b"",
+            sample_width=2,
+            frame_rate=timeline.sample_rate,
+            channels=1,
+        )
         meta = os.path.join(folder, "chapters.txt")
         with open(meta, "w", encoding="utf-8") as handle:
             handle.write(ffmetadata(timeline))
@@ -176,10 +208,17 @@ def _ffmpeg_encode(samples: np.ndarray, fmt: AudioFormat, *, timeline: Timeline)
         ]
         out = io.BytesIO()
         try:
-            segment.export(out, format=_FFMPEG_FORMATS[fmt], parameters=parameters)
+            with _pydub_temp_files_in(folder):
+                segment.export(out, format=_FFMPEG_FORMATS[fmt], parameters=parameters)
         except Exception as error:  # pydub's CouldntEncodeError carries ffmpeg's output
             raise VoicecoachError(f"ffmpeg could not encode {fmt.value}: {str(error)[-400:]}",
                                   hint="reinstall imageio-ffmpeg, or export as --format mp3") from None
+        finally:
+            del segment
+            # A failure's traceback may still point into the map: then it closes when that goes.
+            with contextlib.suppress(BufferError):
+                if mapped is not None:
+                    mapped.close()
     return out.getvalue()
 
 
@@ -241,7 +280,7 @@ def _tag_opus(data: bytes, tags: TrackTags, timeline: Timeline) -> bytes:
 
 
 def write_track(
-    samples: np.ndarray,
+    samples: np.ndarray | Iterable[np.ndarray],
     path: str | os.PathLike,
     *,
     fmt: AudioFormat,
@@ -250,17 +289,20 @@ def write_track(
     mp3_bitrate_kbps: int = 96,
     mp3_quality: int = 5,
 ) -> None:
-    """Write ``samples`` (int16 mono, the timeline's length) as one tagged file with chapters."""
-    if len(samples) != timeline.length_samples:
-        raise ValueError(f"{len(samples)} samples for a timeline of {timeline.length_samples}")
+    """Write the track (int16 mono, the timeline's length) as one tagged file with chapters.
+
+    ``samples`` is the whole track or, to keep memory flat, its chunks in order.  A track of
+    another length is a ValueError, and nothing is written.
+    """
+    chunks = _checked_chunks([samples] if isinstance(samples, np.ndarray) else samples, timeline.length_samples)
     if fmt is AudioFormat.MP3:
         exporting.write_mp3(
-            [np.asarray(samples, dtype=np.int16)], path, timeline=timeline, sample_rate=timeline.sample_rate,
+            chunks, path, timeline=timeline, sample_rate=timeline.sample_rate,
             bitrate_kbps=mp3_bitrate_kbps, quality=mp3_quality, title=tags.title, album=tags.album,
             artist=tags.artist, cover_png=tags.cover_png, track=tags.track,
         )
         return
-    data = _ffmpeg_encode(samples, fmt, timeline=timeline)
+    data = _ffmpeg_encode(chunks, fmt, timeline=timeline)
     data = _tag_m4b(data, tags) if fmt is AudioFormat.M4B else _tag_opus(data, tags, timeline)
     with atomic_write(path) as handle:
         handle.write(data)
@@ -362,9 +404,48 @@ def split_parts(timeline: Timeline) -> list[Part]:
     return parts
 
 
-def cut(samples: np.ndarray, part: Part) -> np.ndarray:
-    """The part's samples: a view into the whole track, so the parts add up to it exactly."""
-    return samples[part.chapter.start_sample : part.chapter.end_sample]
+def _checked_chunks(chunks: Iterable[np.ndarray], length: int, *, most: int = 1 << 16) -> Iterator[np.ndarray]:
+    """``chunks`` as int16 pieces of at most ``most`` samples (encoders buffer less), raising
+    ValueError at the end if they do not add up to ``length``: a writer then leaves nothing."""
+    seen = 0
+    for chunk in chunks:
+        chunk = np.asarray(chunk, dtype=np.int16)
+        for start in range(0, len(chunk), most):
+            piece = chunk[start : start + most]
+            seen += len(piece)
+            if seen > length:
+                break
+            yield piece
+        if seen > length:
+            break
+    if seen != length:
+        raise ValueError(f"{'more than ' if seen > length else ''}{seen} samples for a timeline of {length}")
+
+
+def split_stream(chunks: Iterable[np.ndarray], parts: Sequence[Part]) -> Iterator[Iterator[np.ndarray]]:
+    """The track's chunks cut at the parts' boundaries: one stream of chunks per part, in order.
+
+    Each part's stream must be read to its end before the next is taken, as writing the
+    tracks one after another does; the whole track is never held at once.
+    """
+    source = iter(chunks)
+    carry = np.zeros(0, dtype=np.int16)
+
+    def part_stream(length: int) -> Iterator[np.ndarray]:
+        nonlocal carry
+        while length > 0:
+            if not len(carry):
+                carry = next(source, None)
+                if carry is None:
+                    raise ValueError("the track ends before its last chapter")
+                carry = np.asarray(carry, dtype=np.int16)
+                continue
+            piece, carry = carry[:length], carry[length:]
+            length -= len(piece)
+            yield piece
+
+    for part in parts:
+        yield part_stream(part.chapter.end_sample - part.chapter.start_sample)
 
 
 def podcast_chapters(timeline: Timeline) -> dict[str, Any]:
@@ -423,7 +504,7 @@ __all__ = [
     "Part",
     "PlaylistEntry",
     "TrackTags",
-    "cut",
+    "split_stream",
     "ffmetadata",
     "ffmpeg_exe",
     "m3u8",

@@ -392,10 +392,6 @@ def _export(job: _Job) -> RoutineResult:
     fmt = job.library.format
     result = build(job.routine, settings=job.settings)
     timeline = result.timeline
-    chunks = list(result.chunks())
-    pcm = np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.int16)
-    if len(pcm) != timeline.length_samples:
-        raise RuntimeError(f"mixed {len(pcm)} samples for a timeline of {timeline.length_samples}")
     routine = job.routine
     rate = timeline.sample_rate
     cover_name = f"{job.slug}.png"
@@ -407,7 +403,8 @@ def _export(job: _Job) -> RoutineResult:
     if not job.library.split:
         name = f"{job.slug}{fmt.extension}"
         chapters_name = f"{job.slug}.chapters.json"
-        formats.write_track(pcm, out / name, fmt=fmt, timeline=timeline,
+        # The track streams from the mixer (or the track cache) into the encoder: memory stays flat.
+        formats.write_track(result.chunks(), out / name, fmt=fmt, timeline=timeline,
                             tags=TrackTags(title=routine.title, album=ALBUM, cover_png=cover),
                             mp3_bitrate_kbps=job.settings.bitrate_kbps, mp3_quality=job.settings.mp3_quality)
         formats.write_podcast_chapters(timeline, out / chapters_name)
@@ -417,11 +414,11 @@ def _export(job: _Job) -> RoutineResult:
         parts = formats.split_parts(timeline)
         (out / job.slug).mkdir(exist_ok=True)
         width = max(2, len(str(len(parts))))
-        for part in parts:
+        for part, part_chunks in zip(parts, formats.split_stream(result.chunks(), parts)):
             name = f"{job.slug}/{part.number:0{width}d}-{slugify(part.chapter.title)}{fmt.extension}"
             tags = TrackTags(title=part.chapter.title, album=routine.title, track=(part.number, len(parts)),
                              cover_png=cover)
-            formats.write_track(formats.cut(pcm, part), out / name, fmt=fmt, timeline=part.timeline, tags=tags,
+            formats.write_track(part_chunks, out / name, fmt=fmt, timeline=part.timeline, tags=tags,
                                 mp3_bitrate_kbps=job.settings.bitrate_kbps, mp3_quality=job.settings.mp3_quality)
             tracks.append(ManifestTrack(name, part.chapter.title, part.timeline.duration_s,
                                         part.timeline.length_samples, number=part.number))

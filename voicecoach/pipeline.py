@@ -96,12 +96,10 @@ class Build:
     def chunks(self, *, progress: Progress | None = None) -> Iterator[np.ndarray]:
         """The track's int16 samples in chunks: from the track cache, or mixed (and cached)."""
         rate = self.render_settings.sample_rate
-        cached = self.cache.get_track(self.track_key, sample_rate=rate)
+        cached = self.cache.track_chunks(self.track_key, sample_rate=rate, chunk_samples=self.render_settings.chunk_samples)
         if cached is not None:
             self.track_was_cached = True
-            step = self.render_settings.chunk_samples
-            for start in range(0, len(cached), step):
-                yield np.asarray(cached[start : start + step])
+            yield from cached
             return
         mixed = self.mixer().chunks()
         total = self.timeline.length_samples
