@@ -65,6 +65,20 @@ def test_track_streams_through_and_reads_back_as_memory_map(tmp_path):
     assert np.array_equal(np.asarray(track), np.concatenate(chunks))
 
 
+def test_track_streams_back_in_chunks_read_not_mapped(tmp_path):
+    cache = Cache(tmp_path)
+    assert cache.track_chunks("t1", sample_rate=RATE, chunk_samples=256) is None  # a miss
+    whole = np.concatenate([samples(700), samples(300), samples(5)])
+    list(cache.put_track("t1", [whole[:700], whole[700:]], sample_rate=RATE))
+    chunks = list(cache.track_chunks("t1", sample_rate=RATE, chunk_samples=256))
+    assert [len(c) for c in chunks] == [256, 256, 256, 237]
+    assert not any(isinstance(c, np.memmap) for c in chunks)  # streaming an hour must not map it all in
+    assert np.array_equal(np.concatenate(chunks), whole)
+    path = cache.track_path("t1")
+    path.write_bytes(path.read_bytes()[:-2])  # truncated: a miss, and gone
+    assert cache.track_chunks("t1", sample_rate=RATE, chunk_samples=256) is None and not path.exists()
+
+
 def test_track_abandoned_midway_leaves_nothing(tmp_path):
     cache = Cache(tmp_path)
     stream = cache.put_track("t2", iter([samples(), samples()]), sample_rate=RATE)
