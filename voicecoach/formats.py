@@ -2,8 +2,8 @@
 
 MP3 goes through export.write_mp3 (lameenc, ID3 CHAP/CTOC).  M4B and Opus go through pydub
 with the ffmpeg binary that the ``imageio-ffmpeg`` wheel ships (no system ffmpeg): pydub gets
-a memory map of the streamed PCM and ffmpeg encodes it, taking an M4B's chapters from an ffmetadata file
-(``TIMEBASE=1/1000``); mutagen then adds the tags, the cover and an Opus file's chapter
+a memory map of the streamed PCM and ffmpeg encodes it, taking an M4B's chapters from an
+ffmetadata file (``TIMEBASE=1/1000``); mutagen then adds the tags, the cover and an Opus file's chapter
 comments, in memory, before the file is written atomically.  ffmpeg runs with ``bitexact``
 flags, so the bytes are deterministic.
 

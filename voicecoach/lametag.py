@@ -124,8 +124,8 @@ def crc16(data: bytes, crc: int = 0) -> int:
 
 
 class _ZeroShift:
-    """crc -> the CRC after ``count`` more zero bytes.  It is linear in the CRC (initial 0,
-    no final xor), so two 256-entry tables, for its low and its high byte, hold all of it."""
+    """crc -> the CRC after a fixed number of zero bytes more.  The map is linear (initial 0,
+    no final xor), so two 256-entry tables, for the CRC's low and high byte, hold all of it."""
 
     def __init__(self, low: np.ndarray, high: np.ndarray):
         self.low, self.high = low, high
@@ -173,8 +173,9 @@ class MusicCrc:
         block = self.LANES * self.LANE_BYTES
         if len(self._pending) >= block:
             whole = len(self._pending) // block * block
-            for start in range(0, whole, block):
-                self._add_block(memoryview(self._pending)[start : start + block])
+            with memoryview(self._pending) as view:  # released before the buffer shrinks
+                for start in range(0, whole, block):
+                    self._add_block(view[start : start + block])
             del self._pending[:whole]
 
     def value(self) -> int:
