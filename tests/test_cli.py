@@ -12,6 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from voicecoach.cli import cli
+from voicecoach.errors import Terminated
 
 SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
 MORNING = str(SCRIPTS / "morning.yaml")
@@ -143,23 +144,27 @@ def test_missing_file_is_exit_2(run, tmp_path):
     assert result.exit_code == 2 and "nope.yaml" in result.stderr and "Traceback" not in result.stderr
 
 
-def test_ctrl_c_while_the_command_line_loads_is_a_clean_stop(monkeypatch, capsys):
-    """The console script imports the CLI (and the audio stack) inside the Ctrl-C handling."""
+@pytest.mark.parametrize(("stop", "message", "code"), [(KeyboardInterrupt, "Interrupted.", 130),
+                                                        (Terminated, "Terminated.", 143)])
+def test_a_stop_while_the_command_line_loads_is_a_clean_stop(monkeypatch, capsys, stop, message, code):
+    """The console script imports the CLI (and the audio stack) inside the Ctrl-C and SIGTERM handling."""
     import importlib.abc
+    import signal
 
     from voicecoach import _entry
 
-    class Interrupting(importlib.abc.MetaPathFinder):
+    class Stopping(importlib.abc.MetaPathFinder):
         def find_spec(self, name, path, target=None):
             if name == "voicecoach.cli":
-                raise KeyboardInterrupt
+                raise stop
             return None
 
     monkeypatch.delitem(sys.modules, "voicecoach.cli")
-    monkeypatch.setattr(sys, "meta_path", [Interrupting(), *sys.meta_path])
-    with pytest.raises(SystemExit) as stop:
+    monkeypatch.setattr(sys, "meta_path", [Stopping(), *sys.meta_path])
+    monkeypatch.setattr(signal, "signal", lambda *args: None)  # leave pytest's own handlers alone
+    with pytest.raises(SystemExit) as stopped:
         _entry.main()
-    assert stop.value.code == 130 and capsys.readouterr().err == "Interrupted.\n"
+    assert stopped.value.code == code and capsys.readouterr().err == message + "\n"
 
 
 def test_the_package_loads_nothing_until_asked_and_its_public_names_resolve():
@@ -170,7 +175,8 @@ def test_the_package_loads_nothing_until_asked_and_its_public_names_resolve():
     loaded = subprocess.run([sys.executable, "-c", "import sys, voicecoach._entry; "
                              "print(sorted(m for m in sys.modules if m.startswith('voicecoach')))"],
                             capture_output=True, text=True, check=True).stdout
-    assert loaded.strip() == "['voicecoach', 'voicecoach._entry']"  # Ctrl-C handling comes first
+    # the stop handling comes first; errors.py is all it needs
+    assert loaded.strip() == "['voicecoach', 'voicecoach._entry', 'voicecoach.errors']"
     assert all(getattr(voicecoach, name) is not None for name in voicecoach.__all__)
     with pytest.raises(AttributeError):
         voicecoach.no_such_name  # noqa: B018

@@ -16,7 +16,7 @@ import click
 
 from . import __version__
 from .cache import ENV_VAR, default_cache_dir
-from .errors import AudioDeviceError, RoutineErrors, VoicecoachError
+from .errors import AudioDeviceError, RoutineErrors, VoicecoachError, raise_terminated, stop_message
 from .model import Cue, StepKind, flat_steps
 from .pipeline import Settings, build, check_output_path, export, plan
 from .script import load_routine
@@ -36,17 +36,9 @@ class _Group(click.Group):
             click.echo(error.format(), err=True)
             ctx.exit(error.exit_code)
         except KeyboardInterrupt as interrupt:  # temporary files are gone by now (files.atomic_write)
-            terminated = isinstance(interrupt, _Terminated)
-            click.echo("Terminated." if terminated else "Interrupted.", err=True)
-            ctx.exit(128 + (signal.SIGTERM if terminated else signal.SIGINT))
-
-
-class _Terminated(KeyboardInterrupt):
-    """SIGTERM, raised like Ctrl-C where the main thread is, so every cleanup runs on the way out."""
-
-
-def _on_sigterm(signum, frame) -> None:
-    raise _Terminated
+            message, code = stop_message(interrupt)
+            click.echo(message, err=True)
+            ctx.exit(code)
 
 
 @click.group(cls=_Group, context_settings=CONTEXT)
@@ -799,7 +791,7 @@ class _Progress:
 
 def main() -> None:
     """Console entry point."""
-    signal.signal(signal.SIGTERM, _on_sigterm)  # `kill` cleans up like Ctrl-C does (exit 143)
+    signal.signal(signal.SIGTERM, raise_terminated)  # `kill` cleans up like Ctrl-C does (exit 143)
     cli(prog_name="voicecoach")
 
 

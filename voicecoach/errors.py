@@ -74,3 +74,17 @@ class TimingError(VoicecoachError):
 
 class AudioDeviceError(VoicecoachError):
     """No usable audio output for playback."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C where the main thread is, so every cleanup runs on the way out."""
+
+
+def raise_terminated(signum, frame) -> None:
+    """The SIGTERM handler of the command line: ``kill`` then stops it like Ctrl-C does."""
+    raise Terminated
+
+
+def stop_message(stop: KeyboardInterrupt) -> tuple[str, int]:
+    """The one line and the exit code a stopped command ends with: Ctrl-C 130, SIGTERM 143."""
+    return ("Terminated.", 143) if isinstance(stop, Terminated) else ("Interrupted.", 130)
