@@ -210,11 +210,8 @@ class Cache:
 
     def get_track(self, key: str, *, sample_rate: int) -> np.ndarray | None:
         """A read-only memory map of a valid cached track, or None."""
-        if self.root is None:
-            return None
-        self._sweep_once()
-        path = self.track_path(key)
-        if not self._valid(path, sample_rate):
+        path = self._valid_track(key, sample_rate)
+        if path is None:
             return None
         try:
             count = (path.stat().st_size - HEADER_BYTES) // 2
@@ -230,17 +227,22 @@ class Cache:
         Read rather than mapped (see :meth:`get_track` for random access): every page of a
         mapped hour of audio that has been passed over would count in the process's memory.
         """
-        if self.root is None:
-            return None
-        self._sweep_once()
-        path = self.track_path(key)
-        if not self._valid(path, sample_rate):
+        path = self._valid_track(key, sample_rate)
+        if path is None:
             return None
         try:
             handle = open(path, "rb")  # entries are replaced whole (os.replace): this one stays as checked
         except FileNotFoundError:  # pruned or cleared by another run just now
             return None
         return _read_chunks(handle, chunk_samples)
+
+    def _valid_track(self, key: str, sample_rate: int) -> Path | None:
+        """The path of the cached track if there is a valid one (a damaged one is removed)."""
+        if self.root is None:
+            return None
+        self._sweep_once()
+        path = self.track_path(key)
+        return path if self._valid(path, sample_rate) else None
 
     def put_track(self, key: str, chunks: Iterable[np.ndarray], *, sample_rate: int) -> Iterator[np.ndarray]:
         """Pass ``chunks`` through while writing them to the cache (if it can be written)."""
