@@ -48,7 +48,7 @@ _RUNNER = textwrap.dedent(
         result.update(synthesized=built.speech.stats.synthesized, track_cached=built.track_was_cached,
                       duration_s=built.timeline.duration_s)
     elif kind == "export":  # `voicecoach export` to MP3, the track cached: streamed, never held whole
-        from voicecoach.library_export import LibrarySettings, export_library
+        from voicecoach.phone.library import LibrarySettings, export_library
         from voicecoach.pipeline import Settings
         report = export_library([routine], out, settings=Settings(cache_dir=cache), library=LibrarySettings(jobs=1))
         assert not report.failed

@@ -37,8 +37,8 @@ from voicecoach.player import (
 )
 from voicecoach.status import Notice, NoticeKind, StatusView, TimelineIndex, clock, log_line
 
-from test_keys import pty_pair  # noqa: F401  (a fixture)
-from test_status import RATE, ROUTINE  # the same small routine: Lift (exercise), Rest, Sweep (massage)
+from tests.test_keys import pty_pair  # noqa: F401  (a fixture)
+from tests.test_status import RATE, ROUTINE  # the same small routine: Lift (exercise), Rest, Sweep (massage)
 
 
 class Track:

@@ -348,7 +348,7 @@ def export_command(routines: tuple[Path, ...], out_dir: Path, fmt: str, split: b
       voicecoach export scripts/morning.yaml -d phone/ --format m4b --split
     """
     from .formats import AudioFormat
-    from .library_export import LibrarySettings, Outcome, export_library
+    from .phone.library import LibrarySettings, Outcome, export_library
 
     settings = _settings(engine, voice, rate, cache_dir, no_cache, jobs)
     with _Progress() as progress:
@@ -393,7 +393,7 @@ def feed(folder: Path, base_url: str, title: str, description: str | None, autho
     Example:
       voicecoach feed phone/ --base-url http://192.168.1.20:8000/ --title "My face routines"
     """
-    from .feed import FeedSettings, write_feed
+    from .phone.feed import FeedSettings, write_feed
 
     extra = {"description": description} if description else {}
     settings = FeedSettings(base_url=base_url, title=title, author=author, **extra)
@@ -420,8 +420,8 @@ def serve(folder: Path, host: str | None, port: int, no_qr: bool, verbose: bool)
     Example:
       voicecoach serve phone/ --port 8000
     """
-    from .library_export import read_manifest
-    from .serve import feed_url, make_server, qr_text
+    from .phone.library import read_manifest
+    from .phone.serve import feed_url, make_server, qr_text
 
     log = (lambda line: click.echo(line, err=True)) if verbose else None
     server = make_server(folder, host=host, port=port, log=log)

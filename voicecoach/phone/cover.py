@@ -11,7 +11,7 @@ import io
 import zlib
 from typing import Sequence
 
-from .model import Area, Routine, flat_steps
+from ..model import Area, Routine, flat_steps
 
 COVER_SIZE_PX = 1400
 """Side of the square cover."""

@@ -24,10 +24,10 @@ from pathlib import Path
 from typing import Callable
 from urllib.parse import quote, unquote, urlsplit
 
-from .errors import VoicecoachError
+from ..errors import VoicecoachError
 from .feed import (CHAPTERS_TYPE, FEED_COVER_NAME, FEED_NAME, FeedSettings, build_feed, feed_cover_png,
                    read_feed_settings)
-from .formats import CONTENT_TYPES
+from ..formats import CONTENT_TYPES
 
 CONTENT_TYPES_BY_SUFFIX = {
     **CONTENT_TYPES,
@@ -280,7 +280,7 @@ class FeedApp:
 
     def index_html(self) -> bytes:
         """A plain page for a phone's browser: the feed link and each routine's files."""
-        from .library_export import read_manifest
+        from .library import read_manifest
 
         title = html.escape(self.feed_settings().title)
         rows = [f"<li><a href=\"/{FEED_NAME}\">Podcast feed</a> (subscribe in a podcast app)</li>"]

@@ -16,11 +16,11 @@ from datetime import timedelta
 from pathlib import Path
 from urllib.parse import quote, urlsplit
 
-from .cache import digest
-from .errors import VoicecoachError
-from .files import atomic_write
-from .formats import CONTENT_TYPES
-from .library_export import ManifestEntry, read_manifest
+from ..cache import digest
+from ..errors import VoicecoachError
+from ..files import atomic_write
+from ..formats import CONTENT_TYPES
+from .library import ManifestEntry, read_manifest
 
 FEED_NAME = "feed.xml"
 """The feed's file name in the export folder."""
@@ -189,7 +189,7 @@ def _podcast_guid(title: str) -> str:
 def feed_cover_png(out_dir: str | os.PathLike, *, title: str) -> bytes:
     """The show's cover: its title and every area the folder's routines work."""
     from .cover import cover_png
-    from .model import Area
+    from ..model import Area
 
     names: dict[str, None] = {}
     for entry in read_manifest(out_dir).values():

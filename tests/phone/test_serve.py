@@ -18,12 +18,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from voicecoach import serve
+from voicecoach.phone import serve
 from voicecoach.errors import VoicecoachError
-from voicecoach.feed import FeedSettings, write_feed
-from voicecoach.library_export import export_library
+from voicecoach.phone.feed import FeedSettings, write_feed
+from voicecoach.phone.library import export_library
 from voicecoach.pipeline import Settings
-from voicecoach.serve import RangeNotSatisfiable, content_type, make_server, parse_range, resolve_path
+from voicecoach.phone.serve import RangeNotSatisfiable, content_type, make_server, parse_range, resolve_path
 
 ROUTINE = "routine: Served routine\nsteps:\n  - say: Hello there.\n  - rest: 3s\n"
 TRACK = "served-routine.mp3"

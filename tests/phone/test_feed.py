@@ -13,14 +13,14 @@ from click.testing import CliRunner
 
 from voicecoach.cli import cli
 from voicecoach.errors import VoicecoachError
-from voicecoach.feed import (
+from voicecoach.phone.feed import (
     FeedSettings,
     build_feed,
     normalize_base_url,
     read_feed_settings,
     write_feed,
 )
-from voicecoach.library_export import LibrarySettings, export_library, read_manifest
+from voicecoach.phone.library import LibrarySettings, export_library, read_manifest
 from voicecoach.pipeline import Settings
 
 ROUTINE = """\

@@ -1,4 +1,4 @@
-"""library_export.py and `voicecoach export`: many routines, names, reuse, split tracks, failures."""
+"""phone/library.py and `voicecoach export`: many routines, names, reuse, split tracks, failures."""
 
 from __future__ import annotations
 
@@ -14,9 +14,9 @@ from mutagen.mp3 import MP3
 
 from voicecoach import formats
 from voicecoach.cli import cli
-from voicecoach.cover import routine_cover_png
+from voicecoach.phone.cover import routine_cover_png
 from voicecoach.formats import AudioFormat
-from voicecoach.library_export import (
+from voicecoach.phone.library import (
     MANIFEST_NAME,
     LibrarySettings,
     Outcome,
@@ -31,7 +31,7 @@ from voicecoach.library_export import (
 from voicecoach.pipeline import Settings, build
 from voicecoach.script import load_routine, parse_routine
 
-SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
+SCRIPTS = Path(__file__).resolve().parents[2] / "scripts"
 NOW = datetime(2025, 3, 1, 7, 30, tzinfo=timezone.utc)
 TINY = """\
 routine: Tiny & quick

@@ -35,16 +35,16 @@ from typing import Any, Callable, Iterable, Sequence
 import numpy as np
 import yaml
 
-from . import __version__, formats
-from .cache import default_cache_dir, digest
-from .errors import VoicecoachError
+from .. import __version__, formats
+from ..cache import default_cache_dir, digest
+from ..errors import VoicecoachError
 from .cover import routine_areas, routine_cover_png
-from .files import atomic_write
-from .formats import FORMATS_VERSION, AudioFormat, PlaylistEntry, TrackTags
-from .model import Routine
-from .pipeline import Settings, build
-from .script import DEFAULT_LIMITS, load_routine
-from .sound import file_sha256
+from ..files import atomic_write
+from ..formats import FORMATS_VERSION, AudioFormat, PlaylistEntry, TrackTags
+from ..model import Routine
+from ..pipeline import Settings, build
+from ..script import DEFAULT_LIMITS, load_routine
+from ..sound import file_sha256
 
 MANIFEST_NAME = ".voicecoach-export.json"
 """The manifest's file name in the export folder (hidden: the server never serves it)."""
@@ -250,7 +250,7 @@ def _content_hash(path: str) -> str:
 
 def _identifier() -> tuple[Callable[[str, str], str], Callable[[], None]]:
     """``identify(engine, voice)`` backed by one engine object per name, and a closer."""
-    from .speech import get_engine
+    from ..speech import get_engine
 
     engines: dict[str, object] = {}
 

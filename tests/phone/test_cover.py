@@ -7,7 +7,7 @@ import io
 import pytest
 from PIL import Image
 
-from voicecoach.cover import COVER_SIZE_PX, _AREA_MARKS, cover_png, routine_areas, routine_cover_png
+from voicecoach.phone.cover import COVER_SIZE_PX, _AREA_MARKS, cover_png, routine_areas, routine_cover_png
 from voicecoach.model import Area
 from voicecoach.script import parse_routine
 
