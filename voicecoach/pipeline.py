@@ -8,6 +8,7 @@ synthesized nor mixed again.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from dataclasses import dataclass, field
@@ -153,9 +154,23 @@ def routine_vocabulary(routine: Routine) -> Vocabulary:
     return load_vocabulary(routine.language, location=routine.locs.get("language")).with_cues(routine.cues)
 
 
+@contextlib.contextmanager
+def about(routine: Routine) -> Iterator[None]:
+    """Errors raised inside are placed in ``routine``'s file (at 1:1 when they name no line)."""
+    try:
+        yield
+    except VoicecoachError as error:
+        raise error.at_file(routine.path) from None
+
+
 def _parts(routine: Routine | str | os.PathLike, settings: Settings, on_clip: Callable[[str], None] | None) -> _Parts:
     if not isinstance(routine, Routine):
         routine = load_routine(routine)
+    with about(routine):
+        return _routine_parts(routine, settings, on_clip)
+
+
+def _routine_parts(routine: Routine, settings: Settings, on_clip: Callable[[str], None] | None) -> _Parts:
     vocab = routine_vocabulary(routine)
     cache = Cache((settings.cache_dir or default_cache_dir()) if settings.use_cache else None)
     sound = load_sound_design(routine, sample_rate=settings.sample_rate, cache=cache)
@@ -191,17 +206,18 @@ def build(
             progress("speech", done, len(parts.phrases))
 
     parts = _parts(routine, settings, on_clip)
-    try:
-        parts.speech.prepare(parts.phrases)
-    finally:
-        parts.speech.engine.close()
-    timeline = compile_timeline(
-        parts.routine,
-        vocab=parts.vocab,
-        speech_samples=parts.speech.samples,
-        tone_samples=parts.sound.tone_length,
-        settings=settings.compile_settings(),
-    )
+    with about(parts.routine):
+        try:
+            parts.speech.prepare(parts.phrases)
+        finally:
+            parts.speech.engine.close()
+        timeline = compile_timeline(
+            parts.routine,
+            vocab=parts.vocab,
+            speech_samples=parts.speech.samples,
+            tone_samples=parts.sound.tone_length,
+            settings=settings.compile_settings(),
+        )
     render_settings = settings.render_settings()
     return Build(
         routine=parts.routine,
@@ -252,6 +268,8 @@ class LiveBuild:
         try:
             work()
         except BaseException as error:  # handed to whoever waits next
+            if isinstance(error, VoicecoachError):
+                error = error.at_file(self.routine.path)
             with self._ready:
                 self._error = self._error or error
                 self._ready.notify_all()
@@ -391,17 +409,18 @@ def plan(routine: Routine | str | os.PathLike, *, settings: Settings = Settings(
     """The timeline with estimated speech lengths, without synthesizing (``preview``)."""
     if not isinstance(routine, Routine):
         routine = load_routine(routine)
-    vocab = routine_vocabulary(routine)
-    rate = settings.rate if settings.rate is not None else routine.rate
-    sound = load_sound_design(routine, sample_rate=settings.sample_rate, music=False)  # tones set the timing
-    return compile_timeline(
-        routine,
-        vocab=vocab,
-        speech_samples=lambda text: estimate_speech_samples(text, sample_rate=settings.sample_rate, rate=rate),
-        tone_samples=sound.tone_length,
-        settings=settings.compile_settings(),
-        check_fit=False,
-    )
+    with about(routine):
+        vocab = routine_vocabulary(routine)
+        rate = settings.rate if settings.rate is not None else routine.rate
+        sound = load_sound_design(routine, sample_rate=settings.sample_rate, music=False)  # tones set the timing
+        return compile_timeline(
+            routine,
+            vocab=vocab,
+            speech_samples=lambda text: estimate_speech_samples(text, sample_rate=settings.sample_rate, rate=rate),
+            tone_samples=sound.tone_length,
+            settings=settings.compile_settings(),
+            check_fit=False,
+        )
 
 
 def check_output_path(out: str | os.PathLike) -> Path:

@@ -37,7 +37,7 @@ import yaml
 
 from .. import __version__, formats
 from ..cache import default_cache_dir, digest
-from ..errors import VoicecoachError
+from ..errors import Location, VoicecoachError
 from .cover import routine_areas, routine_cover_png
 from ..files import atomic_write
 from ..formats import FORMATS_VERSION, AudioFormat, PlaylistEntry, TrackTags
@@ -383,8 +383,8 @@ def _export_one(job: _Job) -> RoutineResult:
     """Render, encode and write one routine; a user error becomes a failed result."""
     try:
         return _export(job)
-    except VoicecoachError as error:
-        return RoutineResult(job.path, Outcome.FAILED, error.format())
+    except VoicecoachError as error:  # cover, encoder, disk: every failure names its routine
+        return RoutineResult(job.path, Outcome.FAILED, error.at_file(job.path).format())
 
 
 def _export(job: _Job) -> RoutineResult:
@@ -530,7 +530,7 @@ def export_library(
         try:
             routine = load_routine(path)
         except VoicecoachError as error:
-            results[index] = RoutineResult(shown, Outcome.FAILED, error.format())
+            results[index] = RoutineResult(shown, Outcome.FAILED, error.at_file(shown).format())
             continue
         source = os.path.realpath(path)
         slug = _assign_slug(routine.title, source, taken)
@@ -557,7 +557,8 @@ def export_library(
                 results[index] = _export_one(job)
             except Exception as error:  # a bug: record what is done first, then raise it
                 bug = bug or error
-                results[index] = RoutineResult(job.path, Outcome.FAILED, f"{job.path}: internal error: {error!r}")
+                results[index] = RoutineResult(job.path, Outcome.FAILED,
+                                               f"{Location(job.path)}: internal error: {error!r}")
             done += 1
             if progress:
                 progress("export", done, len(jobs))
@@ -574,12 +575,12 @@ def export_library(
                     results[index] = future.result()
                 except BrokenProcessPool:
                     results[index] = RoutineResult(path, Outcome.FAILED,
-                                                   f"{path}: the export worker stopped unexpectedly; "
+                                                   f"{Location(path)}: the export worker stopped unexpectedly; "
                                                    "run the export again (with fewer --jobs if memory is short)")
                 except Exception as error:
                     bug = bug or error
                     detail = "".join(traceback.format_exception_only(type(error), error)).strip()
-                    results[index] = RoutineResult(path, Outcome.FAILED, f"{path}: internal error: {detail}")
+                    results[index] = RoutineResult(path, Outcome.FAILED, f"{Location(path)}: internal error: {detail}")
                 done += 1
                 if progress:
                     progress("export", done, len(jobs))
