@@ -9,6 +9,7 @@ synthesized nor mixed again.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import threading
 from dataclasses import dataclass, field
@@ -19,10 +20,10 @@ from typing import Callable, Iterator
 import numpy as np
 
 from . import export as exporting
-from .cache import Cache, default_cache_dir, digest
+from .cache import NOT_IN_KEY, Cache, default_cache_dir, settings_key
 from .compile import CompileSettings, Section, collect_phrases, compile_timeline, estimate_speech_samples, iter_sections
 from .errors import VoicecoachError
-from .mix import Mixer, RenderSettings, limiter_reach
+from .mix import MIX_VERSION, Mixer, RenderSettings, limiter_reach
 from .model import EventKind, Routine, Timeline, flat_steps
 from .script import load_routine
 from .sound import SoundDesign, load_sound_design
@@ -51,12 +52,21 @@ class Settings:
     """MP3 bitrate (constant, so chapter times stay exact to seek)."""
     mp3_quality: int = 5
     """LAME's algorithm quality, 0 (best, slowest) to 9; 5 is its "good quality, fast"."""
-    jobs: int | None = None
+    jobs: int | None = field(default=None, metadata=NOT_IN_KEY)
     """Parallel synthesis workers; ``None`` uses every core."""
-    cache_dir: Path | None = None
+    cache_dir: Path | None = field(default=None, metadata=NOT_IN_KEY)
     """Cache folder; ``None`` means ``$VOICECOACH_CACHE_DIR`` or ``audio_cache/``."""
-    use_cache: bool = True
+    use_cache: bool = field(default=True, metadata=NOT_IN_KEY)
     """``False`` renders everything afresh and stores nothing."""
+
+    def cache_key(self) -> str:
+        """What in these settings changes the output (not workers or the cache folder)."""
+        return settings_key("settings", MIX_VERSION, self)
+
+    def resolved(self, routine: Routine) -> "Settings":
+        """These settings with what ``routine`` decides filled in: its engine, voice and rate."""
+        speech = self.speech_settings(routine)
+        return dataclasses.replace(self, engine=self.engine_for(routine), voice=speech.voice, rate=speech.rate)
 
     def engine_for(self, routine: Routine) -> str:
         """The engine that speaks ``routine``: the command line's, the routine's, or espeak."""
@@ -398,11 +408,8 @@ def track_key(timeline: Timeline, speech: Speech, render_settings: RenderSetting
          speech.key(e.text) if e.kind is EventKind.SPEECH else e.tone.value)  # type: ignore[union-attr]
         for e in timeline.events
     ]
-    parts = [timeline.sample_rate, timeline.length_samples, events, render_settings.cache_key()]
-    sound_key = sound.key() if sound is not None else ""
-    if sound_key:  # music or replacement tones; without them keys stay as they were
-        parts.append(sound_key)
-    return digest("track", *parts)
+    return settings_key("track", MIX_VERSION, render_settings, timeline.sample_rate, timeline.length_samples,
+                        events, sound.key() if sound is not None else "")
 
 
 def plan(routine: Routine | str | os.PathLike, *, settings: Settings = Settings()) -> Timeline:

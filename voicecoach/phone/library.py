@@ -36,7 +36,7 @@ import numpy as np
 import yaml
 
 from .. import __version__, formats
-from ..cache import default_cache_dir, digest
+from ..cache import NOT_IN_KEY, default_cache_dir, digest, settings_key
 from ..errors import Location, VoicecoachError
 from .cover import routine_areas, routine_cover_png
 from ..files import atomic_write
@@ -216,8 +216,12 @@ class LibrarySettings:
     """Audio format of the tracks."""
     split: bool = False
     """One track per step, with a playlist, instead of one track with chapters."""
-    jobs: int | None = None
+    jobs: int | None = field(default=None, metadata=NOT_IN_KEY)
     """Worker budget: routines rendered at once times speech workers each; ``None``: every core."""
+
+    def cache_key(self, *inputs: object) -> str:
+        """The key of an export of ``inputs`` (the routine and its settings) with these choices."""
+        return settings_key("library-export", f"{__version__}|{FORMATS_VERSION}", self, *inputs)
 
 
 def export_key(routine: Routine, *, settings: Settings, library: LibrarySettings,
@@ -229,16 +233,12 @@ def export_key(routine: Routine, *, settings: Settings, library: LibrarySettings
     contents of its music and sound files, not just their names -- without synthesizing.
     ``identify(engine, voice)`` names an engine's identity and voice (see :func:`_identifier`).
     """
-    engine = settings.engine_for(routine)
-    speech = settings.speech_settings(routine)
+    resolved = settings.resolved(routine)
+    voice = identify(resolved.engine, settings.speech_settings(routine).voice_id)  # type: ignore[arg-type]
     files = [("music", _content_hash(routine.music.file))] if routine.music is not None else []
     files += [(sound.tone.value, _content_hash(sound.file)) for sound in routine.sounds]
-    return digest(
-        "library-export", __version__, FORMATS_VERSION, routine_key(routine), engine,
-        identify(engine, speech.voice_id), str(speech.rate), speech.language, settings.sample_rate,
-        settings.bitrate_kbps, settings.mp3_quality, settings.render_settings().cache_key(), files,
-        library.format.value, library.split,
-    )
+    return library.cache_key(routine_key(routine), resolved.cache_key(), voice,
+                             settings.render_settings().cache_key(), files)
 
 
 def _content_hash(path: str) -> str:
