@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sqlite3
 from datetime import date, datetime, timedelta, timezone
@@ -203,6 +204,25 @@ def test_upgrade_from_v1_keeps_its_sessions(tmp_path):
     assert log.summary(now=local(BERLIN, 2024, 1, 2, 9, 0), zone=BERLIN).current_streak_days == 2
 
 
+def test_upgrade_from_v2_adds_actions_per_source(tmp_path):
+    path = tmp_path / FILE_NAME
+    with sqlite3.connect(path) as conn:  # a log as version 2 wrote it
+        for statement in MIGRATIONS[0] + MIGRATIONS[1]:
+            conn.execute(statement)
+        conn.execute("UPDATE schema_version SET version = 2")
+        conn.execute("INSERT INTO sessions (routine, file_hash, started_utc, local_date, seconds_played,"
+                     " steps_completed, finished, steps_total) VALUES ('Old', 'cd', '2024-01-01T07:00:00+00:00',"
+                     " '2024-01-01', 95.0, 3, 1, 3)")
+    log = PracticeLog(path)
+    (old,) = log.sessions()
+    assert version_of(path) == SCHEMA_VERSION and old.action_counts == {}
+    new = dataclasses.replace(session(local(BERLIN, 2024, 1, 2, 8, 0), BERLIN),
+                              action_counts={"voice": 3, "media": 1, "keys": 0})
+    log.record(new)
+    latest = log.sessions()[0]
+    assert latest.action_counts == {"voice": 3, "media": 1} and latest.as_json()["actions"] == {"media": 1, "voice": 3}
+
+
 def test_a_newer_schema_is_refused(tmp_path):
     path = tmp_path / FILE_NAME
     with sqlite3.connect(path) as conn:
@@ -315,7 +335,7 @@ def test_summary_as_json_is_what_log_json_prints(tmp_path):
         "sessions": [{
             "routine": "Morning", "file_hash": "ab" * 32, "started_utc": "2026-03-01T07:30:05+00:00",
             "local_date": "2026-03-01", "seconds_played": 61.235, "steps_completed": 2, "steps_total": 3,
-            "finished": False, "minutes_per_area": {"brows": 0.521, "jaw": 0.5},
+            "finished": False, "minutes_per_area": {"brows": 0.521, "jaw": 0.5}, "actions": {},
         }],
     }
     json.dumps(summary.as_json(database=practice.path))  # plain JSON types only

@@ -430,18 +430,35 @@ def serve(folder: Path, host: str | None, port: int, no_qr: bool, new_token: boo
               show_default=True, help="Sound output: miniaudio (PulseAudio, PipeWire, ALSA, ...), simpleaudio "
               "(pip install 'voicecoach[simpleaudio]'), or fake (no sound, as fast as possible: for tests).")
 @click.option("--device", help="Output device: a number or (part of) a name from --devices.")
-@click.option("--devices", "show_devices", is_flag=True, help="List the output devices and exit.")
+@click.option("--devices", "show_devices", is_flag=True, help="List the output and input devices and exit.")
+@click.option("--listen", is_flag=True, help="Take voice commands from the microphone (offline; nothing is stored).")
+@click.option("--mic", help="Microphone for --listen: a number or (part of) a name from --devices.")
+@click.option("--wake-word", metavar="WORD", help="With --listen: only commands said after WORD count, e.g. coach.")
+@click.option("-v", "--verbose", is_flag=True, help="Also say what is off (e.g. no session D-Bus for media keys).")
 @click.option("--script-keys", hidden=True,
               help="Timed keys, e.g. 'wait:1.0,space,wait:1.0,space,n' (seconds of device time; for tests).")
 @speech_options
 def play(file: Path | None, from_step: str | None, loop: bool, no_keys: bool, volume: int, backend_name: str,
-         device: str | None, show_devices: bool, script_keys: str | None, engine: str, voice: str | None,
+         device: str | None, show_devices: bool, listen: bool, mic: str | None, wake_word: str | None, verbose: bool,
+         script_keys: str | None, engine: str, voice: str | None,
          rate: float | None, cache_dir: Path | None, no_cache: bool, jobs: int | None) -> None:
-    """Play a routine hands-free, controlled with single keys.
+    """Play a routine hands-free: single keys, voice commands (--listen) or media keys.
 
     Shows the step, its phase (hold 3 of 5, stroke 4 of 8, rest), the time left and what is
-    next on one line (plain log lines when the output is not a terminal). Each session is
-    recorded in the practice log (see `voicecoach log`).
+    next on one line (plain log lines when the output is not a terminal, one per action with
+    its source: `voice: pause at 0:12.34`). Each session is recorded in the practice log (see
+    `voicecoach log`).
+
+    \b
+    Voice commands (--listen; English words where the routine's language has no model):
+      pause, resume / continue, next, back, repeat, louder, softer, stop
+    With --wake-word coach only "coach pause", "coach next", ... count. A recognized command
+    plays two short rising blips; the microphone is open only with --listen.
+
+    \b
+    Media keys: headphone buttons, keyboard media keys and `playerctl` control the player
+    through MPRIS (org.mpris.MediaPlayer2.voicecoach on the session D-Bus): play/pause, next,
+    previous (twice: the step before), stop.
 
     \b
     Keys (no Enter):
@@ -455,6 +472,7 @@ def play(file: Path | None, from_step: str | None, loop: bool, no_keys: bool, vo
     \b
     Example:
       voicecoach play scripts/morning.yaml --from 2
+      voicecoach play scripts/morning.yaml --listen --wake-word coach
     """
     from .play.backends import list_devices
     from .play.session import PlayOptions, play_routine
@@ -462,12 +480,18 @@ def play(file: Path | None, from_step: str | None, loop: bool, no_keys: bool, vo
     if show_devices:
         for info in list_devices(backend_name):
             click.echo(f"{info.number:>3}  {info.name}  ({info.backend})")
+        if backend_name == "miniaudio":
+            click.echo("inputs (--mic):")
+            for info in list_devices(backend_name, inputs=True):
+                click.echo(f"{info.number:>3}  {info.name}  ({info.backend})")
         return
     if file is None:
         raise VoicecoachError("no routine to play", hint="give its file: voicecoach play ROUTINE.yaml (--devices lists devices)")
+    if (mic or wake_word) and not listen:
+        raise VoicecoachError(f"{'--mic' if mic else '--wake-word'} needs --listen", hint="add --listen")
     options = PlayOptions(from_step=from_step, loop=loop, keys=not no_keys, volume_percent=volume, backend=backend_name,
-                          device=device, script_keys=script_keys or "",
-                          settings=_settings(engine, voice, rate, cache_dir, no_cache, jobs))
+                          device=device, script_keys=script_keys or "", listen=listen, mic=mic, wake_word=wake_word,
+                          verbose=verbose, settings=_settings(engine, voice, rate, cache_dir, no_cache, jobs))
     play_routine(file, options, show=lambda text: click.echo(text, nl=False), warn=lambda line: click.echo(line, err=True))
 
 

@@ -3,7 +3,8 @@
 The folder is ``$VOICECOACH_DATA_DIR``, else ``$XDG_DATA_HOME/voicecoach``, else
 ``~/.local/share/voicecoach``.  Each session keeps its start (UTC, and the local date where it
 was played: streaks count local days, so travelling or a DST change never breaks one), the
-seconds played, the steps completed and the seconds per face area.
+seconds played, the steps completed, the seconds per face area and the actions per input
+source (keys, voice, media keys).
 
 The schema is versioned (table ``schema_version``) and upgraded in place by :data:`MIGRATIONS`,
 one transaction per step.  A damaged or foreign file raises :class:`PracticeLogError`; the
@@ -51,6 +52,15 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             PRIMARY KEY (session_id, area)
         )""",
         "CREATE INDEX sessions_by_day ON sessions (local_date)",
+    ),
+    # 2 -> 3: how the player was controlled: actions per input source (keys, voice, media).
+    (
+        """CREATE TABLE session_actions (
+            session_id INTEGER NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+            source TEXT NOT NULL,
+            actions INTEGER NOT NULL,
+            PRIMARY KEY (session_id, source)
+        )""",
     ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -104,6 +114,8 @@ class Session:
     """The routine played to its end."""
     area_seconds: Mapping[str, float] = field(default_factory=dict)
     """Seconds played per face area (``"brows"``, ...)."""
+    action_counts: Mapping[str, int] = field(default_factory=dict)
+    """Actions (pause, next, ...) per input source: ``{"keys": 2, "voice": 3, "media": 1}``."""
     id: int | None = None
     """Row id once stored."""
 
@@ -119,6 +131,7 @@ class Session:
             "steps_total": self.steps_total,
             "finished": self.finished,
             "minutes_per_area": {a: round(sec / 60, 3) for a, sec in sorted(self.area_seconds.items())},
+            "actions": dict(sorted(self.action_counts.items())),
         }
 
 
@@ -133,6 +146,7 @@ def new_session(
     steps_total: int,
     finished: bool,
     area_seconds: Mapping[str, float] | None = None,
+    action_counts: Mapping[str, int] | None = None,
 ) -> Session:
     """A session started at ``started`` (aware), its local date taken in ``zone`` (default: here)."""
     if started.tzinfo is None:
@@ -148,6 +162,7 @@ def new_session(
         steps_total=steps_total,
         finished=finished,
         area_seconds=dict(area_seconds or {}),
+        action_counts={source: n for source, n in (action_counts or {}).items() if n},
     )
 
 
@@ -304,6 +319,10 @@ class PracticeLog:
                 "INSERT INTO session_areas (session_id, area, seconds) VALUES (?, ?, ?)",
                 [(session_id, area, float(s)) for area, s in sorted(session.area_seconds.items()) if s > 0],
             )
+            conn.executemany(
+                "INSERT INTO session_actions (session_id, source, actions) VALUES (?, ?, ?)",
+                [(session_id, source, int(n)) for source, n in sorted(session.action_counts.items()) if n > 0],
+            )
             conn.execute("COMMIT")
             return session_id
         except sqlite3.Error as error:
@@ -327,6 +346,9 @@ class PracticeLog:
             areas: dict[int, dict[str, float]] = {}
             for session_id, area, seconds in conn.execute("SELECT session_id, area, seconds FROM session_areas"):
                 areas.setdefault(session_id, {})[area] = seconds
+            actions: dict[int, dict[str, int]] = {}
+            for session_id, source, count in conn.execute("SELECT session_id, source, actions FROM session_actions"):
+                actions.setdefault(session_id, {})[source] = count
             return [
                 Session(
                     id=row[0],
@@ -339,6 +361,7 @@ class PracticeLog:
                     steps_total=row[7],
                     finished=bool(row[8]),
                     area_seconds=areas.get(row[0], {}),
+                    action_counts=actions.get(row[0], {}),
                 )
                 for row in rows
             ]

@@ -25,10 +25,14 @@ def test_actions_are_counted_per_source_and_reported(track):
     player.pull(RATE)
     controller.apply(Action.NEXT, 0.0, source="media")
     controller.apply(Action.PAUSE, 0.1, source="voice", heard="pause")
-    controller.apply(Action.PAUSE, 0.2)
-    assert controller.counts() == {"keys": 1, "media": 1, "voice": 1}
-    assert seen[0] == Applied(Action.NEXT, "media", RATE)
-    assert seen[1] == Applied(Action.PAUSE, "voice", starts(track.timeline)[1], "pause")
+    controller.apply(Action.PAUSE, 0.15, source="voice", heard="pause")  # already paused: stays
+    controller.apply(Action.PLAY_PAUSE, 0.2)
+    controller.apply(Action.RESUME, 0.3, source="voice", heard="continue")  # already playing: stays
+    assert controller.counts() == {"keys": 1, "media": 1, "voice": 3}
+    c1 = starts(track.timeline)[1]
+    assert seen[0] == Applied(Action.NEXT, "media", RATE, c1, False, 100)
+    assert seen[1] == Applied(Action.PAUSE, "voice", c1, c1, True, 100, "pause")
+    assert seen[2].paused and not seen[3].paused and not seen[4].paused
     assert not player.state().paused
 
 
@@ -70,6 +74,8 @@ def test_actions_from_threads_and_the_audio_thread_do_not_deadlock(track):
 def test_every_action_does_something(track, action):
     player = Player(track, volume_percent=50)
     player.pull(starts(track.timeline)[1] + 10)
+    if action is Action.RESUME:
+        player.set_paused(True)
     before = player.state()
     Controller(player).apply(action, 0.0)
     after = player.state()

@@ -40,7 +40,7 @@ def test_decode_is_the_same_however_the_input_is_split(parts, data):
 def test_every_documented_key_has_an_action():
     for key in ["space", "n", "right", "p", "left", "r", "+", "-", "q"]:
         assert isinstance(KEY_ACTIONS[key], Action)
-    assert KEY_ACTIONS["space"] is Action.PAUSE and KEY_ACTIONS["left"] is Action.BACK
+    assert KEY_ACTIONS["space"] is Action.PLAY_PAUSE and KEY_ACTIONS["left"] is Action.BACK
 
 
 @pytest.fixture
@@ -92,7 +92,7 @@ def test_parse_script():
         ScriptedKey(1.0, "space"), ScriptedKey(2.0, "space"), ScriptedKey(2.0, "n"),
         ScriptedKey(2.25, "left"), ScriptedKey(2.25, "q"),
     ]
-    assert [k.action for k in script] == [Action.PAUSE, Action.PAUSE, Action.NEXT, Action.BACK, Action.QUIT]
+    assert [k.action for k in script] == [Action.PLAY_PAUSE, Action.PLAY_PAUSE, Action.NEXT, Action.BACK, Action.QUIT]
 
 
 @pytest.mark.parametrize("spec, message", [

@@ -124,17 +124,17 @@ def test_repeat_next_and_the_end(track):
     assert state.ended and state.position == timeline.length_samples and not player.pull(50).any()
     result = player.result()
     assert result.steps_completed == 0 and result.played_s == pytest.approx(1.0)
-    controller.apply(Action.PAUSE, 0.5)
+    controller.apply(Action.PLAY_PAUSE, 0.5)
     assert not player.state().paused  # nothing to pause after the end
 
 
 def test_seek_while_paused_stays_paused_and_quit_silences(track):
     player = Player(track)
     controller = Controller(player)
-    controller.apply(Action.PAUSE, 0.0)
+    controller.apply(Action.PLAY_PAUSE, 0.0)
     controller.apply(Action.NEXT, 0.1)
     assert not player.pull(100).any() and player.state().position == starts(track.timeline)[1]
-    controller.apply(Action.PAUSE, 0.2)
+    controller.apply(Action.PLAY_PAUSE, 0.2)
     assert np.array_equal(player.pull(100), track.samples[starts(track.timeline)[1] :][:100])
     controller.apply(Action.QUIT, 0.3)
     assert player.state().stopped and not player.pull(100).any()

@@ -121,7 +121,7 @@ class DeviceInfo:
 
 
 @contextlib.contextmanager
-def _quiet_stderr() -> Iterator[None]:
+def quiet_stderr() -> Iterator[None]:
     """Silence C libraries (ALSA) that print to file descriptor 2 while probing devices."""
     try:
         saved = os.dup(2)
@@ -144,13 +144,54 @@ def _no_device(reason: str) -> AudioDeviceError:
     )
 
 
-def _miniaudio():
+def load_miniaudio():
     try:
         return importlib.import_module("miniaudio")
     except ImportError as error:
         raise AudioDeviceError(
             f"the miniaudio backend is not available ({error})", hint=f"pip install miniaudio, {COMPILE_HINT}"
         ) from None
+
+
+def _miniaudio_list(ma, *, inputs: bool) -> tuple[str, list[dict]]:
+    """The sound system miniaudio chose and its output (or input) devices."""
+    with quiet_stderr():
+        try:
+            context = ma.Devices()
+            return context.backend, context.get_captures() if inputs else context.get_playbacks()
+        except ma.MiniaudioError as error:
+            if inputs:
+                raise AudioDeviceError(f"cannot list the input devices ({error})",
+                                       hint="start a sound server (PulseAudio, PipeWire) or plug in a microphone") from None
+            raise _no_device(f"cannot list devices: {error}") from None
+
+
+def miniaudio_devices(*, inputs: bool) -> list[DeviceInfo]:
+    """The sound system's output devices (``--device``), or its input devices (``--mic``)."""
+    backend, found = _miniaudio_list(load_miniaudio(), inputs=inputs)
+    return [DeviceInfo(i + 1, d["name"], backend) for i, d in enumerate(found)]
+
+
+def pick_device(ma, spec: str, *, inputs: bool):
+    """``--device`` / ``--mic``: a number from ``--devices``, a name, or a unique part of one.
+
+    Returns miniaudio's device id and the backend list to open it with.
+    """
+    system, found = _miniaudio_list(ma, inputs=inputs)
+    names = [d["name"] for d in found]
+    wanted = spec.strip().casefold()
+    matches = [i for i, n in enumerate(names) if n.casefold() == wanted]
+    if not matches and wanted.isdigit() and 1 <= int(wanted) <= len(names):
+        matches = [int(wanted) - 1]
+    if not matches:
+        matches = [i for i, n in enumerate(names) if wanted in n.casefold()]
+    if len(matches) != 1:
+        option, kind = ("--mic", "input") if inputs else ("--device", "output")
+        listing = "; ".join(f"{i + 1} {n}" for i, n in enumerate(names)) or "none found"
+        what = "matches several devices" if matches else f"matches no {kind} device"
+        raise AudioDeviceError(f"{option} {spec!r} {what}", hint=f"give a number or a name from: {listing}")
+    backend = {m.name.casefold(): m for m in ma.Backend}.get(system.replace(" ", "").casefold())
+    return found[matches[0]]["id"], [backend] if backend is not None else None
 
 
 class MiniaudioBackend(_AudioThread):
@@ -176,42 +217,14 @@ class MiniaudioBackend(_AudioThread):
         self._in_call = False
         self._last_call_s = 0.0
 
-    @staticmethod
-    def _playbacks(ma) -> tuple[str, list[dict]]:
-        """The sound system miniaudio chose and its output devices."""
-        with _quiet_stderr():
-            try:
-                context = ma.Devices()
-                return context.backend, context.get_playbacks()
-            except ma.MiniaudioError as error:
-                raise _no_device(f"cannot list devices: {error}") from None
-
     @classmethod
     def devices(cls) -> list[DeviceInfo]:
-        backend, found = cls._playbacks(_miniaudio())
-        return [DeviceInfo(i + 1, d["name"], backend) for i, d in enumerate(found)]
-
-    def _pick(self, ma, spec: str):
-        """``--device``: a number from ``--devices``, a name, or a unique part of one."""
-        system, found = self._playbacks(ma)
-        names = [d["name"] for d in found]
-        wanted = spec.strip().casefold()
-        matches = [i for i, n in enumerate(names) if n.casefold() == wanted]
-        if not matches and wanted.isdigit() and 1 <= int(wanted) <= len(names):
-            matches = [int(wanted) - 1]
-        if not matches:
-            matches = [i for i, n in enumerate(names) if wanted in n.casefold()]
-        if len(matches) != 1:
-            listing = "; ".join(f"{i + 1} {n}" for i, n in enumerate(names)) or "none found"
-            what = "matches several devices" if matches else "matches no output device"
-            raise AudioDeviceError(f"--device {spec!r} {what}", hint=f"give a number or a name from: {listing}")
-        backend = {m.name.casefold(): m for m in ma.Backend}.get(system.replace(" ", "").casefold())
-        return found[matches[0]]["id"], [backend] if backend is not None else None
+        return miniaudio_devices(inputs=False)
 
     def start(self, player: Player) -> None:
-        ma = _miniaudio()
-        device_id, backends = self._pick(ma, self.device) if self.device else (None, None)
-        with _quiet_stderr():
+        ma = load_miniaudio()
+        device_id, backends = pick_device(ma, self.device, inputs=False) if self.device else (None, None)
+        with quiet_stderr():
             try:
                 device = ma.PlaybackDevice(
                     output_format=ma.SampleFormat.SIGNED16,
@@ -365,8 +378,10 @@ def make_backend(name: str, *, device: str | None = None) -> Backend:
     raise VoicecoachError(f"unknown backend {name!r}", hint=f"choose one of: {', '.join(BACKENDS)}")
 
 
-def list_devices(backend: str) -> list[DeviceInfo]:
-    """Output devices of a backend (``--devices``)."""
+def list_devices(backend: str, *, inputs: bool = False) -> list[DeviceInfo]:
+    """Output devices of a backend (``--devices``); ``inputs``: the microphones (``--mic``, always miniaudio's)."""
+    if inputs:
+        return miniaudio_devices(inputs=True)
     if backend == "miniaudio":
         return MiniaudioBackend.devices()
     if backend == "simpleaudio":

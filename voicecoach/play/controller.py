@@ -23,15 +23,26 @@ BACK_TWICE_S = 1.5
 
 
 class Action(enum.Enum):
-    """What the user asks the player to do, whatever the input source."""
+    """What the user asks the player to do, whatever the input source; the value is its short name."""
 
-    PAUSE = "pause/resume"
-    NEXT = "next step"
-    BACK = "back to the step's start (twice quickly: previous step)"
-    REPEAT = "repeat the current step"
-    VOLUME_UP = "volume up"
-    VOLUME_DOWN = "volume down"
-    QUIT = "quit"
+    PLAY_PAUSE = "play-pause"
+    """Pause, or resume when paused (the space bar, a headset's button)."""
+    PAUSE = "pause"
+    """Pause (already paused: nothing)."""
+    RESUME = "resume"
+    """Resume (already playing: nothing)."""
+    NEXT = "next"
+    """The next step's first sample."""
+    BACK = "back"
+    """Back to the step's start; twice within ``BACK_TWICE_S``: the previous step."""
+    REPEAT = "repeat"
+    """The current step again from its start."""
+    VOLUME_UP = "louder"
+    """Volume up by ``VOLUME_STEP_PERCENT``."""
+    VOLUME_DOWN = "softer"
+    """Volume down by ``VOLUME_STEP_PERCENT``."""
+    QUIT = "stop"
+    """End the session (it is logged)."""
 
 
 @dataclass(frozen=True)
@@ -44,6 +55,12 @@ class Applied:
     """The input source's name (``"keys"``, ``"script"``, ...)."""
     position: int
     """Track sample at which it was asked."""
+    position_after: int
+    """Track sample right after it (the step it jumped to, the sample a resume goes on from)."""
+    paused: bool
+    """Whether the player is paused after it."""
+    volume_percent: int
+    """The volume after it."""
     heard: str = ""
     """What the source took in, when it says (a spoken command's words)."""
 
@@ -75,7 +92,9 @@ class Controller:
                 player.previous_step() if quick else player.restart_step()
             else:
                 commands: dict[Action, Callable[[], None]] = {
-                    Action.PAUSE: player.toggle_pause,
+                    Action.PLAY_PAUSE: player.toggle_pause,
+                    Action.PAUSE: lambda: player.set_paused(True),
+                    Action.RESUME: lambda: player.set_paused(False),
                     Action.NEXT: player.next_step,
                     Action.REPEAT: player.restart_step,
                     Action.VOLUME_UP: lambda: player.change_volume(VOLUME_STEP_PERCENT),
@@ -84,7 +103,8 @@ class Controller:
                 }
                 commands[action]()
             self._counts[source] += 1
-        applied = Applied(action, source, position, heard)
+            after = player.state()
+        applied = Applied(action, source, position, after.position, after.paused, after.volume_percent, heard)
         if self.on_action is not None:
             self.on_action(applied)
         return applied

@@ -23,7 +23,7 @@ from .player import Player
 
 
 KEY_ACTIONS: dict[str, Action] = {
-    "space": Action.PAUSE,
+    "space": Action.PLAY_PAUSE,
     "n": Action.NEXT,
     "right": Action.NEXT,
     "p": Action.BACK,

@@ -133,6 +133,7 @@ class Player:
         self._generation = 0
         self._completed = 0
         self._scheduled: list[tuple[int, int, Callable[[], None]]] = []
+        self._overlay = np.zeros(0, np.int32)
         self._order = itertools.count()
         self._notify(NoticeKind.START)
 
@@ -158,10 +159,25 @@ class Player:
     # -- the audio side ------------------------------------------------------------------
 
     def pull(self, frames: int) -> np.ndarray:
-        """The next ``frames`` samples to sound (silence while paused or after the end)."""
+        """The next ``frames`` samples to sound (silence while paused or after the end), overlay mixed in."""
         out = np.zeros(max(0, frames), dtype=np.int16)
         self._run(out.size, out)
+        with self.lock:
+            if self._overlay.size:
+                n = min(out.size, self._overlay.size)
+                mixed = out[:n].astype(np.int32) + self._overlay[:n]
+                out[:n] = np.clip(mixed, -32768, 32767)
+                self._overlay = self._overlay[n:]
         return out
+
+    def overlay(self, samples: np.ndarray) -> None:
+        """Sound ``samples`` over the track (or a pause's silence) from the next pull on.
+
+        For feedback such as a recognized command's acknowledgement: the play position does
+        not move and nothing is credited to a step.  Pull backends only.
+        """
+        with self.lock:
+            self._overlay = np.asarray(samples, dtype=np.int32).copy()
 
     def advance(self, frames: int) -> None:
         """Move on by ``frames`` device frames without making samples (push backends)."""
@@ -263,9 +279,14 @@ class Player:
 
     def toggle_pause(self) -> None:
         with self.lock:
-            if self._ended or self._stopped:
+            self.set_paused(not self._paused)
+
+    def set_paused(self, paused: bool) -> None:
+        """Pause or resume; asking for the state it is in does nothing."""
+        with self.lock:
+            if self._ended or self._stopped or paused == self._paused:
                 return
-            self._paused = not self._paused
+            self._paused = paused
             self._generation += 1
             self._notify(NoticeKind.PAUSE if self._paused else NoticeKind.RESUME)
 

@@ -28,7 +28,7 @@ from ..pipeline import LiveBuild, Settings
 from ..practice_log import PracticeLog, PracticeLogError, file_hash, new_session
 from ..timing import format_duration
 from .backends import Backend, make_backend
-from .controller import Controller, InputSource
+from .controller import Applied, Controller, InputSource
 from .keyboard import HELP, Keyboard, RawTerminal, ScriptedKey, parse_script, schedule_keys
 from .player import Player, SessionResult, Source, find_step
 from .status import StatusView
@@ -52,16 +52,27 @@ def run_session(
     terminal restored, ...) and the device released, also when interrupted.
     """
     controller = controller or Controller(player, clock=clock)
+    actions: queue.SimpleQueue[Applied] = queue.SimpleQueue()
+    controller.on_action = actions.put  # shown by this thread, in order with the player's notices
     schedule_keys(player, script, controller)
     player.prime()
+    view.listening = any(getattr(source, "listening", False) for source in inputs)
 
     def drain() -> None:
         while True:
             try:
                 notice = player.notices.get_nowait()
             except queue.Empty:
-                return
+                break
             text = view.notice(notice)
+            if text:
+                show(text + "\n")
+        while True:
+            try:
+                applied = actions.get_nowait()
+            except queue.Empty:
+                return
+            text = view.action(applied) if applied.source != "script" else None  # scripted keys: notices say it
             if text:
                 show(text + "\n")
 
@@ -148,8 +159,18 @@ class PlayOptions:
     """Redraw one status line (``None``: when standard output is a terminal); else plain lines."""
     width: int | None = None
     """Width of the status line (``None``: the terminal's)."""
+    media_keys: bool = True
+    """Register an MPRIS player on the session D-Bus (headphone and media keys, playerctl)."""
+    listen: bool = False
+    """Take voice commands from the microphone (opened only then)."""
+    mic: str | None = None
+    """Input device for ``listen``: a number or (part of) a name from ``--devices``."""
+    wake_word: str | None = None
+    """Only commands said after this word count (``"coach"``)."""
+    verbose: bool = False
+    """Also say what is off (no session bus for media keys, ...)."""
     extra_inputs: tuple[InputSource, ...] = field(default=())
-    """More input sources, started with the keyboard's (voice commands, media keys)."""
+    """More input sources, started with the others."""
 
 
 @dataclass(frozen=True)
@@ -213,6 +234,14 @@ def play_routine(
         inputs: list[InputSource] = []
         if options.keys and RawTerminal.available():
             inputs.append(Keyboard(RawTerminal()))
+        if options.listen:
+            from .listen import VoiceCommands
+
+            inputs.append(VoiceCommands.for_routine(made, mic=options.mic, wake_word=options.wake_word))
+        if options.media_keys:
+            from .mpris import MediaKeys
+
+            inputs.append(MediaKeys(cover_png=_cover(made, title), report=warn if options.verbose else None))
         inputs.extend(options.extra_inputs)
         show(f"{title}: {len(titles)} steps" + (f" | {HELP}" if any(isinstance(i, Keyboard) for i in inputs) else "")
              + "\n")
@@ -242,7 +271,7 @@ def play_routine(
     show(session_summary(outcome, stopped=interrupt is not None) + "\n")
     streak = None
     if practice is not None and outcome.played_s > 0:
-        streak = _record(practice, path, player.timeline, outcome, started, warn=warn)
+        streak = _record(practice, path, player.timeline, outcome, started, controller.counts(), warn=warn)
         if streak is not None:
             show(streak_line(streak) + "\n")
     report = PlayReport(outcome, streak is not None, streak, controller.counts())
@@ -253,13 +282,24 @@ def play_routine(
     return report
 
 
+def _cover(routine, title: str) -> Callable[[], bytes]:
+    """The routine's cover art, drawn when media keys ask for it."""
+    def draw() -> bytes:
+        from ..phone.cover import cover_png, routine_cover_png
+
+        return routine_cover_png(routine, size_px=512) if routine is not None else cover_png(title, size_px=512)
+
+    return draw
+
+
 def _record(practice: PracticeLog, path: Path | None, timeline: Timeline, outcome: SessionResult,
-            started: datetime, *, warn: Callable[[str], None]) -> int | None:
+            started: datetime, action_counts: Mapping[str, int], *, warn: Callable[[str], None]) -> int | None:
     """Record a played session; returns the streak, or ``None`` (a broken log only warns)."""
     session = new_session(
         routine=timeline.routine, file_hash=file_hash(path) if path is not None else "", started=started,
         seconds_played=outcome.played_s, steps_completed=outcome.steps_completed, steps_total=outcome.steps_total,
         finished=outcome.finished, area_seconds=area_seconds(timeline, outcome.seconds_per_step),
+        action_counts=action_counts,
     )
     try:
         practice.record(session)

@@ -11,9 +11,17 @@ from __future__ import annotations
 import bisect
 import enum
 import math
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Callable
 
 from ..model import Timeline
+
+if TYPE_CHECKING:
+    from .controller import Applied
+
+HEARD_SHOWN_S = 3.0
+"""How long the live line shows what was heard."""
 
 
 @dataclass(frozen=True)
@@ -42,6 +50,10 @@ class Status:
     """Playback is paused."""
     volume_percent: int = 100
     """Player volume."""
+    listening: bool = False
+    """The microphone is open (``--listen``)."""
+    heard: str = ""
+    """The last command recognized, shown for a few seconds (``""``: none)."""
 
     @property
     def key(self) -> tuple[int, str]:
@@ -121,8 +133,12 @@ def _left(seconds: float) -> str:
 def live_line(status: Status, *, width: int = 100) -> str:
     """The one-line display: routine | 2/6 Step | hold 3 of 5 | 0:12 left | 1:23 / 3:52 | next: ..."""
     parts = []
+    if status.listening:
+        parts.append("(mic)")
     if status.paused:
         parts.append("PAUSED")
+    if status.heard:
+        parts.append(f"heard: {status.heard}")
     parts.append(status.routine)
     step = f"{status.step + 1}/{status.steps} {status.title}"
     parts.append(f"{step}: {status.phase}" if status.phase else step)
@@ -135,6 +151,26 @@ def live_line(status: Status, *, width: int = 100) -> str:
     text = " | ".join(parts)
     limit = max(10, width - 1)  # never fill the last column: some terminals wrap there
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def precise_clock(seconds: float) -> str:
+    """``12.345`` -> ``"0:12.34"`` (hundredths, rounded down)."""
+    hundredths = max(0, math.floor(seconds * 100 + 1e-6))
+    minutes, rest = divmod(hundredths, 6000)
+    return f"{minutes}:{rest // 100:02d}.{rest % 100:02d}"
+
+
+def action_line(applied: "Applied", index: TimelineIndex) -> str:
+    """One plain line per action: ``voice: pause at 0:12.34``, ``media: next -> 3/8 Cheek sweep``."""
+    from .controller import Action
+
+    word = applied.heard or applied.action.value
+    if applied.action in (Action.NEXT, Action.BACK, Action.REPEAT):
+        after = index.status(applied.position_after)
+        return f"{applied.source}: {word} -> {after.step + 1}/{after.steps} {after.title}"
+    if applied.action in (Action.VOLUME_UP, Action.VOLUME_DOWN):
+        return f"{applied.source}: {word} -> {applied.volume_percent}%"
+    return f"{applied.source}: {word} at {precise_clock(applied.position / index.timeline.sample_rate)}"
 
 
 def log_line(status: Status) -> str:
@@ -178,12 +214,25 @@ class StatusView:
     ``live=False``: :meth:`notice` returns one line per step/phase change and per control action.
     """
 
-    def __init__(self, timeline: Timeline, *, live: bool, width: int = 100, steps_total: int | None = None) -> None:
+    def __init__(self, timeline: Timeline, *, live: bool, width: int = 100, steps_total: int | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.index = TimelineIndex(timeline, steps_total=steps_total)
         self.live = live
         self.width = width
+        self.listening = False
+        """Show the listening marker (the microphone is open)."""
+        self._clock = clock
+        self._heard: tuple[str, float] | None = None
         self._last_key: tuple[int, str] | None = None
         self._last_line = ""
+
+    def action(self, applied: "Applied") -> str | None:
+        """A plain line for an action of an input source; live mode shows what was heard instead."""
+        if not self.live:
+            return action_line(applied, self.index)
+        if applied.heard:
+            self._heard = (applied.heard, self._clock() + HEARD_SHOWN_S)
+        return None
 
     def follow(self, timeline: Timeline) -> None:
         """Use a timeline that has grown (a routine still being made while it plays)."""
@@ -223,7 +272,11 @@ class StatusView:
         """The redrawn live line when it changed, else ``None`` (always ``None`` in plain mode)."""
         if not self.live:
             return None
-        line = live_line(self.index.status(position, paused=paused, volume_percent=volume_percent), width=self.width)
+        status = self.index.status(position, paused=paused, volume_percent=volume_percent)
+        heard = self._heard[0] if self._heard and self._clock() < self._heard[1] else ""
+        if self.listening or heard:
+            status = replace(status, listening=self.listening, heard=heard)
+        line = live_line(status, width=self.width)
         if line == self._last_line:
             return None
         self._last_line = line

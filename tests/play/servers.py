@@ -1,0 +1,252 @@
+"""Real sound and bus servers for the tests that play through them, started privately per test.
+
+- :func:`pulse_server`: a PulseAudio daemon on a private socket with null sinks (the speakers;
+  optionally a second one whose monitor is the default source: a virtual microphone).
+- :func:`session_bus`: a private ``dbus-daemon --session`` (for MPRIS and playerctl).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import subprocess
+import sys
+import time
+import wave
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+
+PULSEAUDIO = shutil.which("pulseaudio")
+DBUS_DAEMON = shutil.which("dbus-daemon")
+PLAYERCTL = shutil.which("playerctl")
+RATE = 44100
+SPEAKERS = "voicecoach_test"
+MIC = "voicecoach_mic"
+
+
+def wait_for(condition, what: str, timeout_s: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+@contextlib.contextmanager
+def pulse_server(folder: Path, *, microphone: bool = False) -> Iterator[dict[str, str]]:
+    """A private PulseAudio server; yields the clients' environment (``PULSE_SERVER``, ...).
+
+    Sinks: ``SPEAKERS`` (mono 44.1 kHz) and with ``microphone`` also ``MIC`` (mono 16 kHz), whose
+    monitor is the default source: what is played into ``MIC`` is what a program hears.
+    """
+    assert PULSEAUDIO, "install pulseaudio (.ci/run does)"
+    assert shutil.which("parec") and shutil.which("pactl"), "install pulseaudio-utils (parec, pactl)"
+    runtime = folder / "pulse"
+    runtime.mkdir(mode=0o700)
+    socket = runtime / "native"
+    client_conf = folder / "client.conf"
+    client_conf.write_text("autospawn = no\n")
+    env = {
+        **os.environ,
+        "PULSE_RUNTIME_PATH": str(runtime),
+        "XDG_RUNTIME_DIR": str(runtime),
+        "HOME": str(folder / "home"),
+        "PULSE_SERVER": f"unix:{socket}",
+        "PULSE_CLIENTCONFIG": str(client_conf),
+        "VOICECOACH_CACHE_DIR": str(folder / "cache"),
+        "VOICECOACH_DATA_DIR": str(folder / "data"),
+    }
+    loads = [f"--load=module-null-sink sink_name={SPEAKERS} rate={RATE} channels=1 format=s16le"]
+    if microphone:
+        loads.append(f"--load=module-null-sink sink_name={MIC} rate=16000 channels=1 format=s16le")
+    log = open(folder / "pulseaudio.log", "wb")
+    server = subprocess.Popen(
+        [PULSEAUDIO, "--daemonize=no", "--exit-idle-time=-1", "-n", "--system=false", "--disallow-exit",
+         "--disable-shm=true", "--use-pid-file=false", "--log-target=stderr", *loads,
+         f"--load=module-native-protocol-unix auth-anonymous=1 socket={socket}"],
+        env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+    )
+
+    def ready() -> bool:
+        if server.poll() is not None:
+            raise AssertionError(f"pulseaudio exited: {(folder / 'pulseaudio.log').read_text()[-2000:]}")
+        return subprocess.run(["pactl", "info"], env=env, capture_output=True).returncode == 0
+
+    try:
+        wait_for(ready, "the PulseAudio server")
+        subprocess.run(["pactl", "set-default-sink", SPEAKERS], env=env, check=True, capture_output=True)
+        if microphone:
+            subprocess.run(["pactl", "set-default-source", f"{MIC}.monitor"], env=env, check=True, capture_output=True)
+        env["TEST_PULSEAUDIO_PID"] = str(server.pid)  # for a test that pulls the server away
+        yield env
+    finally:
+        server.terminate()
+        try:
+            server.wait(10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+        log.close()
+
+
+@contextlib.contextmanager
+def recording(env: dict[str, str], path: Path, *, device: str = f"{SPEAKERS}.monitor", rate: int = RATE) -> Iterator[None]:
+    """Record ``device`` (the speakers by default) as raw s16le mono into ``path`` while the block runs."""
+    with open(path, "wb") as out:
+        recorder = subprocess.Popen(
+            ["parec", "--raw", "--format=s16le", f"--rate={rate}", "--channels=1", "--latency-msec=20",
+             f"--device={device}"], env=env, stdout=out, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+        try:
+            wait_for(lambda: subprocess.run(["pactl", "list", "short", "source-outputs"], env=env,
+                                            capture_output=True, text=True).stdout.strip() != "", "parec")
+            time.sleep(0.3)
+            yield
+            time.sleep(0.5)  # let the monitor deliver the last blocks
+        finally:
+            recorder.terminate()
+            recorder.wait(10)
+
+
+@contextlib.contextmanager
+def session_bus(folder: Path) -> Iterator[dict[str, str]]:
+    """A private session D-Bus; yields an environment whose ``DBUS_SESSION_BUS_ADDRESS`` is it."""
+    assert DBUS_DAEMON, "install dbus (.ci/run does)"
+    socket = folder / "bus"
+    config = folder / "session.conf"
+    config.write_text(f"""<busconfig>
+  <type>session</type>
+  <listen>unix:path={socket}</listen>
+  <auth>EXTERNAL</auth>
+  <policy context="default">
+    <allow send_destination="*" eavesdrop="true"/>
+    <allow eavesdrop="true"/>
+    <allow own="*"/>
+  </policy>
+</busconfig>
+""")
+    daemon = subprocess.Popen([DBUS_DAEMON, f"--config-file={config}", "--nofork", "--nopidfile"],
+                              stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for(socket.exists, "dbus-daemon")
+        yield {**os.environ, "DBUS_SESSION_BUS_ADDRESS": f"unix:path={socket}"}
+    finally:
+        daemon.terminate()
+        daemon.wait(10)
+
+
+def voicecoach_process(args: Sequence[str], *, env: dict[str, str], out: Path, err: Path) -> subprocess.Popen:
+    """``voicecoach ARGS`` in the background, its output going to files (read them while it runs)."""
+    return subprocess.Popen([sys.executable, "-m", "voicecoach.cli", *args], env=env, stdin=subprocess.DEVNULL,
+                            stdout=open(out, "w"), stderr=open(err, "w"))
+
+
+def correlation(recording: np.ndarray, segment: np.ndarray) -> np.ndarray:
+    """Normalized cross-correlation of ``segment`` at every place in ``recording`` (1.0: the same, scaled)."""
+    rec, seg = recording.astype(np.float64), segment.astype(np.float64)
+    size = 1 << int(np.ceil(np.log2(len(rec) + len(seg))))
+    corr = np.fft.irfft(np.fft.rfft(rec, size) * np.conj(np.fft.rfft(seg, size)), size)[: len(rec) - len(seg) + 1]
+    energy = np.concatenate([[0.0], np.cumsum(rec * rec)])
+    window = energy[len(seg):] - energy[: len(rec) - len(seg) + 1]
+    return corr / np.sqrt(np.maximum(window, 1e-9) * float(seg @ seg))
+
+
+def locate(recording: np.ndarray, segment: np.ndarray) -> tuple[int, float]:
+    """Where ``segment`` best matches in ``recording``, and the normalized cross-correlation there."""
+    norm = correlation(recording, segment)
+    at = int(np.argmax(norm))
+    return at, float(norm[at])
+
+
+def read_wav(path: Path, rate: int = RATE) -> np.ndarray:
+    with wave.open(str(path)) as w:
+        assert (w.getnchannels(), w.getsampwidth(), w.getframerate()) == (1, 2, rate)
+        return np.frombuffer(w.readframes(w.getnframes()), dtype="<i2").astype(np.int16)
+
+
+# -- reading a recording back as jumps through the track ------------------------------------
+
+
+def find_all(recording: np.ndarray, segment: np.ndarray, *, min_corr: float = 0.98) -> list[int]:
+    """Every place ``segment`` occurs in ``recording`` (normalized cross-correlation above ``min_corr``)."""
+    norm = correlation(recording, segment)
+    found: list[int] = []
+    for at in np.flatnonzero(norm > min_corr):
+        if not found or at - found[-1] >= len(seg):
+            found.append(int(at))
+        elif norm[at] > norm[found[-1]]:
+            found[-1] = int(at)
+    return found
+
+
+def remove(recording: np.ndarray, sound: np.ndarray) -> tuple[np.ndarray, list[int]]:
+    """The recording with every occurrence of ``sound`` (mixed in, e.g. an acknowledgement) taken out."""
+    out = recording.astype(np.int32)
+    places = find_all(recording, sound)
+    for at in places:
+        out[at : at + len(sound)] -= sound[: len(out) - at]
+    return np.clip(out, -32768, 32767).astype(np.int16), places
+
+
+def _agreement(a: np.ndarray, b: np.ndarray) -> int:
+    """How many leading samples two arrays share."""
+    n = min(len(a), len(b))
+    differs = np.flatnonzero(a[:n] != b[:n])
+    return int(differs[0]) if len(differs) else n
+
+
+@dataclass(frozen=True)
+class Junction:
+    """Where the recording stops following the track and where it picks it up again."""
+
+    left_at: int
+    """Track sample where the recording stopped matching the track (a pause or jump at or before it)."""
+    recorded_at: int
+    """Recording sample of that point."""
+    silence: int
+    """Recorded samples of silence before the track is heard again."""
+    resumed_at: int
+    """Track sample heard next."""
+
+
+def junctions(recording: np.ndarray, track: np.ndarray, *, rate: int = RATE, probe_s: float = 0.25) -> tuple[int, list[Junction]]:
+    """Follow the track through the recording: ``(recording index of track sample 0, jumps)``.
+
+    Within silence of the track a pause cannot be placed exactly; the junction is then reported
+    where track and recording first differ, consistently on both sides.
+    """
+    probe = round(probe_s * rate)
+    first = np.flatnonzero(track)[0] + rate // 10  # a stream's very first blocks can be lost to the monitor
+    start, corr = locate(recording, track[first : first + probe])
+    assert corr > 0.999, f"the track's start is not in the recording (correlation {corr:.4f})"
+    offset = start - first
+    found: list[Junction] = []
+    i = start
+    while True:
+        t = i - offset
+        n = min(len(recording) - i, len(track) - t)
+        if n <= 0:
+            return offset, found
+        differs = np.flatnonzero(recording[i : i + n] != track[t : t + n])
+        if not len(differs):
+            return offset, found
+        i += int(differs[0])
+        left_at = i - offset
+        loud = np.flatnonzero(recording[i:] != 0)
+        if not len(loud):
+            found.append(Junction(left_at, i, len(recording) - i, -1))
+            return offset, found
+        j = i + int(loud[0])
+        segment = recording[j : j + probe]
+        if len(segment) < probe // 4:
+            found.append(Junction(left_at, i, len(recording) - i, -1))
+            return offset, found
+        candidates = find_all(track, segment, min_corr=0.999)  # a chime or a tick recurs: take the longest match
+        assert candidates, f"what plays at recording sample {j} is not the track"
+        at = max(candidates, key=lambda c: _agreement(recording[j:], track[c:]))
+        found.append(Junction(left_at, i, j - i, at))
+        offset = j - at
+        i = j
