@@ -25,7 +25,8 @@ from .mix import Mixer, RenderSettings, limiter_reach
 from .model import EventKind, Routine, Timeline, flat_steps
 from .script import load_routine
 from .sound import SoundDesign, load_sound_design
-from .speech import DEFAULT_ENGINE, Speech, SpeechSettings, get_engine, missing_engines
+from .engines import DEFAULT_ENGINE, get_engine, missing_engines
+from .speech import Speech, SpeechSettings
 from .vocab import Vocabulary, load_vocabulary
 
 OUTPUT_FORMATS = (".mp3", ".wav")
@@ -164,7 +165,7 @@ def _parts(routine: Routine | str | os.PathLike, settings: Settings, on_clip: Ca
     if engine in missing:  # said where the routine asks for it
         raise VoicecoachError(f"the {engine} engine is not installed",
                               location=None if settings.engine else routine.locs.get("engine"),
-                              hint=f"install it with: {missing[engine][1]}")
+                              hint=f"install it with: {missing[engine].install}")
     speech = Speech(
         engine=get_engine(engine),
         cache=cache,
