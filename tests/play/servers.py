@@ -175,7 +175,7 @@ def find_all(recording: np.ndarray, segment: np.ndarray, *, min_corr: float = 0.
     norm = correlation(recording, segment)
     found: list[int] = []
     for at in np.flatnonzero(norm > min_corr):
-        if not found or at - found[-1] >= len(seg):
+        if not found or at - found[-1] >= len(segment):
             found.append(int(at))
         elif norm[at] > norm[found[-1]]:
             found[-1] = int(at)
