@@ -16,7 +16,7 @@ import time
 PROCESS_START = time.perf_counter()
 
 from voicecoach.pipeline import LiveBuild, Settings  # noqa: E402
-from voicecoach.play.backends import FakeBackend
+from voicecoach.play.backends import FakeBackend  # noqa: E402
 from voicecoach.play.player import Player  # noqa: E402
 
 

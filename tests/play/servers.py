@@ -62,7 +62,8 @@ def pulse_server(folder: Path, *, microphone: bool = False) -> Iterator[dict[str
     }
     loads = [f"--load=module-null-sink sink_name={SPEAKERS} rate={RATE} channels=1 format=s16le"]
     if microphone:
-        loads.append(f"--load=module-null-sink sink_name={MIC} rate=16000 channels=1 format=s16le")
+        loads.append(f"--load=module-null-sink sink_name={MIC} rate=16000 channels=1 format=s16le "
+                     "sink_properties=device.description=VirtualMic")
     log = open(folder / "pulseaudio.log", "wb")
     server = subprocess.Popen(
         [PULSEAUDIO, "--daemonize=no", "--exit-idle-time=-1", "-n", "--system=false", "--disallow-exit",
@@ -209,15 +210,45 @@ class Junction:
     silence: int
     """Recorded samples of silence before the track is heard again."""
     resumed_at: int
-    """Track sample heard next."""
+    """Track sample heard next; -1: silence to the end; -2: something else (not the track) next."""
 
 
-def junctions(recording: np.ndarray, track: np.ndarray, *, rate: int = RATE, probe_s: float = 0.25) -> tuple[int, list[Junction]]:
+def _strip_overlay(recording: np.ndarray, i: int, t: int, overlay: np.ndarray, track: np.ndarray) -> bool:
+    """If ``overlay`` (mixed in by the player) starts where recording sample ``i`` (track sample ``t``)
+    stops matching, take it out in place.
+
+    It counts as there when what is left is what may sound: the track going on, silence (a
+    pause), or another stretch of the track (a jump).
+    """
+    size = len(overlay)
+    for d in (0, 1, 2):  # the overlay fades in from 0: its first samples may have matched
+        s = i - d
+        if s < 0 or s + size > len(recording) or overlay[:d].any():
+            continue
+        rest = recording[s : s + size].astype(np.int32) - overlay
+        if np.abs(rest).max() > 32767:
+            continue
+        rest = rest.astype(np.int16)
+        loud = np.flatnonzero(rest[d:])
+        ok = np.array_equal(rest, track[t - d : t - d + size]) or not len(loud)
+        if not ok:
+            piece = rest[d + loud[0] :]
+            ok = any(np.array_equal(track[p : p + len(piece)], piece) for p in find_all(track, piece, min_corr=0.999))
+        if ok:
+            recording[s : s + size] = rest
+            return True
+    return False
+
+
+def junctions(recording: np.ndarray, track: np.ndarray, *, rate: int = RATE, probe_s: float = 0.25,
+              overlay: np.ndarray | None = None) -> tuple[int, list[Junction]]:
     """Follow the track through the recording: ``(recording index of track sample 0, jumps)``.
 
     Within silence of the track a pause cannot be placed exactly; the junction is then reported
-    where track and recording first differ, consistently on both sides.
+    where track and recording first differ, consistently on both sides.  ``overlay``: a sound the
+    player mixes in over the track (a command's acknowledgement), taken out where it is found.
     """
+    recording = recording.copy()
     probe = round(probe_s * rate)
     first = np.flatnonzero(track)[0] + rate // 10  # a stream's very first blocks can be lost to the monitor
     start, corr = locate(recording, track[first : first + probe])
@@ -234,6 +265,8 @@ def junctions(recording: np.ndarray, track: np.ndarray, *, rate: int = RATE, pro
         if not len(differs):
             return offset, found
         i += int(differs[0])
+        if overlay is not None and _strip_overlay(recording, i, i - offset, overlay, track):
+            continue
         left_at = i - offset
         loud = np.flatnonzero(recording[i:] != 0)
         if not len(loud):
@@ -245,7 +278,9 @@ def junctions(recording: np.ndarray, track: np.ndarray, *, rate: int = RATE, pro
             found.append(Junction(left_at, i, len(recording) - i, -1))
             return offset, found
         candidates = find_all(track, segment, min_corr=0.999)  # a chime or a tick recurs: take the longest match
-        assert candidates, f"what plays at recording sample {j} is not the track"
+        if not candidates:  # not the track (e.g. an acknowledgement cut short when the device closed)
+            found.append(Junction(left_at, i, j - i, -2))
+            return offset, found
         at = max(candidates, key=lambda c: _agreement(recording[j:], track[c:]))
         found.append(Junction(left_at, i, j - i, at))
         offset = j - at

@@ -95,6 +95,22 @@ def test_ctrl_c_stops_the_device_and_restores_the_terminal(track, pty_pair):
     assert backend.finished() and termios.tcgetattr(slave) == before
 
 
+def test_an_input_source_that_breaks_ends_the_session_with_its_error(track):
+    class Broken:
+        name = "broken"
+        error = None
+
+        def start(self, controller) -> None:
+            self.error = VoicecoachError("the microphone went away")
+
+        def close(self) -> None:
+            pass
+
+    with pytest.raises(VoicecoachError, match="the microphone went away"):
+        run_session(Player(track), FakeBackend(), view=StatusView(track.timeline, live=False), show=lambda t: None,
+                    inputs=[Broken()], poll_s=0.01)
+
+
 def test_a_failing_source_stops_the_session_with_its_error(track):
     class Broken(Track):
         def read(self, start_sample, count):
@@ -148,10 +164,18 @@ def test_play_errors(run):
     assert "Traceback" not in unknown.output + missing.output + device.output + script.output
 
 
+def test_listening_options_need_listen(run):
+    for option in (["--mic", "2"], ["--wake-word", "coach"]):
+        result = run("play", "ROUTINE", "--engine", "fake", "--backend", "fake", *option)
+        assert result.exit_code == 2 and result.stderr == f"{option[0]} needs --listen; add --listen\n"
+
+
 def test_play_help_lists_the_keys_but_not_the_test_option(run):
     help_text = run("play", "--help").output
     assert "space       pause / resume" in help_text and "q           quit (Ctrl-C too)" in help_text
     assert "--script-keys" not in help_text and "--devices" in help_text
+    assert "pause, resume / continue, next, back, repeat, louder, softer, stop" in help_text
+    assert "--listen" in help_text and "--wake-word" in help_text and "--mic" in help_text
     assert run("play", "--devices", "--backend", "fake").output == "  1  fake (no sound)  (fake)\n"
 
 

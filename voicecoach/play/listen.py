@@ -208,6 +208,12 @@ class Recognizer:
         self._decoder.start_utt()
         return sorted(hits, key=lambda h: h.end_s)
 
+    def reset(self) -> None:
+        """Start a new stream: stream time back to 0, nothing pending."""
+        self._decoder.end_utt()
+        self._fed = self._utterance_start = 0
+        self._decoder.start_utt()
+
     def close(self) -> None:
         try:
             self._decoder.end_utt()
@@ -380,9 +386,9 @@ class VoiceCommands:
                         state = player.state()
                         decision = self.filter.decide(hit, player.timeline, state.position)
                         if decision.action is not None:
-                            if ack is not None:
-                                player.overlay(ack)
                             controller.apply(decision.action, source=self.name, heard=hit.phrase)
+                            if ack is not None:  # after the action: heard over the pause, the new step, ...
+                                player.overlay(ack)
                         if self.on_decision is not None:
                             self.on_decision(decision)
         except BaseException as error:  # reported, never lost; playing goes on without voice

@@ -92,6 +92,10 @@ def run_session(
                 if line:
                     show(line)
                 backend.check()
+                for source in inputs:  # an input source that broke on its thread says so here
+                    error = getattr(source, "error", None)
+                    if error is not None:
+                        raise error
                 if state.stopped or backend.finished():
                     break
         finally:

@@ -1,0 +1,155 @@
+"""Spoken commands and coach echo for benchmarks/calibrate_listen.py and benchmarks/listen.py.
+
+A *stream* is 16 kHz microphone audio: command words (synthesized by the project's engines at
+a speech rate) placed every few seconds, optionally over room noise and over the coach's own
+voice at an echo level, with the truth (which word ends where) and, for the echo, the coach's
+timeline (what the player knows it plays).  Everything is seeded: the same corpus every run.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.play.spoken import RATE_16K, at_level, coach_track, noise, spoken_words, to_int16  # noqa: E402
+from voicecoach.model import Timeline  # noqa: E402
+from voicecoach.play.listen import CommandFilter, Hit, Recognizer, command_words  # noqa: E402
+
+ECHO_DB = -10.0
+NOISE_DB = -40.0
+GAP_S = 2.5
+"""Seconds from one word's start to the next one's."""
+
+
+@dataclass(frozen=True)
+class Spoken:
+    """One command in a stream."""
+
+    phrase: str
+    end_s: float
+    """Where the word's clip ends in the stream."""
+    engine: str
+    rate: float
+    noisy: bool
+    echo: bool
+
+
+@dataclass
+class Stream:
+    samples: np.ndarray
+    spoken: list[Spoken]
+    timeline: Timeline | None
+    """The coach's timeline when the stream holds echo (its sample 0 is the stream's)."""
+
+
+def work_folder() -> Path:
+    folder = ROOT / "benchmarks" / ".listen"
+    folder.mkdir(exist_ok=True)
+    return folder
+
+
+def coach(routine: str, engine: str) -> tuple[np.ndarray, Timeline]:
+    return coach_track(ROOT / "scripts" / routine, engine=engine)
+
+
+def command_stream(engine: str, rate: float, *, noisy: bool, echo: tuple[np.ndarray, Timeline] | None,
+                   seed: int, phrases: list[str] | None = None, lead_s: float = 1.0) -> Stream:
+    phrases = phrases or list(command_words("en").phrases)
+    clips = spoken_words(phrases, engine=engine, rate=rate, folder=work_folder())
+    gap = round(GAP_S * RATE_16K)
+    length = round(lead_s * RATE_16K) + gap * len(phrases) + RATE_16K
+    mixed = np.zeros(length)
+    spoken = []
+    rng = np.random.default_rng(seed)
+    at = round(lead_s * RATE_16K)
+    for phrase in rng.permutation(phrases):
+        clip = clips[str(phrase)]
+        start = at + int(rng.integers(0, RATE_16K // 2))
+        mixed[start : start + len(clip)] += clip
+        spoken.append(Spoken(str(phrase), (start + len(clip)) / RATE_16K, engine, rate, noisy, echo is not None))
+        at += gap
+    timeline = None
+    if echo is not None:
+        track, timeline = echo
+        offset = int(rng.integers(0, max(1, len(track) - length)))
+        piece = track[offset : offset + length]
+        mixed[: len(piece)] += at_level(piece, ECHO_DB)
+        timeline = shifted(timeline, offset)
+    if noisy:
+        mixed += noise(length, level_db=NOISE_DB, seed=seed)
+    return Stream(to_int16(mixed), spoken, timeline)
+
+
+def shifted(timeline: Timeline, offset: int) -> Timeline:
+    """The timeline seen from ``offset`` on (events' samples moved back by it)."""
+    import dataclasses
+
+    events = tuple(dataclasses.replace(e, start_sample=e.start_sample - offset) for e in timeline.events)
+    return dataclasses.replace(timeline, events=events)
+
+
+def echo_stream(track: np.ndarray, timeline: Timeline) -> Stream:
+    """The coach alone at the echo level: what the microphone hears when nobody speaks."""
+    return Stream(to_int16(at_level(track, ECHO_DB)), [], timeline)
+
+
+LATENCY_S = 0.1
+"""The player's position runs this far ahead of what the microphone hears (output buffers)."""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    hit: Hit
+    taken: bool
+    reason: str
+
+
+def run(recognizer: Recognizer, stream: Stream, *, chunk: int = 480) -> tuple[list[Outcome], float, list[float]]:
+    """Feed a stream as the microphone would; every hit with the echo filter's verdict.
+
+    Returns the outcomes, the CPU seconds spent and the wall seconds of each feed call.
+    """
+    recognizer.reset()  # stream time starts at the stream's first sample
+    words = command_words("en")
+    guard = CommandFilter(words)
+    outcomes: list[Outcome] = []
+    empty = Timeline("", RATE_16K, 0, (), ())
+    feeds: list[float] = []
+    cpu0 = time.process_time()
+    for start in range(0, len(stream.samples), chunk):
+        t0 = time.perf_counter()
+        hits = recognizer.feed(stream.samples[start : start + chunk])
+        feeds.append(time.perf_counter() - t0)
+        for hit in hits:
+            position = round((hit.found_s + LATENCY_S) * RATE_16K)
+            decision = guard.decide(hit, stream.timeline or empty, position)
+            outcomes.append(Outcome(hit, decision.action is not None, decision.reason))
+    return outcomes, time.process_time() - cpu0, feeds
+
+
+def match(outcomes: list[Outcome], spoken: list[Spoken], *, window_s: tuple[float, float] = (-0.4, 1.5)):
+    """Pair taken hits with the spoken words: ``(recognized [(Spoken, Hit)], false [Outcome])``."""
+    recognized = []
+    used: set[int] = set()
+    false = []
+    for outcome in outcomes:
+        if not outcome.taken:
+            continue
+        for i, word in enumerate(spoken):
+            if i not in used and window_s[0] <= outcome.hit.end_s - word.end_s <= window_s[1]:
+                used.add(i)
+                if command_words("en").phrases[outcome.hit.phrase] is command_words("en").phrases[word.phrase]:
+                    recognized.append((word, outcome.hit))
+                else:
+                    false.append(outcome)
+                break
+        else:
+            false.append(outcome)
+    return recognized, false

@@ -1,0 +1,157 @@
+"""listen.py without a sound server: command words, the echo filter, the recognizer on the
+project's own synthesized speech, and the voice input source fed from a stand-in microphone."""
+
+from __future__ import annotations
+
+from importlib import resources
+
+import numpy as np
+import pytest
+import yaml
+
+from voicecoach.model import EventKind
+from voicecoach.pipeline import Settings, plan
+from voicecoach.play.controller import Action, Controller
+from voicecoach.play.listen import (
+    COMMAND_ACTIONS,
+    SAMPLE_RATE,
+    CommandFilter,
+    Hit,
+    Recognizer,
+    VoiceCommands,
+    acknowledgement,
+    calibrated_thresholds,
+    command_languages,
+    command_words,
+    feed_all,
+    spoken_recently,
+)
+from voicecoach.play.player import Player
+from voicecoach.play.status import StatusView
+
+from tests.play.spoken import spoken_words
+from tests.play.tracks import RATE, timeline, track  # noqa: F401  (fixtures)
+
+REST_ROUTINE = """\
+routine: Echo
+steps:
+  - massage: Sweep
+    strokes: 2
+    tempo: 1s
+  - rest: 6s
+  - massage: Next one
+    strokes: 2
+    tempo: 1s
+"""
+
+
+def test_word_lists_have_every_command_and_fall_back_to_english():
+    assert set(command_languages()) >= {"en", "de", "fr", "es"}
+    for language in command_languages():
+        data = yaml.safe_load((resources.files("voicecoach") / "vocab" / "commands" / f"{language}.yaml").read_text())
+        assert set(data["commands"]) == set(COMMAND_ACTIONS), language
+    english = command_words("en")
+    assert english.phrases["pause"] is Action.PAUSE and english.phrases["continue"] is Action.RESUME
+    assert english.phrases["stop"] is Action.QUIT and english.model == "en-us"
+    assert command_words("de").phrases == english.phrases  # no German model: the English words work
+    assert command_words("en-GB").phrases == english.phrases
+    woken = english.with_wake_word("Coach")
+    assert woken.phrases["coach next"] is Action.NEXT and "next" not in woken.phrases
+
+
+def test_thresholds_come_from_the_calibration_file():
+    data = calibrated_thresholds("en-us")
+    assert set(data) == set(command_words("en").phrases)
+    assert all(0 < value < 1 for value in data.values())
+
+
+@pytest.fixture(scope="module")
+def rest_timeline(tmp_path_factory):
+    path = tmp_path_factory.mktemp("listen") / "echo.yaml"
+    path.write_text(REST_ROUTINE)
+    return plan(path, settings=Settings(sample_rate=RATE))
+
+
+def test_a_word_the_coach_just_said_is_echo(rest_timeline):
+    announce = next(e for e in rest_timeline.events if e.kind is EventKind.SPEECH and e.text.startswith("Next up"))
+    during = announce.start_sample + announce.length_samples // 2
+    assert spoken_recently(rest_timeline, during, ["next"])
+    assert spoken_recently(rest_timeline, announce.end_sample + RATE, ["next"])  # 1 s after: still within 1.5 s
+    assert not spoken_recently(rest_timeline, announce.end_sample + 2 * RATE, ["next"])
+    assert not spoken_recently(rest_timeline, during, ["pause"])
+    words = command_words("en")
+    guard = CommandFilter(words)
+    assert guard.decide(Hit("next", 1.0, 1.1), rest_timeline, during).reason == "echo"
+    taken = guard.decide(Hit("pause", 1.0, 1.1), rest_timeline, during)
+    assert taken.action is Action.PAUSE
+    assert guard.decide(Hit("pause", 1.3, 1.4), rest_timeline, during).reason == "repeat"  # spotted twice
+    assert guard.decide(Hit("stop", 3.0, 3.1), rest_timeline, during).action is Action.QUIT
+    woken = CommandFilter(words.with_wake_word("coach"))
+    assert woken.decide(Hit("coach next", 1.0, 1.1), rest_timeline, during).reason == "echo"
+    assert woken.decide(Hit("coach back", 1.0, 1.1), rest_timeline, during).action is Action.BACK
+
+
+def test_the_acknowledgement_is_short_and_not_a_cue_tone():
+    ack = acknowledgement(44100)
+    assert 0.1 < len(ack) / 44100 < 0.2 and 0 < np.abs(ack).max() < 32767 // 2
+    spectrum = np.abs(np.fft.rfft(ack.astype(float)))
+    peak_hz = np.argmax(spectrum) * 44100 / len(ack)
+    assert 1100 < peak_hz < 1900
+
+
+@pytest.fixture(scope="module")
+def spoken(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("spoken")
+    return spoken_words(["pause", "stop"], engine="piper", rate=1.0, folder=folder, cache_dir=folder / "cache")
+
+
+def _with_silence(*clips: np.ndarray, gap_s: float = 1.0) -> np.ndarray:
+    gap = np.zeros(round(gap_s * SAMPLE_RATE), np.int16)
+    return np.concatenate([gap] + [part for clip in clips for part in (clip, gap)])
+
+
+def test_the_recognizer_spots_the_project_voices_words(spoken):
+    recognizer = Recognizer(calibrated_thresholds("en-us"))
+    audio = _with_silence(spoken["pause"], spoken["stop"])
+    hits = feed_all(recognizer, audio)
+    first_end = (SAMPLE_RATE + len(spoken["pause"])) / SAMPLE_RATE
+    assert [h.phrase for h in hits] == ["pause", "stop"]
+    assert abs(hits[0].end_s - first_end) < 0.3 and hits[0].found_s >= hits[0].end_s
+    assert feed_all(Recognizer(calibrated_thresholds("en-us")), np.zeros(3 * SAMPLE_RATE, np.int16)) == []
+
+
+class StandInMic:
+    """Delivers a whole recording at once, as 30 ms pieces, when started."""
+
+    def __init__(self, audio: np.ndarray) -> None:
+        self.audio = audio
+        self.closed = False
+
+    def start(self, deliver) -> None:
+        for start in range(0, len(self.audio), 480):
+            deliver(self.audio[start : start + 480])
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_a_spoken_command_becomes_an_action_with_an_acknowledgement(spoken, track):
+    player = Player(track)
+    seen = []
+    controller = Controller(player, on_action=seen.append)
+    mic = StandInMic(_with_silence(spoken["pause"]))
+    voice = VoiceCommands(command_words("en"), capture=mic)
+    voice.start(controller)
+    voice.close()  # returns once everything delivered is decoded
+    assert mic.closed and voice.error is None
+    assert controller.counts() == {"voice": 1} and player.state().paused
+    assert seen[0].heard == "pause" and seen[0].source == "voice"
+    ack = acknowledgement(RATE)
+    out = player.pull(len(ack) + 100)
+    assert np.array_equal(out[: len(ack)], ack) and not out[len(ack) :].any()  # over the pause's silence
+    view = StatusView(track.timeline, live=True, clock=lambda: 0.0)
+    view.listening = True
+    assert view.action(seen[0]) is None
+    line = view.tick(0, paused=True, volume_percent=100)
+    assert line.startswith("\r(mic) | PAUSED | heard: pause | Test routine | ")
+    assert StatusView(track.timeline, live=False).action(seen[0]) == "voice: pause at 0:00.00"
