@@ -17,6 +17,7 @@ import click
 from . import __version__
 from .cache import ENV_VAR, default_cache_dir
 from .errors import AudioDeviceError, RoutineErrors, VoicecoachError, raise_terminated, stop_message
+from .formats import FORMAT_NAMES, FORMATS
 from .model import Cue, StepKind, flat_steps
 from .pipeline import Settings, build, check_output_path, export, plan
 from .script import load_routine
@@ -192,7 +193,8 @@ def _summary(chapter, events, rate_hz: int) -> str:
 @cli.command(name="compile", context_settings=CONTEXT)
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("-o", "--output", "out", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="Output audio file: .mp3 (with chapters) or .wav.")
+              help="Output audio file; its extension picks the format: "
+                   + ", ".join(f".{name}" for name in FORMAT_NAMES) + ".")
 @click.option("--timeline", "timeline_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Also write the timeline as JSON.")
 @click.option("--captions", type=click.Path(dir_okay=False, path_type=Path), help="Also write WebVTT captions.")
@@ -201,13 +203,16 @@ def _summary(chapter, events, rate_hz: int) -> str:
 def compile_command(file: Path, out: Path, timeline_path: Path | None, captions: Path | None, verbose: bool,
                     engine: str, voice: str | None, rate: float | None, cache_dir: Path | None, no_cache: bool,
                     jobs: int | None) -> None:
-    """Compile a routine into an MP3 (with one chapter per step) or a WAV.
+    """Compile a routine into one audio file with one chapter per step.
 
-    Speech is cached, so compiling an unchanged routine again synthesizes nothing.
+    The output's extension picks the format: .mp3, .m4b, .opus, .flac (lossless) with
+    chapters, or .wav. Speech is cached, so compiling an unchanged routine again
+    synthesizes nothing.
 
     \b
     Example:
       voicecoach compile scripts/morning.yaml -o morning.mp3 --timeline morning.json
+      voicecoach compile scripts/morning.yaml -o morning.m4b
     """
     check_output_path(out)
     for extra in (timeline_path, captions):
@@ -320,15 +325,12 @@ def schema(out: Path | None) -> None:
         write_new_file(out, schema_text(), force=True)
 
 
-_EXPORT_FORMATS = ("mp3", "m4b", "opus")  # formats.AudioFormat values (literal: cli imports stay light)
-
-
 @cli.command(name="export", context_settings=CONTEXT)
 @click.argument("routines", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("-d", "--dir", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Folder to export into (created if its parent exists).")
-@click.option("--format", "fmt", type=click.Choice(_EXPORT_FORMATS), default="mp3", show_default=True,
-              help="mp3 (ID3 chapters), m4b (AAC with chapters, Apple Books) or opus.")
+@click.option("--format", "fmt", type=click.Choice(FORMAT_NAMES), default="mp3", show_default=True,
+              help="; ".join(f"{f.name}: {f.description}" for f in FORMATS.values()) + ".")
 @click.option("--split", is_flag=True, help="One numbered track per step, with an .m3u8 playlist per routine.")
 @speech_options
 def export_command(routines: tuple[Path, ...], out_dir: Path, fmt: str, split: bool, engine: str,
@@ -347,13 +349,12 @@ def export_command(routines: tuple[Path, ...], out_dir: Path, fmt: str, split: b
       voicecoach export scripts/ -d phone/
       voicecoach export scripts/morning.yaml -d phone/ --format m4b --split
     """
-    from .formats import AudioFormat
     from .phone.library import LibrarySettings, Outcome, export_library
 
     settings = _settings(engine, voice, rate, cache_dir, no_cache, jobs)
     with _Progress() as progress:
         report = export_library(routines, out_dir, settings=settings,
-                                library=LibrarySettings(format=AudioFormat(fmt), split=split, jobs=jobs),
+                                library=LibrarySettings(format=FORMATS[fmt], split=split, jobs=jobs),
                                 progress=progress)
     for result in report.results:
         if result.outcome is Outcome.SKIPPED:

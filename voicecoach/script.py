@@ -841,7 +841,15 @@ def parse_routine(text_or_bytes: str | bytes, *, path: str = "<routine>", base_d
 
 
 def load_routine(path: str | os.PathLike, *, limits: Limits = DEFAULT_LIMITS) -> Routine:
-    """Read and parse a routine file; includes may reach files in its folder and below."""
+    """Read and parse a routine file; includes may reach files in its folder and below.
+
+    A file that is not a valid routine raises :class:`~voicecoach.errors.RoutineErrors`
+    (a :class:`~voicecoach.errors.VoicecoachError`) that names each problem's line.
+
+    >>> routine = load_routine("scripts/morning.yaml")
+    >>> routine.title
+    'Morning wake-up'
+    """
     display = os.fspath(path)
     data = _read(display, display, limits)
     return _parse(data, display, Path(display).parent, limits, os.path.realpath(display))
