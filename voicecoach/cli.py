@@ -112,11 +112,11 @@ def check(files: tuple[Path, ...], strict: bool, deep: bool, engine: str, voice:
             findings = check_routine(routine, deep=deep_settings)
         except RoutineErrors as errors:
             for error in errors.errors:
-                click.echo(error.format(), err=True)
+                click.echo(error.at_file(path).format(), err=True)
             problems += len(errors.errors)
             continue
-        except VoicecoachError as error:
-            click.echo(error.format(), err=True)
+        except VoicecoachError as error:  # every line names its file, even an engine's failure
+            click.echo(error.at_file(path).format(), err=True)
             problems += 1
             continue
         for finding in findings:

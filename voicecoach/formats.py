@@ -12,7 +12,7 @@ Also here: cutting a track into one piece per chapter (``export --split``).
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator, Protocol, Sequence
 
@@ -20,6 +20,7 @@ import numpy as np
 
 from . import encode
 from .encode import EncodeSettings, TrackTags
+from .cache import NOT_IN_KEY
 from .errors import VoicecoachError
 from .model import Chapter, Timeline
 
@@ -36,13 +37,14 @@ class Encoder(Protocol):
 
 @dataclass(frozen=True)
 class OutputFormat:
-    """One row of the format table."""
+    """One row of the format table.  In a cache key it is its name and what it writes (the
+    encoding itself is versioned by :data:`FORMATS_VERSION`)."""
 
     name: str
     """What ``export --format`` takes; the extension without its dot."""
     content_type: str
     """MIME type (feed enclosures, the server)."""
-    description: str
+    description: str = field(metadata=NOT_IN_KEY)
     """A few words for help texts."""
     chapters: str
     """How the chapters are written ("" for a format without chapters)."""
@@ -51,7 +53,7 @@ class OutputFormat:
     streaming: bool
     """Encoded chunk by chunk while the track is mixed; otherwise the PCM is spooled to a
     temporary file for ffmpeg first."""
-    encoder: Encoder
+    encoder: Encoder = field(metadata=NOT_IN_KEY)
     """The function that writes it."""
 
     @property
