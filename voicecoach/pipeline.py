@@ -29,7 +29,8 @@ from .mix import MIX_VERSION, Mixer, RenderSettings, limiter_reach
 from .model import EventKind, Routine, Timeline, flat_steps
 from .script import load_routine
 from .sound import SoundDesign, load_sound_design
-from .speech import DEFAULT_ENGINE, Speech, SpeechSettings, get_engine, missing_engines
+from .engines import DEFAULT_ENGINE, get_engine, missing_engines
+from .speech import Speech, SpeechSettings
 from .vocab import Vocabulary, load_vocabulary
 
 Progress = Callable[[str, int, int], None]
@@ -204,7 +205,7 @@ def _routine_parts(routine: Routine, settings: Settings, on_clip: Callable[[str]
     if engine in missing:  # said where the routine asks for it
         raise VoicecoachError(f"the {engine} engine is not installed",
                               location=None if settings.engine else routine.locs.get("engine"),
-                              hint=f"install it with: {missing[engine][1]}")
+                              hint=f"install it with: {missing[engine].install}")
     speech = Speech(
         engine=get_engine(engine),
         cache=cache,

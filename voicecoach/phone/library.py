@@ -252,17 +252,17 @@ def _content_hash(path: str) -> str:
 
 def _identifier() -> tuple[Callable[[str, str], str], Callable[[], None]]:
     """``identify(engine, voice)`` backed by one engine object per name, and a closer."""
-    from ..speech import get_engine
+    from ..engines import engine_spec
 
     engines: dict[str, object] = {}
 
     def identify(name: str, voice: str) -> str:
+        spec = engine_spec(name)
         engine = engines.get(name)
         if engine is None:
-            engine = engines[name] = get_engine(name)
-        describe = getattr(engine, "voice_identity", None)
+            engine = engines[name] = spec.create()
         try:
-            return f"{engine.identity()}|{describe(voice) if describe else voice}"
+            return f"{engine.identity()}|{spec.voice_identity(voice)}"
         except VoicecoachError:
             return f"{name}|unavailable|{voice}"  # the export itself then reports it, located
 
