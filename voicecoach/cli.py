@@ -16,11 +16,12 @@ import click
 from . import __version__
 from .cache import ENV_VAR, default_cache_dir
 from .errors import RoutineErrors, VoicecoachError, raise_terminated, stop_message
+from .formats import FORMAT_NAMES, FORMATS
 from .pipeline import Settings, build, check_output_path, export, plan
 from .model import flat_steps
 from .script import load_routine
+from .engines import DEFAULT_ENGINE, ENGINES
 from .summary import plan_steps
-from .speech import ENGINES, SPEECH_ENGINES, get_engine
 from .timing import format_duration
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -67,10 +68,10 @@ def speech_options(func):
     """Options shared by the commands that make sound."""
     options = [
         click.option("--engine", type=click.Choice(sorted(ENGINES)),
-                     help="Speech engine [default: the routine's engine:, else espeak]; piper is a natural voice "
-                          "(pip install 'voicecoach[piper]'); 'fake' hums instead of speaking: fast timing checks."),
-        click.option("--voice", help="Voice to use instead of the routine's (see `voicecoach voices`), or a Piper "
-                                     ".onnx model file with --engine piper."),
+                     help=f"Speech engine [default: the routine's engine:, else {DEFAULT_ENGINE}]: "
+                          + "; ".join(f"{spec.name}: {spec.about}" for spec in ENGINES.values()) + "."),
+        click.option("--voice", help="Voice to use instead of the routine's (see `voicecoach voices`), or a voice "
+                                     "model file (Piper's .onnx)."),
         click.option("--rate", type=click.FloatRange(0.5, 2.0), help="Speech speed multiplier (0.5-2.0)."),
         click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path),
                      help=f"Cache folder [default: ${ENV_VAR} or audio_cache/]."),
@@ -159,7 +160,8 @@ def preview(file: Path, as_json: bool, rate: float | None) -> None:
 @cli.command(name="compile", context_settings=CONTEXT)
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("-o", "--output", "out", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="Output audio file: .mp3 (with chapters) or .wav.")
+              help="Output audio file; its extension picks the format: "
+                   + ", ".join(f".{name}" for name in FORMAT_NAMES) + ".")
 @click.option("--timeline", "timeline_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Also write the timeline as JSON.")
 @click.option("--captions", type=click.Path(dir_okay=False, path_type=Path), help="Also write WebVTT captions.")
@@ -168,13 +170,16 @@ def preview(file: Path, as_json: bool, rate: float | None) -> None:
 def compile_command(file: Path, out: Path, timeline_path: Path | None, captions: Path | None, verbose: bool,
                     engine: str, voice: str | None, rate: float | None, cache_dir: Path | None, no_cache: bool,
                     jobs: int | None) -> None:
-    """Compile a routine into an MP3 (with one chapter per step) or a WAV.
+    """Compile a routine into one audio file with one chapter per step.
 
-    Speech is cached, so compiling an unchanged routine again synthesizes nothing.
+    The output's extension picks the format: .mp3, .m4b, .opus, .flac (lossless) with
+    chapters, or .wav. Speech is cached, so compiling an unchanged routine again
+    synthesizes nothing.
 
     \b
     Example:
       voicecoach compile scripts/morning.yaml -o morning.mp3 --timeline morning.json
+      voicecoach compile scripts/morning.yaml -o morning.m4b
     """
     check_output_path(out)
     for extra in (timeline_path, captions):
@@ -214,30 +219,18 @@ def voices(engine: str | None, language: str | None, as_json: bool) -> None:
       voicecoach voices --language en
       voicecoach voices --engine piper
     """
-    from .speech import missing_engines
+    from .engines import list_voices, missing_engines, speech_engines
 
     missing = missing_engines()
-    names = [engine] if engine else list(dict.fromkeys([*SPEECH_ENGINES, *missing]))
-    found = []
-    for name in names:
-        if name in missing:
-            continue
-        speech_engine = get_engine(name)
-        try:
-            found.extend(speech_engine.voices())
-        finally:
-            speech_engine.close()
-    if language:
-        code = language.lower()
-        found = [v for v in found if any(l.lower() == code or l.lower().startswith(code + "-") for l in v.languages)]
+    names = [engine] if engine else list(dict.fromkeys([*speech_engines(), *missing]))
+    found = list_voices(engine, language)
     if as_json:
         click.echo(json.dumps([{"engine": v.engine, "id": v.id, "name": v.name, "languages": list(v.languages)}
                                for v in found], indent=1))
         return
     for name in names:
         if name in missing:
-            about, command = missing[name]
-            click.echo(f"{name}: not installed ({about}); install it with: {command}")
+            click.echo(f"{name}: not installed ({missing[name].about}); install it with: {missing[name].install}")
             continue
         these = [v for v in found if v.engine == name]
         click.echo(f"{name}: {len(these)} voice{'s' if len(these) != 1 else ''} (write the id in a routine's `voice:` or pass --voice)")
@@ -287,15 +280,12 @@ def schema(out: Path | None) -> None:
         write_new_file(out, schema_text(), force=True)
 
 
-_EXPORT_FORMATS = ("mp3", "m4b", "opus")  # formats.AudioFormat values (literal: cli imports stay light)
-
-
 @cli.command(name="export", context_settings=CONTEXT)
 @click.argument("routines", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("-d", "--dir", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Folder to export into (created if its parent exists).")
-@click.option("--format", "fmt", type=click.Choice(_EXPORT_FORMATS), default="mp3", show_default=True,
-              help="mp3 (ID3 chapters), m4b (AAC with chapters, Apple Books) or opus.")
+@click.option("--format", "fmt", type=click.Choice(FORMAT_NAMES), default="mp3", show_default=True,
+              help="; ".join(f"{f.name}: {f.description}" for f in FORMATS.values()) + ".")
 @click.option("--split", is_flag=True, help="One numbered track per step, with an .m3u8 playlist per routine.")
 @speech_options
 def export_command(routines: tuple[Path, ...], out_dir: Path, fmt: str, split: bool, engine: str,
@@ -314,13 +304,12 @@ def export_command(routines: tuple[Path, ...], out_dir: Path, fmt: str, split: b
       voicecoach export scripts/ -d phone/
       voicecoach export scripts/morning.yaml -d phone/ --format m4b --split
     """
-    from .formats import AudioFormat
     from .phone.library import LibrarySettings, Outcome, export_library
 
     settings = _settings(engine, voice, rate, cache_dir, no_cache, jobs)
     with _Progress() as progress:
         report = export_library(routines, out_dir, settings=settings,
-                                library=LibrarySettings(format=AudioFormat(fmt), split=split, jobs=jobs),
+                                library=LibrarySettings(format=FORMATS[fmt], split=split, jobs=jobs),
                                 progress=progress)
     for result in report.results:
         if result.outcome is Outcome.SKIPPED:

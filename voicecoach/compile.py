@@ -221,7 +221,7 @@ class _Scheduler:
         self.tone_samples = tone_samples
         self.settings = settings
         self.check_fit = check_fit
-        self.rate = settings.sample_rate
+        self.sample_rate = settings.sample_rate
         self.gap = self.samples(settings.gap_s)
         self.max_samples = self.samples(settings.max_duration_s)
         self.cursor = 0
@@ -233,7 +233,7 @@ class _Scheduler:
         self._max_end = 0
 
     def samples(self, seconds: Fraction | int) -> int:
-        return to_samples(seconds, self.rate)
+        return to_samples(seconds, self.sample_rate)
 
     def begin_step(self, index: int, step: Step) -> None:
         self.step_index = index
@@ -267,7 +267,7 @@ class _Scheduler:
 
     def speak(self, text: str, cue: Cue, *, label: str = "") -> Utterance:
         """Untimed narration at the cursor; the cursor moves past it and a gap."""
-        spoken = self._speech(text, cue, self.cursor, label)
+        spoken = self.speak_at(text, cue, self.cursor, label)
         self.cursor = spoken.end_sample + self.gap
         return spoken
 
@@ -278,10 +278,10 @@ class _Scheduler:
 
         ``fix(needed_samples)`` says what to change when it does not fit.
         """
-        event = self._speech(text, cue, at, label)
+        event = self.speak_at(text, cue, at, label)
         if self.check_fit and event.end_sample > slot_end:
-            clip_s = event.length_samples / self.rate
-            slot_s = (slot_end - at) / self.rate
+            clip_s = event.length_samples / self.sample_rate
+            slot_s = (slot_end - at) / self.sample_rate
             raise TimingError(
                 f"{_describe(self.step)}: the {cue.value} cue {text!r} takes {clip_s:.2f} s "
                 f"but its slot is {slot_s:.2f} s",
@@ -303,7 +303,7 @@ class _Scheduler:
             )
         )
 
-    def _speech(self, text: str, cue: Cue, at: int, label: str) -> Utterance:
+    def speak_at(self, text: str, cue: Cue, at: int, label: str) -> Utterance:
         """``text`` from sample ``at``: one event, or one per part around its ``[pause ...]``s."""
         t = at
         for words, pause_s in self._parts(text):
@@ -337,7 +337,7 @@ class _Scheduler:
 
     def seconds_needed(self, samples: int, step_s: Fraction = Fraction(1, 10)) -> str:
         """A duration of at least ``samples``, rounded up to ``step_s``, written like ``1.4s``."""
-        needed = Fraction(samples, self.rate)
+        needed = Fraction(samples, self.sample_rate)
         rounded = math.ceil(needed / step_s) * step_s
         return f"{float(rounded):g}s"
 
@@ -521,7 +521,7 @@ def _schedule_rest(s: _Scheduler, step: Rest, next_step: Step | None) -> None:
                     hint=f"make the rest at least {s.seconds_needed(needed, Fraction(1))}",
                 )
             at = earliest
-        s._speech(text, Cue.NEXT, at, "rest")
+        s.speak_at(text, Cue.NEXT, at, "rest")
     s.cursor = end
 
 
