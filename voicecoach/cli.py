@@ -408,23 +408,34 @@ def feed(folder: Path, base_url: str, title: str, description: str | None, autho
 @click.option("--host", help="Address to listen on [default: this machine's LAN address]; 0.0.0.0 for all.")
 @click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True, help="Port (0: any free).")
 @click.option("--no-qr", is_flag=True, help="Do not print the QR code of the feed URL.")
+@click.option("--new-token", is_flag=True, help="Make a new secret for the URLs: old links and subscriptions stop working.")
+@click.option("--no-token", is_flag=True, help="Serve without the secret in the URLs: anyone on the network gets in.")
 @click.option("--verbose", is_flag=True, help="Print each request.")
-def serve(folder: Path, host: str | None, port: int, no_qr: bool, verbose: bool) -> None:
+def serve(folder: Path, host: str | None, port: int, no_qr: bool, new_token: bool, no_token: bool,
+          verbose: bool) -> None:
     """Serve FOLDER and its podcast feed over HTTP on the local network.
 
     Prints the feed URL and a QR code of it: scan it with the phone, or add the URL to a
-    podcast app. Players can seek (HTTP range requests); only files in FOLDER are served.
-    Ctrl-C stops.
+    podcast app. Every URL carries a secret token (kept in the user's data folder and reused,
+    so subscriptions keep working); requests without it get 404. Players can seek (HTTP range
+    requests); only files in FOLDER are served. Ctrl-C stops.
 
     \b
     Example:
       voicecoach serve phone/ --port 8000
+      voicecoach serve phone/ --new-token     # old links stop working
     """
     from .phone.library import read_manifest
-    from .phone.serve import feed_url, make_server, qr_text
+    from .phone.serve import feed_url, make_server, qr_text, serve_token
 
+    if new_token and no_token:
+        raise VoicecoachError("--new-token and --no-token contradict each other", hint="give one of them")
     log = (lambda line: click.echo(line, err=True)) if verbose else None
-    server = make_server(folder, host=host, port=port, log=log)
+    token = None if no_token else serve_token(new=new_token)
+    server = make_server(folder, host=host, port=port, token=token, log=log)
+    if no_token:
+        click.echo("warning: --no-token: anyone on this network can list and download everything in "
+                   f"{folder}", err=True)
     if not read_manifest(folder):
         click.echo(f"warning: {folder} has no exported routines yet; run `voicecoach export ROUTINE... -d {folder}`",
                    err=True)
