@@ -486,7 +486,7 @@ def test_compile_with_a_crashing_engine_fails_cleanly(tmp_path):
     done = subprocess.run(command("compile", routine, "-o", out), env=env, capture_output=True, text=True,
                           timeout=WAIT_S)
     assert done.returncode == 2 and "Traceback" not in done.stderr
-    assert done.stderr.strip() == ("espeak failed on 'The Zorblax step.': espeak crashed (SIGABRT); "
+    assert done.stderr.strip() == (f"{routine}:1:1: espeak failed on 'The Zorblax step.': espeak crashed (SIGABRT); "
                                    "simplify the text or report the bug")
     assert not out.exists() and invalid_entries(tmp_path / "cache") == 0
     # the clips that were made are cached and valid; without the fault the same compile succeeds
