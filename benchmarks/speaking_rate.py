@@ -29,7 +29,7 @@ from voicecoach import estimate  # noqa: E402
 from voicecoach.compile import collect_phrases  # noqa: E402
 from voicecoach.pipeline import Settings, build, plan, routine_vocabulary  # noqa: E402
 from voicecoach.script import load_routine  # noqa: E402
-from voicecoach.speech import piper_installed  # noqa: E402
+from voicecoach.engines.piper import installed as piper_installed  # noqa: E402
 
 SCRIPTS = sorted((ROOT / "scripts").glob("*.yaml"))
 RATES_PATH = ROOT / "voicecoach" / estimate.RATES_FILE

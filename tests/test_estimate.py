@@ -10,7 +10,7 @@ import pytest
 
 from voicecoach import estimate
 from voicecoach.pipeline import Settings, build, plan
-from voicecoach.speech import piper_installed
+from voicecoach.engines.piper import installed as piper_installed
 
 SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
 needs_piper = pytest.mark.skipif(not piper_installed(), reason="the piper extra is not installed (CI installs it)")

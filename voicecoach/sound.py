@@ -158,7 +158,7 @@ def _probe_miniaudio(path: str) -> np.ndarray:
 
 
 def _decode_ffmpeg(path: str, sample_rate: int, seconds: float | None = None) -> np.ndarray:
-    from .formats import ffmpeg_exe
+    from .encode import ffmpeg_exe
 
     limit = ["-t", str(seconds)] if seconds is not None else []
     command = [ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-nostdin", "-i", path, *limit, "-vn", "-ac", "1",
