@@ -241,7 +241,7 @@ class _Scheduler:
         self.check_fit = check_fit
         self.overflow = overflow
         self.speech_rate = speech_rate
-        self.rate = settings.sample_rate
+        self.sample_rate = settings.sample_rate
         self.gap = self.samples(settings.gap_s)
         self.max_samples = self.samples(settings.max_duration_s)
         self.cursor = 0
@@ -253,7 +253,7 @@ class _Scheduler:
         self._max_end = 0
 
     def samples(self, seconds: Fraction | int) -> int:
-        return to_samples(seconds, self.rate)
+        return to_samples(seconds, self.sample_rate)
 
     def begin_step(self, index: int, step: Step) -> None:
         self.step_index = index
@@ -287,7 +287,7 @@ class _Scheduler:
 
     def speak(self, text: str, cue: Cue, *, label: str = "") -> Utterance:
         """Untimed narration at the cursor; the cursor moves past it and a gap."""
-        spoken = self._speech(text, cue, self.cursor, label)
+        spoken = self.speak_at(text, cue, self.cursor, label)
         self.cursor = spoken.end_sample + self.gap
         return spoken
 
@@ -299,10 +299,10 @@ class _Scheduler:
         ``fix(needed_samples)`` says what to change in the routine when it does not fit;
         a faster ``rate:`` is added when one would do.
         """
-        event = self._speech(text, cue, at, label)
+        event = self.speak_at(text, cue, at, label)
         if self.check_fit and event.end_sample > slot_end:
-            clip_s = event.length_samples / self.rate
-            slot_s = (slot_end - at) / self.rate
+            clip_s = event.length_samples / self.sample_rate
+            slot_s = (slot_end - at) / self.sample_rate
             hint = fix(event.length_samples)
             faster = self.faster_rate(event.length_samples, slot_end - at)
             if faster is not None:
@@ -347,7 +347,7 @@ class _Scheduler:
             )
         )
 
-    def _speech(self, text: str, cue: Cue, at: int, label: str) -> Utterance:
+    def speak_at(self, text: str, cue: Cue, at: int, label: str) -> Utterance:
         """``text`` from sample ``at``: one event, or one per part around its ``[pause ...]``s."""
         t = at
         for words, pause_s in self._parts(text):
@@ -381,7 +381,7 @@ class _Scheduler:
 
     def seconds_needed(self, samples: int, step_s: Fraction = Fraction(1, 10)) -> str:
         """A duration of at least ``samples``, rounded up to ``step_s``, written like ``1.4s``."""
-        needed = Fraction(samples, self.rate)
+        needed = Fraction(samples, self.sample_rate)
         rounded = math.ceil(needed / step_s) * step_s
         return f"{float(rounded):g}s"
 
@@ -577,7 +577,7 @@ def _schedule_rest(s: _Scheduler, step: Rest, next_step: Step | None) -> None:
                     hint=f"make the rest at least {s.seconds_needed(needed, Fraction(1))}",
                 ))
             at = earliest
-        s._speech(text, Cue.NEXT, at, "rest")
+        s.speak_at(text, Cue.NEXT, at, "rest")
     s.cursor = end
 
 

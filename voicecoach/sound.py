@@ -196,15 +196,15 @@ def load_audio(path: str | os.PathLike, *, sample_rate: int, cache: Cache, what:
 
 def prepare_sound(samples: np.ndarray, tone: Tone, *, sample_rate: int) -> np.ndarray:
     """A decoded file made a tone: silence trimmed, peak of the built-in tone, ends at zero."""
-    from .mix import _fade, _trim_bounds
+    from .mix import fade, trim_bounds
 
     x = samples.astype(np.float64) / 32768.0
-    bounds = _trim_bounds(x, sample_rate)
+    bounds = trim_bounds(x, sample_rate)
     if bounds is None:
         raise ValueError("is silent")
     x = x[bounds[0] : bounds[1]].copy()
-    _fade(x, round(_SOUND_FADE_IN_S * sample_rate), rising=True)
-    _fade(x, round(_SOUND_FADE_OUT_S * sample_rate), rising=False)
+    fade(x, round(_SOUND_FADE_IN_S * sample_rate), rising=True)
+    fade(x, round(_SOUND_FADE_OUT_S * sample_rate), rising=False)
     peak = float(np.max(np.abs(x)))
     target = float(np.max(np.abs(tone_samples(tone, sample_rate=sample_rate))))
     out = (x * (target / peak) if peak > 0 else x).astype(np.float32)

@@ -37,7 +37,7 @@ import yaml
 
 from .. import __version__, formats, sidecars
 from ..cache import NOT_IN_KEY, default_cache_dir, digest, settings_key
-from ..errors import Location, VoicecoachError
+from ..errors import Location, VoicecoachError, init_worker_signals, stop_message, worker_job
 from .cover import routine_areas, routine_cover_png
 from ..files import atomic_write
 from ..encode import TrackTags
@@ -389,6 +389,18 @@ def _export_one(job: _Job) -> RoutineResult:
         return RoutineResult(job.path, Outcome.FAILED, error.at_file(job.path).format())
 
 
+def _export_in_worker(job: _Job) -> RoutineResult:
+    """``_export_one`` in a worker process: stopped by a signal, it reports the routine failed (its
+    temporary files are gone by then); the command, signalled too, stops as it does."""
+    try:
+        with worker_job():
+            return _export_one(job)
+    except KeyboardInterrupt as stop:
+        message, _ = stop_message(stop)
+        return RoutineResult(job.path, Outcome.FAILED, f"{Location(job.path)}: the export worker was stopped "
+                             f"({message.rstrip('.').lower()}); run the export again")
+
+
 def _export(job: _Job) -> RoutineResult:
     out = Path(job.out_dir)
     fmt = job.library.format
@@ -567,9 +579,9 @@ def export_library(
     else:
         # spawn: a fresh interpreter per worker, safe whatever threads the parent runs.
         context = multiprocessing.get_context("spawn")
-        pool = ProcessPoolExecutor(max_workers=workers, mp_context=context)
+        pool = ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=init_worker_signals)
         try:
-            futures = {pool.submit(_export_one, job): index for index, job in jobs.items()}
+            futures = {pool.submit(_export_in_worker, job): index for index, job in jobs.items()}
             for future in as_completed(futures):
                 index = futures[future]
                 path = jobs[index].path
