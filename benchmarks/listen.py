@@ -30,7 +30,7 @@ from voicecoach.play.listen import Recognizer, calibrated_thresholds
 RATES = (0.85, 1.15)
 ENGINES = ("espeak", "piper")
 ECHO_ROUTINE = ("eye-area.yaml", "piper")
-QUIET_ROUTINES = (("cheeks-lift.yaml", "piper"), ("quick-3-minute.yaml", "espeak"), ("gua-sha.yaml", "piper"))
+QUIET_ROUTINES = (("eye-area.yaml", "piper"), ("quick-3-minute.yaml", "espeak"))
 CAPTURE_BUFFER_S = 0.03
 
 

@@ -8,7 +8,8 @@ thresholds-<model>.json``, written by ``benchmarks/calibrate_listen.py``, never 
 
 With speakers the microphone hears the coach.  The player knows what it plays: a hit on a word
 the coach spoke in the last :data:`ECHO_WINDOW_S` (the timeline's text around the play
-position) is ignored, so "Next up: ..." never skips a step.  A recognized command becomes the
+position) is ignored, so "Next up: ..." never skips a step, and a hit while the coach is
+speaking at all is gated out (commands count in the quiet between cues, and always while paused).  A recognized command becomes the
 same :class:`~voicecoach.play.controller.Action` a key makes, and plays a short
 acknowledgement (two rising blips: no cue sounds like it).
 """
@@ -40,6 +41,8 @@ CHUNK_SAMPLES = 480
 """30 ms fed at a time: a hit is found within a chunk of the word's end."""
 ECHO_WINDOW_S = 1.5
 """A word the coach spoke this recently is not taken for a command."""
+GATE_WORD_S = 0.6
+"""How long a command word is taken to last before its end, for the gate (coach speaking meanwhile)."""
 REPEAT_GUARD_S = 0.8
 """After a command, hits this soon after it (the same word spotted twice) are dropped."""
 DEFAULT_THRESHOLD = 1e-20
@@ -236,6 +239,12 @@ def spoken_recently(timeline: Timeline, position: int, words: Iterable[str], *, 
     return False
 
 
+def coach_speaking(timeline: Timeline, position: int, span_samples: int) -> bool:
+    """Whether any of the coach's speech sounds in the ``span_samples`` before track sample ``position``."""
+    lo = position - span_samples
+    return any(e.kind is EventKind.SPEECH and e.start_sample < position and e.end_sample > lo for e in timeline.events)
+
+
 def acknowledgement(sample_rate: int, *, volume: float = 0.25) -> np.ndarray:
     """The sound of a recognized command: two short rising blips (1.2 then 1.8 kHz), 0.14 s."""
     blip_samples = round(0.05 * sample_rate)
@@ -272,6 +281,11 @@ class CommandFilter:
         spoken = [w for w in words_of(hit.phrase) if w != self.words.wake_word]
         if spoken_recently(timeline, position, spoken, window_s=self.echo_window_s):
             return Decision(hit, None, "echo")
+        # Gate: while the coach speaks, the microphone hears mostly the coach; a hit then is taken
+        # for echo too (a command said in the quiet between cues counts).
+        heard_s = hit.found_s - hit.end_s + GATE_WORD_S
+        if coach_speaking(timeline, position, round(heard_s * timeline.sample_rate)):
+            return Decision(hit, None, "gate")
         if self._last_s is not None and hit.end_s - self._last_s < self.repeat_guard_s:
             return Decision(hit, None, "repeat")
         self._last_s = hit.end_s
