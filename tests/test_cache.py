@@ -56,13 +56,15 @@ def test_damaged_clip_is_a_miss_and_removed(tmp_path, damage):
     assert np.array_equal(fresh.get_clip(KEY, sample_rate=RATE), samples())
 
 
-def test_track_streams_through_and_reads_back_as_memory_map(tmp_path):
+def test_track_streams_through_and_reads_back_with_random_access(tmp_path):
     cache = Cache(tmp_path)
     chunks = [samples(700), samples(300), samples(5)]
     passed = list(cache.put_track("t1", iter(chunks), sample_rate=RATE))
     assert all(a is b for a, b in zip(passed, chunks))
     track = cache.get_track("t1", sample_rate=RATE)
-    assert np.array_equal(np.asarray(track), np.concatenate(chunks))
+    whole = np.concatenate(chunks)
+    assert len(track) == len(whole) and np.array_equal(np.asarray(track), whole)
+    assert np.array_equal(track[650:720], whole[650:720]) and np.array_equal(track.read(990, 50), whole[990:])
 
 
 def test_track_streams_back_in_chunks_read_not_mapped(tmp_path):
