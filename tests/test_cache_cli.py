@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from voicecoach.cache import HEADER_BYTES, Cache, digest, entry_ok
-from voicecoach.cli import _Size, cli
+from voicecoach.cli import _human, _Size, cli
 from voicecoach.errors import VoicecoachError
 from voicecoach.files import STALE_TEMP_S, TEMP_SUFFIX
 
@@ -195,3 +195,86 @@ def test_library_errors_are_voicecoach_errors(cache_dir, monkeypatch):
     monkeypatch.setattr(Path, "unlink", lambda self, *a, **k: (_ for _ in ()).throw(OSError(30, "Read-only file system")))
     with pytest.raises(VoicecoachError, match="Read-only file system"):
         Cache(cache_dir).prune(max_bytes=0)
+
+
+ROUTINE = "routine: Fast\nsteps:\n  - massage: Quick taps\n    strokes: 4\n    tempo: 1s\n"
+
+
+@pytest.fixture
+def no_cache_env(monkeypatch, tmp_path):
+    """No $VOICECOACH_CACHE_DIR; the user cache in tmp_path/xdg; the current folder elsewhere."""
+    monkeypatch.delenv("VOICECOACH_CACHE_DIR", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    cwd = tmp_path / "elsewhere"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    return cwd
+
+
+def invoke(*args):
+    return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
+
+
+def test_compile_outside_a_project_uses_the_user_cache_not_the_current_folder(no_cache_env, tmp_path):
+    routine = tmp_path / "routines" / "fast.yaml"
+    routine.parent.mkdir()
+    routine.write_text(ROUTINE)
+    assert invoke("compile", routine, "-o", tmp_path / "a.wav", "--engine", "fake").exit_code == 0
+    assert list(no_cache_env.iterdir()) == []  # no audio_cache/ where the command ran
+    user_cache = tmp_path / "xdg" / "voicecoach"
+    assert entries(user_cache, "tracks") and entries(user_cache, "clips")
+    # a project's audio_cache/ (above the routine, wherever the command runs) is the routine's cache
+    (tmp_path / "audio_cache").mkdir()
+    second = invoke("compile", routine, "-o", tmp_path / "b.wav", "--engine", "fake")
+    assert second.exit_code == 0 and "0 clips synthesized" not in second.output  # another cache: made anew
+    assert entries(tmp_path / "audio_cache", "tracks") and list(no_cache_env.iterdir()) == []
+    # and `cache info` run in the project finds the same cache, saying why
+    os.chdir(routine.parent)
+    info = invoke("cache", "info")
+    assert info.output.startswith(f"cache {tmp_path / 'audio_cache'}\n  chosen: the project's audio_cache/")
+
+
+def test_every_command_that_caches_goes_to_the_routine_s_cache(no_cache_env, tmp_path):
+    project = tmp_path / "project"
+    (project / "audio_cache").mkdir(parents=True)
+    routine = project / "fast.yaml"
+    routine.write_text(ROUTINE)
+    assert invoke("check", "--deep", "--engine", "fake", routine).exit_code == 0
+    assert entries(project / "audio_cache", "clips")
+    assert invoke("export", routine, "-d", tmp_path / "phone", "--engine", "fake").exit_code == 0
+    assert entries(project / "audio_cache", "tracks")
+    assert list(no_cache_env.iterdir()) == [] and not (tmp_path / "xdg").exists()
+
+
+def test_the_cache_is_kept_under_its_cap_after_each_run(no_cache_env, tmp_path, monkeypatch):
+    monkeypatch.setenv("VOICECOACH_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("VOICECOACH_CACHE_MAX", "none")
+    assert invoke("compile", MORNING, "-o", tmp_path / "m.wav", "--engine", "fake").exit_code == 0
+    full = json.loads(invoke("cache", "info", "--json").output)["bytes"]
+    cap = full // 2
+    monkeypatch.setenv("VOICECOACH_CACHE_MAX", str(cap))
+    quick = SCRIPTS / "quick-3-minute.yaml"
+    assert invoke("compile", quick, "-o", tmp_path / "q.wav", "--engine", "fake").exit_code == 0
+    info = json.loads(invoke("cache", "info", "--json").output)
+    assert info["max_bytes"] == cap and 0 < info["bytes"] <= cap
+    assert f"  cap     {_human(cap)} (least recently used" in invoke("cache", "info").output
+    # what the last run used stays: compiling it again takes its track from the cache
+    assert "track from cache" in invoke("compile", quick, "-o", tmp_path / "q.wav", "--engine", "fake").output
+    monkeypatch.delenv("VOICECOACH_CACHE_MAX")
+    assert json.loads(invoke("cache", "info", "--json").output)["max_bytes"] == 1 << 30  # the default
+
+
+def test_a_cache_path_through_a_file_gives_one_warning(no_cache_env, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    result = CliRunner().invoke(cli, ["compile", MORNING, "-o", str(tmp_path / "m.wav"), "--engine", "fake",
+                                      "--cache-dir", str(blocker / "cache")])
+    assert result.exit_code == 0
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
+    assert warnings == [f"warning: cannot use cache folder {blocker / 'cache'} (Not a directory); "
+                        "continuing without caching"]
+    routines = [SCRIPTS / "morning.yaml", SCRIPTS / "quick-3-minute.yaml"]
+    export = CliRunner().invoke(cli, ["export", *map(str, routines), "-d", str(tmp_path / "phone"), "--engine",
+                                      "fake", "--cache-dir", str(blocker / "cache"), "--jobs", "1"])
+    assert export.exit_code == 0
+    assert sum(line.startswith("warning:") for line in export.stderr.splitlines()) == 1

@@ -27,6 +27,7 @@ import enum
 import hashlib
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path, PurePath
@@ -43,7 +44,13 @@ HEADER_BYTES = cache_format.HEADER.size
 OLD_EXTENSION = ".pcm"
 """Entries of cache format 1 (raw PCM): never read, removed when a run first uses the folder."""
 ENV_VAR = "VOICECOACH_CACHE_DIR"
-DEFAULT_DIR = "audio_cache"
+PROJECT_DIR = "audio_cache"
+"""A folder of this name marks a project: routines at or below its parent share it as their cache."""
+MAX_ENV_VAR = "VOICECOACH_CACHE_MAX"
+DEFAULT_MAX_BYTES = 1 << 30
+"""The size cap when ``$VOICECOACH_CACHE_MAX`` is not set (the library's routines take about
+110 MB per voice)."""
+_SIZE_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 KINDS = ("clips", "tracks")
 """The cache's entry kinds, each a subfolder."""
 
@@ -52,9 +59,70 @@ class _Abandoned(Exception):
     """Thrown into an entry's writer to discard its temporary file."""
 
 
-def default_cache_dir() -> Path:
-    """``$VOICECOACH_CACHE_DIR`` or ``audio_cache/`` in the working directory."""
-    return Path(os.environ.get(ENV_VAR) or DEFAULT_DIR)
+@dataclass(frozen=True)
+class CacheLocation:
+    """Where the cache of a routine (or of the current folder) is, and why there."""
+
+    path: Path
+    """The cache folder."""
+    reason: str
+    """How it was chosen, for ``voicecoach cache info``."""
+
+
+def user_cache_dir() -> Path:
+    """``$XDG_CACHE_HOME/voicecoach``, or ``~/.cache/voicecoach`` (a relative XDG path is ignored, as the spec says)."""
+    xdg = os.environ.get("XDG_CACHE_HOME", "")
+    base = Path(xdg) if os.path.isabs(xdg) else Path.home() / ".cache"
+    return base / "voicecoach"
+
+
+def locate_cache(near: str | os.PathLike | None = None) -> CacheLocation:
+    """The cache for a routine file or folder ``near`` (``None``: the current folder).
+
+    ``$VOICECOACH_CACHE_DIR`` if set; else the ``audio_cache/`` folder of the project around
+    ``near``, found as git finds ``.git``: the nearest existing ``audio_cache/`` in its folder
+    or any folder above; else the user's cache folder (:func:`user_cache_dir`).  Only an
+    existing ``audio_cache/`` marks a project (not ``.git`` or ``pyproject.toml``): nothing is
+    ever created in a folder the user did not choose.
+    """
+    from_env = os.environ.get(ENV_VAR)
+    if from_env:
+        return CacheLocation(Path(from_env).absolute(), f"${ENV_VAR}")
+    start = Path(near if near is not None else ".").absolute()
+    if not start.is_dir():
+        start = start.parent
+    for folder in (start, *start.parents):
+        candidate = folder / PROJECT_DIR
+        if candidate.is_dir():
+            return CacheLocation(candidate, f"the project's {PROJECT_DIR}/ (nearest above {start})")
+    return CacheLocation(user_cache_dir(), "the user cache (no project audio_cache/ above "
+                                           f"{start}; $XDG_CACHE_HOME/voicecoach or ~/.cache/voicecoach)")
+
+
+def default_cache_dir(near: str | os.PathLike | None = None) -> Path:
+    """The cache folder for a routine file or folder (``None``: the current folder); see :func:`locate_cache`."""
+    return locate_cache(near).path
+
+
+def parse_size(text: str) -> int:
+    """``"500M"``, ``"2G"``, ``"1.5k"``, ``"64MiB"`` (powers of 1024) or bytes; ValueError otherwise."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(?:i?B)?\s*", str(text), re.IGNORECASE)
+    if not match:
+        raise ValueError(f"{text!r} is not a size; write e.g. 500M, 2G or 1000000")
+    return int(float(match[1]) * _SIZE_UNITS[match[2].upper()])
+
+
+def cache_limit() -> int | None:
+    """The size cap: ``$VOICECOACH_CACHE_MAX`` (a size, or ``none``), else :data:`DEFAULT_MAX_BYTES`."""
+    text = os.environ.get(MAX_ENV_VAR, "").strip()
+    if not text:
+        return DEFAULT_MAX_BYTES
+    if text.lower() in ("none", "off", "unlimited"):
+        return None
+    try:
+        return parse_size(text)
+    except ValueError as error:
+        raise VoicecoachError(f"${MAX_ENV_VAR}: {error}", hint="or 'none' for no cap") from None
 
 
 FORMAT_VERSION = 2
@@ -220,6 +288,7 @@ class Cache:
 
     def __init__(self, root: str | os.PathLike | None) -> None:
         self.root = Path(root) if root is not None else None
+        self.max_bytes = cache_limit() if root is not None else None  # what trim() keeps it under
         self.stats = CacheStats()
         self._readable = self._writable = self.root is not None
         self._swept = False
@@ -382,6 +451,18 @@ class Cache:
             self.stats.stale_removed += self.remove_stale_temp_files()
             self.remove_old_format()
         return self._readable
+
+    def trim(self, *, force: bool = False) -> PruneReport | None:
+        """After a run: if it stored anything (or ``force``), prune the least recently used
+        entries down to the cap (``max_bytes``).  Never fails the run: a problem is a warning."""
+        if not (self._wrote or force) or self.max_bytes is None or self.root is None:
+            return None
+        self._wrote = False
+        try:
+            return self.prune(max_bytes=self.max_bytes)
+        except VoicecoachError as error:
+            self._warn(f"cannot keep cache folder {self.root} under its size cap: {error.message}")
+            return None
 
     # -- management (``voicecoach cache ...``) ------------------------------------------
 

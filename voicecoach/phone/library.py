@@ -36,7 +36,7 @@ import numpy as np
 import yaml
 
 from .. import __version__, formats
-from ..cache import NOT_IN_KEY, default_cache_dir, digest, settings_key
+from ..cache import NOT_IN_KEY, Cache, digest, settings_key
 from ..errors import VoicecoachError
 from .cover import routine_areas, routine_cover_png
 from ..files import atomic_write
@@ -512,8 +512,6 @@ def export_library(
     """
     out = Path(out_dir)
     _prepare_out_dir(out)
-    if settings.use_cache and settings.cache_dir is None:  # workers must share the parent's cache
-        settings = dataclasses.replace(settings, cache_dir=default_cache_dir().resolve())
     identify, close_engines = _identifier()
     manifest = read_manifest(out)
     taken = {slug: entry.source for slug, entry in manifest.items()}
@@ -592,6 +590,9 @@ def export_library(
         pool.shutdown(wait=True)
 
     _update_manifest(out, manifest, [results[i] for i in sorted(results)])
+    if settings.use_cache:  # each routine's cache (a project's, or the user's), back under its cap
+        for folder in sorted({job.settings.cache_folder(job.routine) for job in jobs.values()}):
+            Cache(folder).trim(force=True)
     if bug is not None:
         raise bug
     return LibraryReport(out, tuple(results[i] for i in sorted(results)))
