@@ -297,3 +297,25 @@ def test_damaged_log_errors_in_log_and_never_blocks_playing(run, tmp_path, scrip
     assert "this session will not be logged" in played.stderr
     assert "Played " in played.stdout and "finished." in played.stdout and "Logged" not in played.stdout
     assert path.read_bytes() == b"\x00garbage" * 1000  # left as it was
+
+
+def test_summary_as_json_is_what_log_json_prints(tmp_path):
+    practice = PracticeLog(tmp_path / FILE_NAME)
+    started = datetime(2026, 3, 1, 7, 30, 5, tzinfo=timezone.utc)
+    practice.record(new_session(routine="Morning", file_hash="ab" * 32, started=started, zone=timezone.utc,
+                                seconds_played=61.23456, steps_completed=2, steps_total=3, finished=False,
+                                area_seconds={"jaw": 30.0, "brows": 31.2345}))
+    summary = practice.summary(now=started, zone=timezone.utc)
+    assert summary.as_json(database=practice.path) == {
+        "database": str(practice.path),
+        "today": "2026-03-01",
+        "total_sessions": 1,
+        "streak": {"current_days": 1, "longest_days": 1},
+        "minutes_per_area": {"last_7_days": {"brows": 0.521, "jaw": 0.5}, "last_30_days": {"brows": 0.521, "jaw": 0.5}},
+        "sessions": [{
+            "routine": "Morning", "file_hash": "ab" * 32, "started_utc": "2026-03-01T07:30:05+00:00",
+            "local_date": "2026-03-01", "seconds_played": 61.235, "steps_completed": 2, "steps_total": 3,
+            "finished": False, "minutes_per_area": {"brows": 0.521, "jaw": 0.5},
+        }],
+    }
+    json.dumps(summary.as_json(database=practice.path))  # plain JSON types only

@@ -7,12 +7,18 @@ Every problem caused by input (a routine file, an option, the machine's setup) i
 
 from __future__ import annotations
 
+import copy
+import os
 from dataclasses import dataclass
 
 
 @dataclass(frozen=True, order=True)
 class Location:
-    """A place in a routine file, 1-based like editors count."""
+    """A place in a routine file, 1-based like editors count.
+
+    >>> str(Location("scripts/morning.yaml", line=3, col=5))
+    'scripts/morning.yaml:3:5'
+    """
 
     path: str
     """The file as the user named it (or as an include resolved it)."""
@@ -26,7 +32,17 @@ class Location:
 
 
 class VoicecoachError(Exception):
-    """A problem the user can fix; formatted as ``path:line:col: message; hint``."""
+    """A problem the user can fix; formatted as ``path:line:col: message; hint``.
+
+    The command line prints it as one line and exits with ``exit_code`` (2).
+
+    >>> error = VoicecoachError("unknown field 'strokse'", location=Location("r.yaml", 4, 5),
+    ...                         hint="did you mean 'strokes'?")
+    >>> error.format()
+    "r.yaml:4:5: unknown field 'strokse'; did you mean 'strokes'?"
+    >>> error.exit_code
+    2
+    """
 
     exit_code = 2
 
@@ -44,6 +60,20 @@ class VoicecoachError(Exception):
             text = f"{self.location}: {text}"
         return text
 
+    def at_file(self, path: str | os.PathLike) -> "VoicecoachError":
+        """This error, placed at ``path:1:1`` if it names no place of its own.
+
+        Commands over many routines start every error with its file, so the user can tell
+        which routine failed; an error about the file as a whole (an engine that failed, a
+        disk that is full) is at its first line.
+        """
+        if self.location is not None:
+            return self
+        placed = copy.copy(self)
+        placed.location = Location(os.fspath(path))
+        placed.args = (placed.format(),)
+        return placed
+
 
 class RoutineErrors(VoicecoachError):
     """Several problems found in one routine file (``check`` prints them all)."""
@@ -54,6 +84,9 @@ class RoutineErrors(VoicecoachError):
         self.errors = sorted(errors, key=_sort_key)
         first = self.errors[0]
         super().__init__(first.message, location=first.location, hint=first.hint)
+
+    def at_file(self, path: str | os.PathLike) -> "RoutineErrors":
+        return RoutineErrors([error.at_file(path) for error in self.errors])
 
     def format(self) -> str:  # one line per problem
         return "\n".join(e.format() for e in getattr(self, "errors", []))

@@ -107,6 +107,20 @@ class Session:
     id: int | None = None
     """Row id once stored."""
 
+    def as_json(self) -> dict[str, object]:
+        """The session as ``voicecoach log --json`` prints it (seconds and minutes rounded to ms)."""
+        return {
+            "routine": self.routine,
+            "file_hash": self.file_hash,
+            "started_utc": self.started_utc.isoformat(timespec="seconds"),
+            "local_date": self.local_date.isoformat(),
+            "seconds_played": round(self.seconds_played, 3),
+            "steps_completed": self.steps_completed,
+            "steps_total": self.steps_total,
+            "finished": self.finished,
+            "minutes_per_area": {a: round(sec / 60, 3) for a, sec in sorted(self.area_seconds.items())},
+        }
+
 
 def new_session(
     *,
@@ -177,6 +191,18 @@ class Summary:
     """Minutes per face area over the last 7 days, today included."""
     minutes_30_days: Mapping[str, float]
     """Minutes per face area over the last 30 days, today included."""
+
+    def as_json(self, *, database: str | os.PathLike) -> dict[str, object]:
+        """What ``voicecoach log --json`` prints: the summary, the sessions, and the ``database`` file."""
+        return {
+            "database": str(database),
+            "today": self.today.isoformat(),
+            "total_sessions": self.total_sessions,
+            "streak": {"current_days": self.current_streak_days, "longest_days": self.longest_streak_days},
+            "minutes_per_area": {"last_7_days": {a: round(m, 3) for a, m in self.minutes_7_days.items()},
+                                 "last_30_days": {a: round(m, 3) for a, m in self.minutes_30_days.items()}},
+            "sessions": [session.as_json() for session in self.sessions],
+        }
 
 
 class PracticeLog:
