@@ -253,16 +253,16 @@ def _content_hash(path: str) -> str:
 def _identifier() -> tuple[Callable[[str, str], str], Callable[[], None]]:
     """``identify(engine, voice)`` backed by one engine object per name, and a closer."""
     from ..engines import engine_spec
+    from ..speech import voice_identity
 
     engines: dict[str, object] = {}
 
     def identify(name: str, voice: str) -> str:
-        spec = engine_spec(name)
         engine = engines.get(name)
         if engine is None:
-            engine = engines[name] = spec.create()
+            engine = engines[name] = engine_spec(name).create()
         try:
-            return f"{engine.identity()}|{spec.voice_identity(voice)}"
+            return voice_identity(engine, voice)  # as the clip keys say it
         except VoicecoachError:
             return f"{name}|unavailable|{voice}"  # the export itself then reports it, located
 
