@@ -181,7 +181,48 @@ def test_long_stroke_cue_is_a_timing_error_naming_step_and_fix():
         compile_(Routine(title="T", steps=(massage,)), speech=lambda t: to_samples(F(len(t), 20), RATE))
     message = caught.value.format()
     assert message.startswith("r.yaml:12:5: massage 'Jaw sweep': the stroke cue 'sweep slowly along the jaw' takes 1.30 s")
-    assert "set tempo to at least 1.3s or use a shorter cue" in message
+    assert "set tempo to at least 1.3s, or use a shorter cue (about 16 letters), or speak faster with rate: 1.3" in message
+
+
+def _speech_at(rate: F):
+    """Speech of 50 ms a character at ``rate``: faster speech, shorter clips."""
+    return lambda text: to_samples(F(len(text), 20) / rate, RATE)
+
+
+def test_long_hold_cue_advice_is_what_shortens_it():
+    exercise = Exercise("Lift", LOC, reps=1, hold_s=F(5), release_s=F(2), count=CountMode.NONE)
+    long_cue = VOCAB.with_cues([("hold", "Hold it right there, keep still.")])  # 32 characters, 25 letters: 1.6 s
+    routine = Routine(title="T", steps=(exercise,), rate=F(1))
+
+    def compile_at(rate: F, vocab=long_cue):
+        return compile_timeline(routine, vocab=vocab, speech_samples=_speech_at(rate),
+                                tone_samples=TONE_SAMPLES.__getitem__, settings=CompileSettings(sample_rate=RATE),
+                                speech_rate=rate)
+
+    with pytest.raises(TimingError) as caught:
+        compile_at(F(1))
+    hint = caught.value.hint
+    assert "count: none" not in hint  # the slot ends at the first second, ticks or counts alike
+    assert hint == "use a shorter hold cue: cues: hold: with about 15 letters, or speak faster with rate: 1.6"
+    compile_at(F(16, 10))  # the advised rate fits
+    compile_at(F(1), vocab=VOCAB.with_cues([("hold", "Hold it there, still")]))  # so does a cue of 15 letters
+
+
+def test_hold_under_a_second_is_advised_to_grow():
+    exercise = Exercise("Tap", LOC, reps=1, hold_s=F(1, 5), release_s=F(2))
+    with pytest.raises(TimingError) as caught:
+        compile_(Routine(title="T", steps=(exercise,)), speech=_speech_at(F(1)))  # "Hold." takes 0.25 s
+    assert "make hold at least 0.3s" in caught.value.hint
+
+
+def test_every_overflow_is_reported_when_asked():
+    massage = Massage("Jaw sweep", LOC, strokes=3, tempo_s=F(1), cue="sweep slowly along the jaw")
+    found = []
+    timeline = compile_timeline(Routine(title="T", steps=(massage,)), vocab=VOCAB, speech_samples=_speech_at(F(1)),
+                                tone_samples=TONE_SAMPLES.__getitem__, settings=CompileSettings(sample_rate=RATE),
+                                overflow=found.append)
+    assert len(found) == 3 and all(isinstance(error, TimingError) for error in found)
+    assert sum(e.cue is Cue.STROKE for e in timeline.events) == 3
 
 
 def test_release_too_short_for_its_word():

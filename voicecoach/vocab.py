@@ -15,6 +15,7 @@ from typing import Iterable, Mapping
 import yaml
 
 from .errors import Location, VoicecoachError
+from .languages import fallbacks
 
 REQUIRED_PHRASES: Mapping[str, frozenset[str]] = {
     # key -> the placeholders it must use (and may not go beyond)
@@ -125,16 +126,14 @@ def phrase_problem(key: str, template: object) -> str | None:
 
 
 def find_language(language: str) -> str | None:
-    """The vocabulary code for ``language`` (``en-us`` falls back to ``en``), or ``None``."""
-    languages = available_languages()
-    code = language.lower()
-    if code not in languages:
-        code = code.split("-")[0]
-    return code if code in languages else None
+    """The vocabulary code for a language tag, matched as BCP 47 (``de-AT``, ``EN-gb``, ``pt_BR``
+    fall back to their base language), or ``None`` when there is none."""
+    languages = set(available_languages())
+    return next((tag for tag in fallbacks(language) if tag in languages), None)
 
 
 def load_vocabulary(language: str, *, location: Location | None = None) -> Vocabulary:
-    """The vocabulary for ``language`` (``en-us`` falls back to ``en``).
+    """The vocabulary for ``language`` (``en-us``, ``de-AT`` fall back to ``en``, ``de``).
 
     ``location`` is where the routine names its language, for the error when there is no
     vocabulary for it.
