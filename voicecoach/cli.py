@@ -17,6 +17,7 @@ from . import __version__
 from .cache import ENV_VAR, default_cache_dir
 from .errors import RoutineErrors, VoicecoachError, raise_terminated, stop_message
 from .formats import FORMAT_NAMES, FORMATS
+from .grammar import count, noun
 from .pipeline import Settings, build, check_output_path, export, plan
 from .model import flat_steps
 from .script import load_routine
@@ -126,8 +127,8 @@ def check(files: tuple[Path, ...], strict: bool, deep: bool, engine: str, voice:
         problems += failing
         if not failing:
             warnings = sum(finding.severity is Severity.WARNING for finding in findings)
-            noted = f", {warnings} warning{'s' if warnings != 1 else ''}" if warnings else ""
-            click.echo(f"{path}: ok ({len(flat_steps(routine.steps))} steps{noted})")
+            noted = f", {count(warnings, 'warning')}" if warnings else ""
+            click.echo(f"{path}: ok ({count(len(flat_steps(routine.steps)), 'step')}{noted})")
     if problems:
         raise click.exceptions.Exit(2)
 
@@ -193,9 +194,9 @@ def compile_command(file: Path, out: Path, timeline_path: Path | None, captions:
     for warning in result.cache.stats.warnings:
         click.echo(f"warning: {warning}", err=True)
     cache_stats = result.cache.stats
-    repairs = [f"{_count(cache_stats.corrupt, 'damaged entry', 'damaged entries')} rendered again"
+    repairs = [f"{count(cache_stats.corrupt, 'damaged entry', 'damaged entries')} rendered again"
                * bool(cache_stats.corrupt),
-               f"{_count(cache_stats.stale_removed, 'leftover temporary file')} of an interrupted run removed"
+               f"{count(cache_stats.stale_removed, 'leftover temporary file')} of an interrupted run removed"
                * bool(cache_stats.stale_removed)]
     if verbose and any(repairs):  # one line per run, only when asked: the cache repaired itself
         click.echo(f"note: cache {result.cache.root}: " + "; ".join(filter(None, repairs)), err=True)
@@ -203,7 +204,7 @@ def compile_command(file: Path, out: Path, timeline_path: Path | None, captions:
     track = "track from cache" if result.track_was_cached else "track mixed"
     click.echo(
         f"{result.routine.title}: {format_duration(round(result.timeline.duration_s))}, "
-        f"{len(result.timeline.chapters)} steps, {stats.synthesized} clips synthesized, "
+        f"{count(len(result.timeline.chapters), 'step')}, {count(stats.synthesized, 'clip')} synthesized, "
         f"{stats.cached} from cache, {track} -> {out}"
     )
 
@@ -324,7 +325,7 @@ def export_command(routines: tuple[Path, ...], out_dir: Path, fmt: str, split: b
                 if warning not in shown:
                     shown.add(warning)
                     click.echo(f"warning: {warning}", err=True)
-            parts = f"{len(entry.tracks)} tracks" if entry.split else f"{entry.steps} chapters"
+            parts = count(len(entry.tracks), "track") if entry.split else count(entry.steps, "chapter")
             click.echo(f"{entry.playlist or entry.tracks[0].file}: {entry.title}, "
                        f"{format_duration(round(entry.duration_s))}, {parts} ({result.outcome.value})")
     counts = {o: len(report.of(o)) for o in Outcome}
@@ -487,8 +488,8 @@ def log_command(as_json: bool, limit: int) -> None:
     if not summary.total_sessions:
         click.echo(f"No sessions logged yet in {practice.path}: play a routine with `voicecoach play ROUTINE`.")
         return
-    days = lambda n: f"{n} day{'s' if n != 1 else ''}"  # noqa: E731
-    click.echo(f"Streak: {days(summary.current_streak_days)} (longest {days(summary.longest_streak_days)})")
+    click.echo(f"Streak: {count(summary.current_streak_days, 'day')} "
+               f"(longest {count(summary.longest_streak_days, 'day')})")
     for label, minutes in (("last 7 days", summary.minutes_7_days), ("last 30 days", summary.minutes_30_days)):
         areas = ", ".join(f"{area} {m:.1f}" for area, m in minutes.items()) or "none"
         click.echo(f"Minutes per area, {label}: {areas}")
@@ -496,12 +497,9 @@ def log_command(as_json: bool, limit: int) -> None:
     for s in summary.sessions:
         when = s.started_utc.astimezone().strftime("%Y-%m-%d %H:%M")
         steps = f"{s.steps_completed}/{s.steps_total}" if s.steps_total else str(s.steps_completed)
-        click.echo(f"  {when}  {s.routine:<28} {format_duration(round(s.seconds_played)):>7}  {steps} steps"
+        click.echo(f"  {when}  {s.routine:<28} {format_duration(round(s.seconds_played)):>7}  {steps} "
+                   f"{noun(s.steps_total or s.steps_completed, 'step')}"
                    + ("  finished" if s.finished else ""))
-
-
-def _count(n: int, one: str, many: str | None = None) -> str:
-    return f"{n} {one if n == 1 else many or one + 's'}"
 
 
 class _Size(click.ParamType):
@@ -590,12 +588,12 @@ def cache_info(cache_dir: Path | None, as_json: bool) -> None:
     click.echo(f"cache {info.root}")
     click.echo(f"  chosen: {location.reason}")
     for kind, part in info.by_kind.items():
-        click.echo(f"  {kind:<7} {part.entries:>7} entries  {_human(part.bytes):>11}")
-    click.echo(f"  {'total':<7} {info.entries:>7} entries  {_human(info.bytes):>11}")
+        click.echo(f"  {kind:<7} {part.entries:>7} {noun(part.entries, 'entry', 'entries'):<7}  {_human(part.bytes):>11}")
+    click.echo(f"  {'total':<7} {info.entries:>7} {noun(info.entries, 'entry', 'entries'):<7}  {_human(info.bytes):>11}")
     cap = _human(cache.max_bytes) if cache.max_bytes is not None else "none"
     click.echo(f"  cap     {cap} (least recently used entries go after each run; set ${MAX_ENV_VAR})")
     if info.temp_files:
-        click.echo(f"  {_count(info.temp_files, 'temporary file')} (being written, or left by an interrupted run)")
+        click.echo(f"  {count(info.temp_files, 'temporary file')} (being written, or left by an interrupted run)")
 
 
 @cache_group.command(name="verify", context_settings=CONTEXT)
@@ -618,8 +616,8 @@ def cache_verify(cache_dir: Path | None, as_json: bool) -> None:
     else:
         for path in report.bad:
             click.echo(f"damaged, removed: {path}")
-        click.echo(f"{_count(report.checked, 'entry', 'entries')} checked: {report.valid} valid, "
-                   f"{len(report.bad)} damaged" + (f", {_count(report.stale_removed, 'leftover temporary file')} removed"
+        click.echo(f"{count(report.checked, 'entry', 'entries')} checked: {report.valid} valid, "
+                   f"{len(report.bad)} damaged" + (f", {count(report.stale_removed, 'leftover temporary file')} removed"
                                                    if report.stale_removed else ""))
     if report.bad:
         raise click.exceptions.Exit(1)
@@ -639,8 +637,8 @@ def cache_prune(cache_dir: Path | None, max_size: int) -> None:
       voicecoach cache prune --max-size 500M
     """
     report = _open_cache(cache_dir).prune(max_bytes=max_size)
-    click.echo(f"removed {_count(report.removed, 'entry', 'entries')} ({_human(report.freed_bytes)}); "
-               f"kept {_count(report.kept, 'entry', 'entries')} ({_human(report.kept_bytes)})")
+    click.echo(f"removed {count(report.removed, 'entry', 'entries')} ({_human(report.freed_bytes)}); "
+               f"kept {count(report.kept, 'entry', 'entries')} ({_human(report.kept_bytes)})")
 
 
 @cache_group.command(name="clear", context_settings=CONTEXT)
@@ -654,7 +652,7 @@ def cache_clear(cache_dir: Path | None) -> None:
     """
     cache = _open_cache(cache_dir)
     removed = cache.clear()
-    click.echo(f"removed {_count(removed, 'entry', 'entries')} from {cache.root}")
+    click.echo(f"removed {count(removed, 'entry', 'entries')} from {cache.root}")
 
 
 class _Progress:

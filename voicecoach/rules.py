@@ -224,7 +224,8 @@ def area_is_not_overworked(ctx: Context) -> Hits:
         before = totals.get(step.area, Fraction(0))
         totals[step.area] = before + step.hold_s * step.reps * step.sets * len(step.sides)
         if step.area is not None and before <= MAX_AREA_HOLDS_S < totals[step.area]:
-            yield step.loc, (f"by exercise {step.name!r} the {_area(step)} has held for "
+            has = "have" if step.area.is_plural_noun else "has"
+            yield step.loc, (f"by exercise {step.name!r} the {_area(step)} {has} held for "
                              f"{format_duration(totals[step.area])}, more than 3 minutes in one routine; "
                              "use fewer reps or sets")
 

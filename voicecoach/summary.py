@@ -10,14 +10,11 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Sequence
 
+from .grammar import count
 from .model import Chapter, Cue, Event, StepKind, Timeline
 from .timing import format_duration
 
 _COUNTED = ((Cue.HOLD, "hold"), (Cue.STROKE, "stroke"), (Cue.SIDE, "side"), (Cue.SET, "set"))
-
-
-def _plural(n: int, noun: str) -> str:
-    return f"{n} {noun}{'s' if n != 1 else ''}"
 
 
 def breaths(events: Sequence[Event]) -> int:
@@ -37,10 +34,10 @@ def step_summary(chapter: Chapter, events: Sequence[Event], sample_rate: int) ->
     if chapter.kind is StepKind.SAY:
         return "narration"
     counts = Counter(e.cue for e in events)
-    parts = [_plural(counts[cue], noun) for cue, noun in _COUNTED if counts[cue]]
+    parts = [count(counts[cue], noun) for cue, noun in _COUNTED if counts[cue]]
     cycles = breaths(events)
     if cycles:
-        parts.append(_plural(cycles, "breath"))
+        parts.append(count(cycles, "breath"))
     return ", ".join(parts) or "narration"
 
 

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
 from ..errors import AudioDeviceError, VoicecoachError
+from ..grammar import count
 from ..compile import step_title
 from ..model import Timeline, flat_steps
 from ..pipeline import LiveBuild, Settings
@@ -107,13 +108,13 @@ def area_seconds(timeline: Timeline, seconds_per_step: Sequence[float]) -> dict[
 def session_summary(result: SessionResult, *, stopped: bool = False) -> str:
     """``"Played 4:12: 5 of 6 steps completed, finished."`` (``Stopped`` after Ctrl-C)."""
     return (f"{'Stopped' if stopped else 'Played'} {format_duration(round(result.played_s))}: "
-            f"{result.steps_completed} of {result.steps_total} steps completed"
+            f"{result.steps_completed} of {count(result.steps_total, 'step')} completed"
             + (", finished." if result.finished else "."))
 
 
 def streak_line(days: int) -> str:
     """``"Logged. Practice streak: 3 days."``"""
-    return f"Logged. Practice streak: {days} day{'s' if days != 1 else ''}."
+    return f"Logged. Practice streak: {count(days, 'day')}."
 
 
 # ---------------------------------------------------------------------------------------
@@ -214,7 +215,7 @@ def play_routine(
         if options.keys and RawTerminal.available():
             inputs.append(Keyboard(RawTerminal()))
         inputs.extend(options.extra_inputs)
-        show(f"{title}: {len(titles)} steps" + (f" | {HELP}" if any(isinstance(i, Keyboard) for i in inputs) else "")
+        show(f"{title}: {count(len(titles), 'step')}" + (f" | {HELP}" if any(isinstance(i, Keyboard) for i in inputs) else "")
              + "\n")
         live = sys.stdout.isatty() if options.live is None else options.live
         width = options.width or shutil.get_terminal_size().columns
