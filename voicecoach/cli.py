@@ -154,7 +154,7 @@ def preview(file: Path, as_json: bool, rate: float | None) -> None:
     click.echo(f"{timeline.routine}  (about {format_duration(round(timeline.duration_s))})")
     for item in steps:
         area = f" [{item.area}]" if item.area else ""
-        click.echo(f"  {format_duration(round(item.start_s)):>7}  {item.step + 1:>2}. {item.title}{area} - {item.summary}")
+        click.echo(f"  {format_duration(round(item.start_s)):>7}  {item.number:>2}. {item.title}{area} - {item.summary}")
     click.echo(f"  {format_duration(round(timeline.duration_s)):>7}  end")
 
 
