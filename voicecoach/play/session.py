@@ -109,6 +109,7 @@ def session_summary(result: SessionResult, *, stopped: bool = False) -> str:
     """``"Played 4:12: 5 of 6 steps completed, finished."`` (``Stopped`` after Ctrl-C)."""
     return (f"{'Stopped' if stopped else 'Played'} {format_duration(round(result.played_s))}: "
             f"{result.steps_completed} of {count(result.steps_total, 'step')} completed"
+            + (f", {count(result.passes, 'pass', 'passes')}" if result.passes > 1 else "")
             + (", finished." if result.finished else "."))
 
 
