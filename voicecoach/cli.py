@@ -155,7 +155,7 @@ def preview(file: Path, as_json: bool, rate: float | None) -> None:
     click.echo(f"{timeline.routine}  (about {format_duration(round(timeline.duration_s))})")
     for item in steps:
         area = f" [{item.area}]" if item.area else ""
-        click.echo(f"  {format_duration(round(item.start_s)):>7}  {item.step + 1:>2}. {item.title}{area} - {item.summary}")
+        click.echo(f"  {format_duration(round(item.start_s)):>7}  {item.number:>2}. {item.title}{area} - {item.summary}")
     click.echo(f"  {format_duration(round(timeline.duration_s)):>7}  end")
 
 
@@ -427,9 +427,12 @@ def serve(folder: Path, host: str | None, port: int, no_qr: bool, new_token: boo
 @click.option("--devices", "show_devices", is_flag=True, help="List the output devices and exit.")
 @click.option("--script-keys", hidden=True,
               help="Timed keys, e.g. 'wait:1.0,space,wait:1.0,space,n' (seconds of device time; for tests).")
+@click.option("--log-file", hidden=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Record in this practice log, even a session of the fake backend (for tests).")
 @speech_options
 def play(file: Path | None, from_step: str | None, loop: bool, no_keys: bool, volume: int, backend_name: str,
-         device: str | None, show_devices: bool, script_keys: str | None, engine: str, voice: str | None,
+         device: str | None, show_devices: bool, script_keys: str | None, log_file: Path | None, engine: str,
+         voice: str | None,
          rate: float | None, cache_dir: Path | None, no_cache: bool, jobs: int | None) -> None:
     """Play a routine hands-free, controlled with single keys.
 
@@ -460,7 +463,7 @@ def play(file: Path | None, from_step: str | None, loop: bool, no_keys: bool, vo
     if file is None:
         raise VoicecoachError("no routine to play", hint="give its file: voicecoach play ROUTINE.yaml (--devices lists devices)")
     options = PlayOptions(from_step=from_step, loop=loop, keys=not no_keys, volume_percent=volume, backend=backend_name,
-                          device=device, script_keys=script_keys or "",
+                          device=device, script_keys=script_keys or "", log_path=log_file,
                           settings=_settings(engine, voice, rate, cache_dir, no_cache, jobs))
     play_routine(file, options, show=lambda text: click.echo(text, nl=False), warn=lambda line: click.echo(line, err=True))
 
