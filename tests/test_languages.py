@@ -34,6 +34,7 @@ def test_a_regional_tag_uses_its_base_languages_vocabulary(tag, vocabulary):
 @pytest.mark.parametrize("tag, voice", [
     ("de-AT", "gmw/de"), ("EN-gb", "gmw/en"), ("en-US", "gmw/en-us"), ("en", "gmw/en"), ("pt_BR", "roa/pt-br"),
     ("fr-CA", "roa/fr"), ("es-MX", "roa/es-419"), ("en-gb-x-rp", "gmw/en-gb-x-rp"), ("xx-YY", None),
+    ("no-such-voice", None),  # not Norwegian: "such-voice" is no region, script or private use
 ])
 def test_espeak_speaks_a_tag_with_its_closest_voice(tag, voice):
     assert voice_for(tag) == voice
