@@ -29,14 +29,14 @@ CHOICES: dict[type, dict[str, list]] = {
     Settings: {
         "engine": [None, "espeak"], "voice": [None, "en-us"], "rate": [None, Fraction(3, 2)],
         "sample_rate": [44100, 22050], "bitrate_kbps": [96, 128], "mp3_quality": [5, 2], "jobs": [None, 3],
-        "cache_dir": [None, Path("elsewhere")], "use_cache": [True, False],
+        "cache_dir": [None, Path("elsewhere")], "use_cache": [True, False], "strict_engine": [False, True],
     },
     LibrarySettings: {
         "format": [*list(type(LibrarySettings().format))[:2]], "split": [False, True], "jobs": [None, 2],
     },
 }
 
-OUTSIDE_THE_KEY = {RenderSettings: ["chunk_samples"], Settings: ["jobs", "cache_dir", "use_cache"],
+OUTSIDE_THE_KEY = {RenderSettings: ["chunk_samples"], Settings: ["jobs", "cache_dir", "use_cache", "strict_engine"],
                    LibrarySettings: ["jobs"]}
 """The fields that do not change the output: memory, workers, the cache folder."""
 

@@ -22,12 +22,12 @@ import numpy as np
 from . import export as exporting
 from .cache import NOT_IN_KEY, Cache, default_cache_dir, settings_key
 from .compile import CompileSettings, Section, collect_phrases, compile_timeline, estimate_speech_samples, iter_sections
-from .errors import VoicecoachError
+from .errors import EngineError, VoicecoachError
 from .mix import MIX_VERSION, Mixer, RenderSettings, limiter_reach
 from .model import EventKind, Routine, Timeline, flat_steps
 from .script import load_routine
 from .sound import SoundDesign, load_sound_design
-from .engines import DEFAULT_ENGINE, get_engine, missing_engines
+from .engines import AUTO, DEFAULT_ENGINE, EngineChoice, choose_engine, get_engine, missing_engines
 from .speech import Speech, SpeechSettings
 from .vocab import Vocabulary, load_vocabulary
 
@@ -42,7 +42,7 @@ class Settings:
     """Command-line choices that override the routine or the defaults."""
 
     engine: str | None = None
-    """Speech engine name; ``None``: the routine's ``engine:``, else espeak."""
+    """Speech engine name or ``auto``; ``None``: the routine's ``engine:``, else ``auto``."""
     voice: str | None = None
     """Voice overriding the routine's."""
     rate: Fraction | None = None
@@ -59,6 +59,8 @@ class Settings:
     """Cache folder; ``None`` means ``$VOICECOACH_CACHE_DIR`` or ``audio_cache/``."""
     use_cache: bool = field(default=True, metadata=NOT_IN_KEY)
     """``False`` renders everything afresh and stores nothing."""
+    strict_engine: bool = field(default=False, metadata=NOT_IN_KEY)
+    """An engine asked for that cannot speak the routine's language is an error, not a fallback."""
 
     def cache_key(self) -> str:
         """What in these settings changes the output (not workers or the cache folder)."""
@@ -69,15 +71,22 @@ class Settings:
         speech = self.speech_settings(routine)
         return dataclasses.replace(self, engine=self.engine_for(routine), voice=speech.voice, rate=speech.rate)
 
+    def engine_choice(self, routine: Routine) -> EngineChoice:
+        """The engine and voice that speak ``routine`` (see engines.choose_engine): the command
+        line's engine, else the routine's, else ``auto``; a note if it falls back."""
+        asked = self.engine or routine.engine or DEFAULT_ENGINE
+        # The routine's voice goes with its own engine (or with any, when it names none).
+        own = self.engine is None or routine.engine in (None, AUTO, self.engine)
+        voice = self.voice or (routine.voice if own else None)
+        return choose_engine(asked, voice, routine.language, strict=self.strict_engine)
+
     def engine_for(self, routine: Routine) -> str:
-        """The engine that speaks ``routine``: the command line's, the routine's, or espeak."""
-        return self.engine or routine.engine or DEFAULT_ENGINE
+        """The engine that speaks ``routine`` (never ``auto``: what it picks)."""
+        return self.engine_choice(routine).engine
 
     def speech_settings(self, routine: Routine) -> SpeechSettings:
-        # The routine's voice is one of its own engine's; another engine gets its default voice.
-        routine_voice = routine.voice if self.engine_for(routine) == (routine.engine or DEFAULT_ENGINE) else None
         return SpeechSettings(
-            voice=self.voice or routine_voice,
+            voice=self.engine_choice(routine).voice,
             language=routine.language,
             rate=self.rate if self.rate is not None else routine.rate,
             sample_rate=self.sample_rate,
@@ -103,6 +112,8 @@ class Build:
     track_was_cached: bool = field(default=False)
     sound: SoundDesign | None = field(default=None)
     """The routine's music and replacement tones (``None``: built-in tones, no music)."""
+    notes: tuple[str, ...] = field(default=())
+    """Worth telling the user, not an error: an engine that fell back (``path: ...``)."""
     _samples: np.ndarray | Mixer | None = field(default=None, repr=False)
 
     def chunks(self, *, progress: Progress | None = None) -> Iterator[np.ndarray]:
@@ -158,6 +169,7 @@ class _Parts:
     phrases: list[str]
     speech: Speech
     sound: SoundDesign
+    notes: tuple[str, ...] = ()
 
 
 def routine_vocabulary(routine: Routine) -> Vocabulary:
@@ -185,7 +197,13 @@ def _routine_parts(routine: Routine, settings: Settings, on_clip: Callable[[str]
     vocab = routine_vocabulary(routine)
     cache = Cache((settings.cache_dir or default_cache_dir()) if settings.use_cache else None)
     sound = load_sound_design(routine, sample_rate=settings.sample_rate, cache=cache)
-    engine = settings.engine_for(routine)
+    try:
+        choice = settings.engine_choice(routine)
+    except EngineError as error:  # --strict-engine: said where the routine asks for the engine
+        if settings.engine is None and error.location is None:
+            error.location = routine.locs.get("engine")
+        raise
+    engine = choice.engine
     missing = missing_engines()
     if engine in missing:  # said where the routine asks for it
         raise VoicecoachError(f"the {engine} engine is not installed",
@@ -198,7 +216,8 @@ def _routine_parts(routine: Routine, settings: Settings, on_clip: Callable[[str]
         jobs=settings.jobs or os.cpu_count() or 1,
         on_clip=on_clip,
     )
-    return _Parts(routine, vocab, cache, collect_phrases(routine, vocab=vocab), speech, sound)
+    notes = (f"{routine.path}: {choice.note}",) if choice.note else ()
+    return _Parts(routine, vocab, cache, collect_phrases(routine, vocab=vocab), speech, sound, notes)
 
 
 def build(
@@ -238,6 +257,7 @@ def build(
         render_settings=render_settings,
         track_key=track_key(timeline, parts.speech, render_settings, sound=parts.sound),
         sound=parts.sound,
+        notes=parts.notes,
     )
 
 
@@ -395,6 +415,7 @@ class LiveBuild:
             render_settings=self.render_settings,
             track_key=track_key(timeline, self._parts.speech, self.render_settings, sound=self._parts.sound),
             sound=self._parts.sound,
+            notes=self._parts.notes,
         )
 
     def close(self) -> None:

@@ -83,5 +83,7 @@ SPEC = EngineSpec(
     about="every language, a clear robotic voice",
     create=EspeakEngine,
     install="pip install --force-reinstall espeakng-loader pyttsx3",
-    default=True,
+    auto_rank=1,
+    voice_for=lambda language: language,  # espeak names its voice for a language by the code
+    claims_voice=lambda voice: True,  # any other voice id is espeak's to find (or to say it lacks)
 )
