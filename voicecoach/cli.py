@@ -16,6 +16,8 @@ import click
 from . import __version__
 from .cache import ENV_VAR, default_cache_dir
 from .errors import RoutineErrors, VoicecoachError, raise_terminated, stop_message
+from .formats import FORMAT_NAMES, FORMATS
+from .grammar import count, noun
 from .pipeline import Settings, build, check_output_path, export, plan
 from .model import flat_steps
 from .script import load_routine
@@ -133,8 +135,8 @@ def check(files: tuple[Path, ...], strict: bool, deep: bool, engine: str, voice:
         problems += failing
         if not failing:
             warnings = sum(finding.severity is Severity.WARNING for finding in findings)
-            noted = f", {warnings} warning{'s' if warnings != 1 else ''}" if warnings else ""
-            click.echo(f"{path}: ok ({len(flat_steps(routine.steps))} steps{noted})")
+            noted = f", {count(warnings, 'warning')}" if warnings else ""
+            click.echo(f"{path}: ok ({count(len(flat_steps(routine.steps)), 'step')}{noted})")
     if problems:
         raise click.exceptions.Exit(2)
 
@@ -161,14 +163,15 @@ def preview(file: Path, as_json: bool, rate: float | None) -> None:
     click.echo(f"{timeline.routine}  (about {format_duration(round(timeline.duration_s))})")
     for item in steps:
         area = f" [{item.area}]" if item.area else ""
-        click.echo(f"  {format_duration(round(item.start_s)):>7}  {item.step + 1:>2}. {item.title}{area} - {item.summary}")
+        click.echo(f"  {format_duration(round(item.start_s)):>7}  {item.number:>2}. {item.title}{area} - {item.summary}")
     click.echo(f"  {format_duration(round(timeline.duration_s)):>7}  end")
 
 
 @cli.command(name="compile", context_settings=CONTEXT)
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("-o", "--output", "out", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="Output audio file: .mp3 (with chapters) or .wav.")
+              help="Output audio file; its extension picks the format: "
+                   + ", ".join(f".{name}" for name in FORMAT_NAMES) + ".")
 @click.option("--timeline", "timeline_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Also write the timeline as JSON.")
 @click.option("--captions", type=click.Path(dir_okay=False, path_type=Path), help="Also write WebVTT captions.")
@@ -177,13 +180,16 @@ def preview(file: Path, as_json: bool, rate: float | None) -> None:
 def compile_command(file: Path, out: Path, timeline_path: Path | None, captions: Path | None, verbose: bool,
                     engine: str, voice: str | None, rate: float | None, cache_dir: Path | None, no_cache: bool,
                     jobs: int | None) -> None:
-    """Compile a routine into an MP3 (with one chapter per step) or a WAV.
+    """Compile a routine into one audio file with one chapter per step.
 
-    Speech is cached, so compiling an unchanged routine again synthesizes nothing.
+    The output's extension picks the format: .mp3, .m4b, .opus, .flac (lossless) with
+    chapters, or .wav. Speech is cached, so compiling an unchanged routine again
+    synthesizes nothing.
 
     \b
     Example:
       voicecoach compile scripts/morning.yaml -o morning.mp3 --timeline morning.json
+      voicecoach compile scripts/morning.yaml -o morning.m4b
     """
     check_output_path(out)
     for extra in (timeline_path, captions):
@@ -198,9 +204,9 @@ def compile_command(file: Path, out: Path, timeline_path: Path | None, captions:
     for warning in result.cache.stats.warnings:
         click.echo(f"warning: {warning}", err=True)
     cache_stats = result.cache.stats
-    repairs = [f"{_count(cache_stats.corrupt, 'damaged entry', 'damaged entries')} rendered again"
+    repairs = [f"{count(cache_stats.corrupt, 'damaged entry', 'damaged entries')} rendered again"
                * bool(cache_stats.corrupt),
-               f"{_count(cache_stats.stale_removed, 'leftover temporary file')} of an interrupted run removed"
+               f"{count(cache_stats.stale_removed, 'leftover temporary file')} of an interrupted run removed"
                * bool(cache_stats.stale_removed)]
     if verbose and any(repairs):  # one line per run, only when asked: the cache repaired itself
         click.echo(f"note: cache {result.cache.root}: " + "; ".join(filter(None, repairs)), err=True)
@@ -208,7 +214,7 @@ def compile_command(file: Path, out: Path, timeline_path: Path | None, captions:
     track = "track from cache" if result.track_was_cached else "track mixed"
     click.echo(
         f"{result.routine.title}: {format_duration(round(result.timeline.duration_s))}, "
-        f"{len(result.timeline.chapters)} steps, {stats.synthesized} clips synthesized, "
+        f"{count(len(result.timeline.chapters), 'step')}, {count(stats.synthesized, 'clip')} synthesized, "
         f"{stats.cached} from cache, {track} -> {out}"
     )
 
@@ -334,15 +340,12 @@ def schema(out: Path | None) -> None:
         write_new_file(out, schema_text(), force=True)
 
 
-_EXPORT_FORMATS = ("mp3", "m4b", "opus")  # formats.AudioFormat values (literal: cli imports stay light)
-
-
 @cli.command(name="export", context_settings=CONTEXT)
 @click.argument("routines", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("-d", "--dir", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Folder to export into (created if its parent exists).")
-@click.option("--format", "fmt", type=click.Choice(_EXPORT_FORMATS), default="mp3", show_default=True,
-              help="mp3 (ID3 chapters), m4b (AAC with chapters, Apple Books) or opus.")
+@click.option("--format", "fmt", type=click.Choice(FORMAT_NAMES), default="mp3", show_default=True,
+              help="; ".join(f"{f.name}: {f.description}" for f in FORMATS.values()) + ".")
 @click.option("--split", is_flag=True, help="One numbered track per step, with an .m3u8 playlist per routine.")
 @speech_options
 def export_command(routines: tuple[Path, ...], out_dir: Path, fmt: str, split: bool, engine: str,
@@ -361,13 +364,12 @@ def export_command(routines: tuple[Path, ...], out_dir: Path, fmt: str, split: b
       voicecoach export scripts/ -d phone/
       voicecoach export scripts/morning.yaml -d phone/ --format m4b --split
     """
-    from .formats import AudioFormat
     from .phone.library import LibrarySettings, Outcome, export_library
 
     settings = _settings(engine, voice, rate, cache_dir, no_cache, jobs)
     with _Progress() as progress:
         report = export_library(routines, out_dir, settings=settings,
-                                library=LibrarySettings(format=AudioFormat(fmt), split=split, jobs=jobs),
+                                library=LibrarySettings(format=FORMATS[fmt], split=split, jobs=jobs),
                                 progress=progress)
     for result in report.results:
         if result.outcome is Outcome.SKIPPED:
@@ -380,7 +382,7 @@ def export_command(routines: tuple[Path, ...], out_dir: Path, fmt: str, split: b
                 click.echo(f"note: {note}", err=True)
             for warning in result.warnings:
                 click.echo(f"warning: {warning}", err=True)
-            parts = f"{len(entry.tracks)} tracks" if entry.split else f"{entry.steps} chapters"
+            parts = count(len(entry.tracks), "track") if entry.split else count(entry.steps, "chapter")
             click.echo(f"{entry.playlist or entry.tracks[0].file}: {entry.title}, "
                        f"{format_duration(round(entry.duration_s))}, {parts} ({result.outcome.value})")
     counts = {o: len(report.of(o)) for o in Outcome}
@@ -482,9 +484,12 @@ def serve(folder: Path, host: str | None, port: int, no_qr: bool, new_token: boo
 @click.option("--devices", "show_devices", is_flag=True, help="List the output devices and exit.")
 @click.option("--script-keys", hidden=True,
               help="Timed keys, e.g. 'wait:1.0,space,wait:1.0,space,n' (seconds of device time; for tests).")
+@click.option("--log-file", hidden=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Record in this practice log, even a session of the fake backend (for tests).")
 @speech_options
 def play(file: Path | None, from_step: str | None, loop: bool, no_keys: bool, volume: int, backend_name: str,
-         device: str | None, show_devices: bool, script_keys: str | None, engine: str, voice: str | None,
+         device: str | None, show_devices: bool, script_keys: str | None, log_file: Path | None, engine: str,
+         voice: str | None,
          rate: float | None, cache_dir: Path | None, no_cache: bool, jobs: int | None) -> None:
     """Play a routine hands-free, controlled with single keys.
 
@@ -515,7 +520,7 @@ def play(file: Path | None, from_step: str | None, loop: bool, no_keys: bool, vo
     if file is None:
         raise VoicecoachError("no routine to play", hint="give its file: voicecoach play ROUTINE.yaml (--devices lists devices)")
     options = PlayOptions(from_step=from_step, loop=loop, keys=not no_keys, volume_percent=volume, backend=backend_name,
-                          device=device, script_keys=script_keys or "",
+                          device=device, script_keys=script_keys or "", log_path=log_file,
                           settings=_settings(engine, voice, rate, cache_dir, no_cache, jobs))
     play_routine(file, options, show=lambda text: click.echo(text, nl=False), warn=lambda line: click.echo(line, err=True))
 
@@ -543,8 +548,8 @@ def log_command(as_json: bool, limit: int) -> None:
     if not summary.total_sessions:
         click.echo(f"No sessions logged yet in {practice.path}: play a routine with `voicecoach play ROUTINE`.")
         return
-    days = lambda n: f"{n} day{'s' if n != 1 else ''}"  # noqa: E731
-    click.echo(f"Streak: {days(summary.current_streak_days)} (longest {days(summary.longest_streak_days)})")
+    click.echo(f"Streak: {count(summary.current_streak_days, 'day')} "
+               f"(longest {count(summary.longest_streak_days, 'day')})")
     for label, minutes in (("last 7 days", summary.minutes_7_days), ("last 30 days", summary.minutes_30_days)):
         areas = ", ".join(f"{area} {m:.1f}" for area, m in minutes.items()) or "none"
         click.echo(f"Minutes per area, {label}: {areas}")
@@ -552,12 +557,9 @@ def log_command(as_json: bool, limit: int) -> None:
     for s in summary.sessions:
         when = s.started_utc.astimezone().strftime("%Y-%m-%d %H:%M")
         steps = f"{s.steps_completed}/{s.steps_total}" if s.steps_total else str(s.steps_completed)
-        click.echo(f"  {when}  {s.routine:<28} {format_duration(round(s.seconds_played)):>7}  {steps} steps"
+        click.echo(f"  {when}  {s.routine:<28} {format_duration(round(s.seconds_played)):>7}  {steps} "
+                   f"{noun(s.steps_total or s.steps_completed, 'step')}"
                    + ("  finished" if s.finished else ""))
-
-
-def _count(n: int, one: str, many: str | None = None) -> str:
-    return f"{n} {one if n == 1 else many or one + 's'}"
 
 
 _SIZE_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
@@ -632,10 +634,10 @@ def cache_info(cache_dir: Path | None, as_json: bool) -> None:
         return
     click.echo(f"cache {info.root}")
     for kind, part in info.by_kind.items():
-        click.echo(f"  {kind:<7} {part.entries:>7} entries  {_human(part.bytes):>11}")
-    click.echo(f"  {'total':<7} {info.entries:>7} entries  {_human(info.bytes):>11}")
+        click.echo(f"  {kind:<7} {part.entries:>7} {noun(part.entries, 'entry', 'entries'):<7}  {_human(part.bytes):>11}")
+    click.echo(f"  {'total':<7} {info.entries:>7} {noun(info.entries, 'entry', 'entries'):<7}  {_human(info.bytes):>11}")
     if info.temp_files:
-        click.echo(f"  {_count(info.temp_files, 'temporary file')} (being written, or left by an interrupted run)")
+        click.echo(f"  {count(info.temp_files, 'temporary file')} (being written, or left by an interrupted run)")
 
 
 @cache_group.command(name="verify", context_settings=CONTEXT)
@@ -658,8 +660,8 @@ def cache_verify(cache_dir: Path | None, as_json: bool) -> None:
     else:
         for path in report.bad:
             click.echo(f"damaged, removed: {path}")
-        click.echo(f"{_count(report.checked, 'entry', 'entries')} checked: {report.valid} valid, "
-                   f"{len(report.bad)} damaged" + (f", {_count(report.stale_removed, 'leftover temporary file')} removed"
+        click.echo(f"{count(report.checked, 'entry', 'entries')} checked: {report.valid} valid, "
+                   f"{len(report.bad)} damaged" + (f", {count(report.stale_removed, 'leftover temporary file')} removed"
                                                    if report.stale_removed else ""))
     if report.bad:
         raise click.exceptions.Exit(1)
@@ -679,8 +681,8 @@ def cache_prune(cache_dir: Path | None, max_size: int) -> None:
       voicecoach cache prune --max-size 500M
     """
     report = _open_cache(cache_dir).prune(max_bytes=max_size)
-    click.echo(f"removed {_count(report.removed, 'entry', 'entries')} ({_human(report.freed_bytes)}); "
-               f"kept {_count(report.kept, 'entry', 'entries')} ({_human(report.kept_bytes)})")
+    click.echo(f"removed {count(report.removed, 'entry', 'entries')} ({_human(report.freed_bytes)}); "
+               f"kept {count(report.kept, 'entry', 'entries')} ({_human(report.kept_bytes)})")
 
 
 @cache_group.command(name="clear", context_settings=CONTEXT)
@@ -694,7 +696,7 @@ def cache_clear(cache_dir: Path | None) -> None:
     """
     cache = _open_cache(cache_dir)
     removed = cache.clear()
-    click.echo(f"removed {_count(removed, 'entry', 'entries')} from {cache.root}")
+    click.echo(f"removed {count(removed, 'entry', 'entries')} from {cache.root}")
 
 
 class _Progress:

@@ -14,6 +14,7 @@ from fractions import Fraction
 from typing import Mapping, Union
 
 from .errors import Location
+from .grammar import count
 from .timing import strip_pauses
 
 
@@ -30,6 +31,11 @@ class Area(enum.Enum):
     NECK = "neck"
     TEMPLES = "temples"
     FACE = "face"
+
+    @property
+    def is_plural_noun(self) -> bool:
+        """Whether the name is a plural noun: "the cheeks have", but "the jaw has"."""
+        return self in (Area.BROWS, Area.EYES, Area.CHEEKS, Area.TEMPLES)
 
 
 class Side(enum.Enum):
@@ -203,7 +209,7 @@ class Repeat:
 
     @property
     def name(self) -> str:
-        return f"Repeat {self.times} times"
+        return f"Repeat {count(self.times, 'time')}"
 
 
 Step = Union[Say, Exercise, Massage, Rest, Breathe, Repeat]
@@ -211,7 +217,13 @@ Step = Union[Say, Exercise, Massage, Rest, Breathe, Repeat]
 
 @dataclass(frozen=True)
 class Routine:
-    """A whole routine script, includes resolved, ready to compile."""
+    """A whole routine script, includes resolved, ready to compile.
+
+    >>> from voicecoach import load_routine
+    >>> routine = load_routine("scripts/morning.yaml")
+    >>> routine.title, routine.language, len(routine.steps)
+    ('Morning wake-up', 'en', 6)
+    """
 
     title: str
     """Spoken at the start; the album/title tag of exports."""
@@ -378,7 +390,15 @@ class Chapter:
 
 @dataclass(frozen=True)
 class Timeline:
-    """When every sound of a routine starts, exact to the sample."""
+    """When every sound of a routine starts, exact to the sample.
+
+    >>> from voicecoach import plan
+    >>> timeline = plan("scripts/morning.yaml")
+    >>> timeline.sample_rate, len(timeline.chapters), timeline.chapters[0].title
+    (44100, 6, 'Warm-up taps')
+    >>> timeline.chapters[0].start_sample
+    0
+    """
 
     routine: str
     """Routine title."""
