@@ -121,7 +121,7 @@ def test_voices_marks_what_auto_picks(toy_engine):
     listed = CliRunner().invoke(cli, ["voices", "--language", "de"])
     assert listed.exit_code == 0, listed.output
     german = [line for line in listed.output.splitlines() if line.strip().startswith("gmw/de ")]
-    assert german and german[0].endswith("[auto: de]")
+    assert german and german[0].endswith("[auto: de, de-at]")  # de-at: the toy voice's tag, espeak's German
     english = CliRunner().invoke(cli, ["voices", "--engine", "piper", "--json"])
     joe = json.loads(english.output)[0]
     assert joe["id"] == "joe" and {"en", "en-us"} <= set(joe["auto"])

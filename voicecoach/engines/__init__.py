@@ -59,8 +59,9 @@ def auto_choice(voice: str | None, language: str) -> EngineChoice:
     for spec in ranked:
         if speaks(spec, voice, language):
             return EngineChoice(spec.name, voice)
-    raise EngineError(f"no installed speech engine speaks {voice or language!r}",
-                      hint="see `voicecoach voices` for the voices and languages there are")
+    if not ranked:
+        raise EngineError("no speech engine is installed", hint=f"install one: {ENGINES['espeak'].install}")
+    return EngineChoice(ranked[-1].name, voice)  # none speaks it: the widest engine says so, in its words
 
 
 def choose_engine(asked: str | None, voice: str | None, language: str, *, strict: bool = False) -> EngineChoice:

@@ -158,6 +158,6 @@ SPEC = EngineSpec(
     create=EspeakEngine,
     install="pip install --force-reinstall espeakng-loader pyttsx3",
     auto_rank=1,
-    voice_for=lambda language: language,  # espeak names its voice for a language by the code
+    voice_for=lambda language: voice_for(language),
     claims_voice=lambda voice: True,  # any other voice id is espeak's to find (or to say it lacks)
 )
