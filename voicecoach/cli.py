@@ -234,7 +234,7 @@ def voices(engine: str | None, language: str | None, as_json: bool) -> None:
             click.echo(f"{name}: not installed ({missing[name].about}); install it with: {missing[name].install}")
             continue
         these = [v for v in found if v.engine == name]
-        click.echo(f"{name}: {len(these)} voice{'s' if len(these) != 1 else ''} (write the id in a routine's `voice:` or pass --voice)")
+        click.echo(f"{name}: {count(len(these), 'voice')} (write the id in a routine's `voice:` or pass --voice)")
         for v in these:
             click.echo(f"  {v.id:<24} {', '.join(v.languages):<12} {v.name}")
 
@@ -247,16 +247,19 @@ def voices(engine: str | None, language: str | None, as_json: bool) -> None:
 def new(name: str, out: Path | None, force: bool) -> None:
     """Write a commented starter routine titled NAME that documents every field.
 
-    It passes `check --strict` and compiles as it is; edit it from there.
+    It passes `check --strict` and compiles as it is; edit it from there. A NAME that is a
+    file name (scripts/evening-calm.yaml) is the file to write, titled after it.
 
     \b
     Example:
       voicecoach new "Evening calm" -o scripts/evening-calm.yaml
+      voicecoach new scripts/evening-calm.yaml
     """
-    from .schema import default_file_name, starter_routine, write_new_file
+    from .schema import new_routine_target, starter_routine, write_new_file
 
-    text = starter_routine(name)
-    target = write_new_file(out or Path(default_file_name(name)), text, force=force)
+    title, path = new_routine_target(name, out)
+    text = starter_routine(title)
+    target = write_new_file(path, text, force=force)
     click.echo(f"wrote {target}")
 
 
