@@ -620,3 +620,14 @@ def test_damaged_routines_are_a_routine_or_a_user_error(edits) -> None:
     for position, insert in edits:
         text = text[:position] + insert + text[position + 1:]
     assert_is_user_error(lambda: parse_routine(text))
+
+
+@pytest.mark.parametrize(("text", "hint"), [
+    # 'stroke' is already there (a text key), so 'strokse' is most likely the missing 'strokes'
+    ("routine: T\nsteps:\n  - massage: M\n    stroke: up\n    strokse: 4\n", "did you mean 'strokes'?"),
+    ("routine: T\nsteps:\n  - massage: M\n    strokes: 4\n    strokse: up\n", "did you mean 'stroke'?"),
+    ("routine: T\nrouine: x\nsteps:\n  - say: hi\n", "did you mean 'routine'?"),  # nothing closer unused
+])
+def test_typo_hints_pick_the_nearest_unused_field(text, hint):
+    error = error_of(parse_routine, text)
+    assert [e.hint for e in getattr(error, "errors", [error])] == [hint]

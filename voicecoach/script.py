@@ -19,7 +19,7 @@ import stat
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 import yaml
 from yaml.constructor import SafeConstructor
@@ -154,8 +154,12 @@ def _line_col(text: str, index: int) -> tuple[int, int]:
     return line, index - start + 1
 
 
-def _suggest(word: str, choices: list[str] | tuple[str, ...]) -> str:
-    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+def _suggest(word: str, choices: list[str] | tuple[str, ...], used: Iterable[str] = ()) -> str:
+    """The hint for an unknown key: the closest valid key not already in the mapping (a key
+    written twice is an error of its own), else the closest at all, else the list."""
+    taken = set(used)
+    close = (difflib.get_close_matches(word, [c for c in choices if c not in taken], n=1, cutoff=0.6)
+             or difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6))
     if close:
         return f"did you mean '{close[0]}'?"
     return "valid keys are: " + ", ".join(choices)
@@ -352,7 +356,7 @@ class _Parser:
                 continue
             if key not in _TOP_KEYS:
                 misspelled.update(difflib.get_close_matches(key, _TOP_KEYS, n=1, cutoff=0.6))
-                self.err(key_loc, f"unknown key {_show(key)} at the top level", _suggest(key, _TOP_KEYS))
+                self.err(key_loc, f"unknown key {_show(key)} at the top level", _suggest(key, _TOP_KEYS, root.value))
             elif key == "steps":
                 steps = self.steps(value, key, folder)
             else:
@@ -453,7 +457,7 @@ class _Parser:
         before = len(self.errors)
         for key, (key_loc, value) in node.value.items():
             if key not in REQUIRED_PHRASES:
-                self.err(key_loc, f"unknown cue {_show(key)}", _suggest(key, tuple(REQUIRED_PHRASES)))
+                self.err(key_loc, f"unknown cue {_show(key)}", _suggest(key, tuple(REQUIRED_PHRASES), node.value))
                 continue
             text = self.text(f"cues: {key}", value)
             if text is _BAD:
@@ -504,7 +508,7 @@ class _Parser:
         before = len(self.errors)
         for name, (key_loc, _) in node.value.items():
             if name not in allowed:
-                self.err(key_loc, f"unknown key {_show(name)} in {key}", _suggest(name, allowed))
+                self.err(key_loc, f"unknown key {_show(name)} in {key}", _suggest(name, allowed, node.value))
         return _BAD if len(self.errors) > before else node.value
 
     def file_path(self, key: str, node: _Node, folder: str | None, extensions: tuple[str, ...]) -> Any:
@@ -594,7 +598,7 @@ class _Parser:
         for key, (key_loc, _) in entries.items():
             if key not in _FIELDS[kind]:
                 others = sorted(_FIELDS[kind] - {kind})
-                hint = _suggest(key, others) if others else f"a '{kind}' step takes no other keys; remove it"
+                hint = _suggest(key, others, entries) if others else f"a '{kind}' step takes no other keys; remove it"
                 self.err(key_loc, f"unknown key {_show(key)} in {kind}", hint)
         kind_loc, kind_node = entries[kind]
         if kind == "include":
