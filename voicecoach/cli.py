@@ -86,30 +86,40 @@ def speech_options(func):
 
 
 @cli.command(context_settings=CONTEXT)
-@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--strict", is_flag=True, help="Treat safety and quality warnings as errors (exit 2).")
 @click.option("--deep", is_flag=True,
               help="Also compile with real speech (synthesized and cached) to find speech too long for its slot.")
 @speech_options
 def check(files: tuple[Path, ...], strict: bool, deep: bool, engine: str, voice: str | None, rate: float | None,
           cache_dir: Path | None, no_cache: bool, jobs: int | None) -> None:
-    """Validate routine files; print each problem as path:line:col: message.
+    """Validate routine files (a folder means every routine in it); print each problem as path:line:col: message.
 
+    Include-only blocks (steps without a title, like scripts/library/) are checked as blocks.
     Then the safety and quality rules run on every valid routine: each finding is printed as
     path:line:col: RULE warning: reason (info notes never fail). The speech options apply to
     --deep only. Exits 0 when every file is valid (warnings allowed unless --strict), 2 otherwise.
 
     \b
     Example:
-      voicecoach check scripts/*.yaml
+      voicecoach check scripts/
       voicecoach check --strict --deep scripts/morning.yaml
     """
     from .rules import Severity, check_routine
+    from .script import find_routine_files, is_block_file, load_block
 
     deep_settings = _settings(engine, voice, rate, cache_dir, no_cache, jobs) if deep else None
     problems = 0
-    for path in files:
+    found = find_routine_files(files)
+    if not found:
+        raise VoicecoachError("no routines found in " + ", ".join(map(str, files)),
+                              hint="give routine .yaml files, or folders that hold them")
+    for path in found:
         try:
+            if path.is_file() and is_block_file(path):  # what export skips, checked as what it is
+                block = load_block(path)
+                click.echo(f"{path}: ok (include-only block, {count(len(flat_steps(block)), 'step')})")
+                continue
             routine = load_routine(path)
             findings = check_routine(routine, deep=deep_settings)
         except RoutineErrors as errors:

@@ -34,7 +34,8 @@ from .engines import ENGINES, model_extensions
 from .timing import has_pauses, parse_duration, split_pauses
 from .vocab import REQUIRED_PHRASES, phrase_problem
 
-__all__ = ["DEFAULT_LIMITS", "Limits", "load_routine", "parse_routine", "resolve_inside", "routine_format"]
+__all__ = ["DEFAULT_LIMITS", "ROUTINE_SUFFIXES", "Limits", "find_routine_files", "is_block_file", "load_block",
+           "load_routine", "parse_routine", "resolve_inside", "routine_format"]
 
 
 @dataclass(frozen=True)
@@ -857,6 +858,75 @@ def load_routine(path: str | os.PathLike, *, limits: Limits = DEFAULT_LIMITS) ->
     display = os.fspath(path)
     data = _read(display, display, limits)
     return _parse(data, display, Path(display).parent, limits, os.path.realpath(display))
+
+
+def load_block(path: str | os.PathLike, *, limits: Limits = DEFAULT_LIMITS) -> tuple[Step, ...]:
+    """Read and check an include-only block (steps, no title): its steps, as an include gets them.
+
+    Raises like :func:`load_routine`; ``check`` uses it so a block is checked, not refused for
+    having no title.
+    """
+    display = os.fspath(path)
+    data = _read(display, display, limits)
+    parser = _Parser(limits, os.path.realpath(Path(display).parent))
+    parser.chain.append(os.path.realpath(display))
+    try:
+        parsed = parser.file(data, display, os.fspath(Path(display).parent), top=False)
+    except _TooManyErrors:
+        parsed = None
+    if parser.errors:
+        raise parser.errors[0] if len(parser.errors) == 1 else RoutineErrors(parser.errors)
+    assert parsed is not None  # no steps without an error
+    return tuple(parsed[1])
+
+
+# ---------------------------------------------------------------------------------------
+# Routine files: one notion for every command (check, export, ...)
+
+ROUTINE_SUFFIXES = (".yaml", ".yml")
+"""What a routine (or block) file is called; a folder given to a command means these below it."""
+
+
+def is_block_file(path: str | os.PathLike) -> bool:
+    """A YAML file of steps meant for ``include:`` only: a top-level mapping without ``routine:``.
+
+    Only composed (never constructed), size-limited; anything unreadable is not a block, so
+    loading it as a routine reports the real problem.
+    """
+    try:
+        if os.path.getsize(path) > DEFAULT_LIMITS.max_file_bytes:
+            return False
+        with open(path, "rb") as handle:
+            node = yaml.compose(handle.read().decode("utf-8-sig"), Loader=yaml.SafeLoader)
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, RecursionError):
+        return False
+    if not isinstance(node, yaml.MappingNode):
+        return False
+    keys = {k.value for k, _ in node.value if isinstance(k, yaml.ScalarNode)}
+    return "routine" not in keys and "steps" in keys
+
+
+def find_routine_files(paths: Iterable[str | os.PathLike]) -> list[Path]:
+    """Files named, and every ``.yaml``/``.yml`` below a folder named (sorted, hidden ones left
+    out); each file once."""
+    found: list[Path] = []
+    seen: set[str] = set()
+    for given in paths:
+        path = Path(given)
+        if path.is_dir():
+            candidates = sorted(
+                p for p in path.rglob("*")
+                if p.suffix.lower() in ROUTINE_SUFFIXES and p.is_file()
+                and not any(part.startswith(".") for part in p.relative_to(path).parts)
+            )
+        else:
+            candidates = [path]
+        for candidate in candidates:
+            real = os.path.realpath(candidate)
+            if real not in seen:
+                seen.add(real)
+                found.append(candidate)
+    return found
 
 
 def routine_format(limits: Limits = DEFAULT_LIMITS) -> dict[str, Any]:

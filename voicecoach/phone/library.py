@@ -48,7 +48,7 @@ from ..formats import FORMATS, FORMATS_VERSION, OutputFormat
 from ..sidecars import PlaylistEntry
 from ..model import Routine
 from ..pipeline import Settings, build
-from ..script import DEFAULT_LIMITS, load_routine
+from ..script import DEFAULT_LIMITS, find_routine_files, is_block_file, load_routine
 from ..sound import file_sha256
 
 MANIFEST_NAME = ".voicecoach-export.json"
@@ -63,7 +63,6 @@ ALBUM = "voicecoach routines"
 RESERVED_NAMES = frozenset({"feed", "index"})
 """Slugs a routine may not take: the feed's own files are ``feed.xml`` and ``feed.png``."""
 
-ROUTINE_SUFFIXES = (".yaml", ".yml")
 """Files a folder argument contributes."""
 
 _SLUG_MAX_CHARS = 60
@@ -278,48 +277,6 @@ def _identifier() -> tuple[Callable[[str, str], str], Callable[[], None]]:
 
 # ---------------------------------------------------------------------------------------
 # Finding routines
-
-
-def is_block_file(path: str | os.PathLike) -> bool:
-    """A YAML file of steps meant for ``include:`` only: a top-level mapping without ``routine:``.
-
-    Only composed (never constructed), size-limited; anything unreadable is not a block, so
-    loading it as a routine reports the real problem.
-    """
-    try:
-        if os.path.getsize(path) > DEFAULT_LIMITS.max_file_bytes:
-            return False
-        with open(path, "rb") as handle:
-            node = yaml.compose(handle.read().decode("utf-8-sig"), Loader=yaml.SafeLoader)
-    except (OSError, UnicodeDecodeError, yaml.YAMLError, RecursionError):
-        return False
-    if not isinstance(node, yaml.MappingNode):
-        return False
-    keys = {k.value for k, _ in node.value if isinstance(k, yaml.ScalarNode)}
-    return "routine" not in keys and "steps" in keys
-
-
-def find_routine_files(paths: Iterable[str | os.PathLike]) -> list[Path]:
-    """Files named, and every ``.yaml``/``.yml`` below a folder named (sorted, hidden ones left
-    out); each file once."""
-    found: list[Path] = []
-    seen: set[str] = set()
-    for given in paths:
-        path = Path(given)
-        if path.is_dir():
-            candidates = sorted(
-                p for p in path.rglob("*")
-                if p.suffix.lower() in ROUTINE_SUFFIXES and p.is_file()
-                and not any(part.startswith(".") for part in p.relative_to(path).parts)
-            )
-        else:
-            candidates = [path]
-        for candidate in candidates:
-            real = os.path.realpath(candidate)
-            if real not in seen:
-                seen.add(real)
-                found.append(candidate)
-    return found
 
 
 # ---------------------------------------------------------------------------------------
@@ -725,8 +682,6 @@ __all__ = [
     "RoutineResult",
     "export_key",
     "export_library",
-    "find_routine_files",
-    "is_block_file",
     "read_manifest",
     "routine_key",
     "slugify",
