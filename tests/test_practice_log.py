@@ -297,3 +297,43 @@ def test_damaged_log_errors_in_log_and_never_blocks_playing(run, tmp_path, scrip
     assert "this session will not be logged" in played.stderr
     assert "Played " in played.stdout and "finished." in played.stdout and "Logged" not in played.stdout
     assert path.read_bytes() == b"\x00garbage" * 1000  # left as it was
+
+
+def test_upgrade_from_v2_decides_which_old_sessions_were_practice_days(tmp_path):
+    path = tmp_path / FILE_NAME
+    with sqlite3.connect(path) as conn:  # a log as version 2 wrote it
+        for statement in (*MIGRATIONS[0], *MIGRATIONS[1]):
+            conn.execute(statement)
+        conn.execute("UPDATE schema_version SET version = 2")
+        rows = [("Seven seconds", "2024-01-01", 7.0, 0, 6, 0),  # the session: 0 of 6 steps
+                ("Most steps", "2024-01-02", 200.0, 5, 6, 0), ("Finished", "2024-01-03", 300.0, 6, 6, 1),
+                ("Old, unknown steps", "2024-01-04", 50.0, 2, 0, 0)]
+        conn.executemany("INSERT INTO sessions (routine, file_hash, started_utc, local_date, seconds_played,"
+                         " steps_completed, steps_total, finished) VALUES (?, '', ? || 'T07:00:00+00:00', ?, ?, ?, ?, ?)",
+                         [(r[0], r[1], r[1], *r[2:]) for r in rows])
+    log = PracticeLog(path)
+    practised = {s.routine: s.practised for s in log.sessions()}
+    assert version_of(path) == SCHEMA_VERSION
+    assert practised == {"Seven seconds": False, "Most steps": True, "Finished": True, "Old, unknown steps": False}
+    summary = log.summary(now=local(BERLIN, 2024, 1, 3, 20, 0), zone=BERLIN)
+    assert (summary.current_streak_days, summary.total_sessions) == (2, 4)
+
+
+def test_a_short_session_is_not_a_practice_day(log):
+    now = local(BERLIN, 2024, 5, 1, 8, 0)
+    short = new_session(routine="R", file_hash="", started=now, zone=BERLIN, seconds_played=7.0, seconds_total=300.0,
+                        steps_completed=0, steps_total=6, finished=False)
+    log.record(short)
+    assert not log.sessions()[0].practised
+    assert log.summary(now=now, zone=BERLIN).current_streak_days == 0  # was: "Streak: 1 day"
+    log.record(dataclasses_replace(short, seconds_played=240.0, practised=True))  # 80 % of 300 s
+    assert log.summary(now=now, zone=BERLIN).current_streak_days == 1
+    boundary = new_session(routine="R", file_hash="", started=now, zone=BERLIN, seconds_played=239.9,
+                           seconds_total=300.0, steps_completed=5, steps_total=6, finished=False)
+    assert not boundary.practised
+
+
+def dataclasses_replace(session, **changes):
+    import dataclasses
+
+    return dataclasses.replace(session, **changes)

@@ -90,10 +90,11 @@ def speech_options(func):
 @speech_options
 def check(files: tuple[Path, ...], strict: bool, deep: bool, engine: str, voice: str | None, rate: float | None,
           cache_dir: Path | None, no_cache: bool, jobs: int | None) -> None:
-    """Validate routine files; print each problem as path:line:col: message.
+    """Validate routine and program files; print each problem as path:line:col: message.
 
-    Then the safety and quality rules run on every valid routine: each finding is printed as
-    path:line:col: RULE warning: reason (info notes never fail). The speech options apply to
+    Then the safety and quality rules run on every valid routine, and on every day of a
+    program as it will be played: each finding is printed as path:line:col: RULE warning:
+    reason (info notes never fail). The speech options apply to
     --deep only. Exits 0 when every file is valid (warnings allowed unless --strict), 2 otherwise.
 
     \b
@@ -101,14 +102,22 @@ def check(files: tuple[Path, ...], strict: bool, deep: bool, engine: str, voice:
       voicecoach check scripts/*.yaml
       voicecoach check --strict --deep scripts/morning.yaml
     """
+    _check_files(files, strict, _settings(engine, voice, rate, cache_dir, no_cache, jobs) if deep else None)
+
+
+def _check_files(files: tuple[Path, ...], strict: bool, deep_settings: Settings | None) -> None:
+    """`check` and `program check`: routines and programs (a file with `program:`), each problem once."""
+    from .programs.days import check_program
+    from .programs.format import is_program_file, load_program
     from .rules import Severity, check_routine
 
-    deep_settings = _settings(engine, voice, rate, cache_dir, no_cache, jobs) if deep else None
     problems = 0
     for path in files:
         try:
-            routine = load_routine(path)
-            findings = check_routine(routine, deep=deep_settings)
+            program = load_program(path) if is_program_file(path) else None
+            routine = load_routine(path) if program is None else None
+            findings = check_routine(routine, deep=deep_settings) if routine else check_program(program,
+                                                                                               deep=deep_settings)
         except RoutineErrors as errors:
             for error in errors.errors:
                 click.echo(error.format(), err=True)
@@ -123,9 +132,11 @@ def check(files: tuple[Path, ...], strict: bool, deep: bool, engine: str, voice:
         failing = sum(finding.fails(strict=strict) for finding in findings)
         problems += failing
         if not failing:
-            warnings = sum(finding.severity is Severity.WARNING for finding in findings)
+            warnings = sum(f.severity is Severity.WARNING for f in findings)
             noted = f", {warnings} warning{'s' if warnings != 1 else ''}" if warnings else ""
-            click.echo(f"{path}: ok ({len(flat_steps(routine.steps))} steps{noted})")
+            size = (f"{len(flat_steps(routine.steps))} steps" if routine else
+                    f"{program.days} days, {len(program.practice_days())} practice days")
+            click.echo(f"{path}: ok ({size}{noted})")
     if problems:
         raise click.exceptions.Exit(2)
 
@@ -302,7 +313,8 @@ def new(name: str, out: Path | None, force: bool) -> None:
 @cli.command(context_settings=CONTEXT)
 @click.option("-o", "--output", "out", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the schema to this file instead of printing it.")
-def schema(out: Path | None) -> None:
+@click.option("--program", is_flag=True, help="The schema of program files instead (scripts/programs/).")
+def schema(out: Path | None, program: bool) -> None:
     """Print the JSON Schema (draft 2020-12) of the routine format, for editors.
 
     Routines that start with `# yaml-language-server: $schema=routine.schema.json` get
@@ -311,13 +323,14 @@ def schema(out: Path | None) -> None:
     \b
     Example:
       voicecoach schema -o scripts/routine.schema.json
+      voicecoach schema --program -o scripts/programs/program.schema.json
     """
     from .schema import schema_text, write_new_file
 
     if out is None:
-        click.echo(schema_text(), nl=False)
+        click.echo(schema_text(program=program), nl=False)
     else:
-        write_new_file(out, schema_text(), force=True)
+        write_new_file(out, schema_text(program=program), force=True)
 
 
 _EXPORT_FORMATS = ("mp3", "m4b", "opus")  # formats.AudioFormat values (literal: cli imports stay light)
@@ -554,7 +567,7 @@ def _log_session(practice, file: Path, timeline, outcome, started) -> None:
     session = new_session(
         routine=timeline.routine, file_hash=file_hash(file), started=started, seconds_played=outcome.played_s,
         steps_completed=outcome.steps_completed, steps_total=outcome.steps_total, finished=outcome.finished,
-        area_seconds=areas,
+        area_seconds=areas, seconds_total=timeline.duration_s,
     )
     try:
         practice.record(session)
@@ -594,7 +607,8 @@ def log_command(as_json: bool, limit: int) -> None:
                 "routine": s.routine, "file_hash": s.file_hash,
                 "started_utc": s.started_utc.isoformat(timespec="seconds"), "local_date": s.local_date.isoformat(),
                 "seconds_played": round(s.seconds_played, 3), "steps_completed": s.steps_completed,
-                "steps_total": s.steps_total, "finished": s.finished,
+                "steps_total": s.steps_total, "finished": s.finished, "practised": s.practised,
+                "program": s.program, "program_day": s.program_day,
                 "minutes_per_area": {a: round(sec / 60, 3) for a, sec in sorted(s.area_seconds.items())},
             } for s in summary.sessions],
         }, indent=1))
@@ -612,7 +626,76 @@ def log_command(as_json: bool, limit: int) -> None:
         when = s.started_utc.astimezone().strftime("%Y-%m-%d %H:%M")
         steps = f"{s.steps_completed}/{s.steps_total}" if s.steps_total else str(s.steps_completed)
         click.echo(f"  {when}  {s.routine:<28} {format_duration(round(s.seconds_played)):>7}  {steps} steps"
-                   + ("  finished" if s.finished else ""))
+                   + ("  finished" if s.finished else "" if s.practised else "  (under 80 %: not a practice day)"))
+
+
+_PROGRAM = "scripts/programs/thirty-days-face-fitness.yaml"
+_DATE = click.DateTime(["%Y-%m-%d"])
+
+
+@cli.group(name="program", context_settings=CONTEXT)
+def program_group() -> None:
+    """Programs: routines day by day for weeks, each week a little harder (scripts/programs/).
+
+    \b
+    Example:
+      voicecoach program preview scripts/programs/thirty-days-face-fitness.yaml --day 15
+    """
+
+
+@program_group.command(name="check", context_settings=CONTEXT)
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--strict", is_flag=True, help="Treat safety and quality warnings as errors (exit 2).")
+@click.option("--deep", is_flag=True, help="Also compile every day with real speech (see `check --deep`).")
+@speech_options
+def program_check(files: tuple[Path, ...], strict: bool, deep: bool, engine: str, voice: str | None,
+                  rate: float | None, cache_dir: Path | None, no_cache: bool, jobs: int | None) -> None:
+    """Check programs: the file, its routines, and the safety rules on every day with progress.
+
+    A finding names the program's line, the first day it is played on and the routine's line.
+
+    \b
+    Example:
+      voicecoach program check --strict scripts/programs/*.yaml
+    """
+    _check_files(files, strict, _settings(engine, voice, rate, cache_dir, no_cache, jobs) if deep else None)
+
+
+@program_group.command(name="preview", context_settings=CONTEXT)
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--day", type=click.IntRange(1), help="One day's plan, step by step.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def program_preview(file: Path, day: int | None, as_json: bool) -> None:
+    """Print the calendar (day -> routines, minutes) or one day's steps with progress applied.
+
+    \b
+    Example:
+      voicecoach program preview scripts/programs/thirty-days-face-fitness.yaml --day 15 --json
+    """
+    from .programs.days import preview_lines, program_plan
+    from .programs.format import load_program
+
+    data = program_plan(load_program(file), day=day)
+    click.echo(json.dumps(data, indent=1) if as_json else "\n".join(preview_lines(data)))
+
+
+@program_group.command(name="status", context_settings=CONTEXT)
+@click.argument("file", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--date", "on", type=_DATE, help="Show it as of this date (YYYY-MM-DD) [default: today].")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def program_status(file: Path | None, on, as_json: bool) -> None:
+    """Day n of N, days done, streak, what is next, and a calendar heatmap (no colour needed).
+
+    Without FILE: the program played last (see `voicecoach today`).
+
+    \b
+    Example:
+      voicecoach program status scripts/programs/thirty-days-face-fitness.yaml
+    """
+    from .programs.today import plan_today, status_json, status_lines
+
+    status = plan_today(file, today=on.date() if on else None).status
+    click.echo(json.dumps(status_json(status), indent=1) if as_json else "\n".join(status_lines(status)))
 
 
 def _count(n: int, one: str, many: str | None = None) -> str:
