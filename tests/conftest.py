@@ -1,4 +1,9 @@
-"""Shared test plumbing: the reliability figures that test_fuzz.py and test_reliability.py count.
+"""Shared test plumbing: no silent skips in CI, and the reliability figures that test_fuzz.py and
+test_reliability.py count.
+
+With ``CI=true`` in the environment every skip is a failure -- a ``skipif`` mark, a
+``pytest.skip()`` call, an ``importorskip`` at module level -- so a broken install step
+(no PulseAudio, no Piper) cannot hide the tests that need it.  Locally they may skip.
 
 The figures are printed at the end of every run that counted any (even with -q, without -s):
 inputs fuzzed, clear errors, crashes; kills injected, partial outputs, invalid cache entries;
@@ -6,6 +11,8 @@ concurrent runs, mismatches.  Each test also asserts its own figures (crashes 0,
 """
 
 from __future__ import annotations
+
+import os
 
 import pytest
 
@@ -16,6 +23,30 @@ _ORDER = [  # printed in this order, one line per group
     ("faults", ("kills injected", "partial outputs", "invalid cache entries", "leftovers cleaned")),
     ("concurrency", ("concurrent runs", "mismatches")),
 ]
+
+
+def skips_fail() -> bool:
+    """True in CI: a skipped test or module is reported as failed."""
+    return os.environ.get("CI", "").strip().lower() in ("true", "1", "yes")
+
+
+def _fail_a_skip(report) -> None:
+    if report.skipped and not hasattr(report, "wasxfail") and skips_fail():
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        report.outcome = "failed"
+        report.longrepr = f"skipped in CI (CI=true), which counts as a failure: {reason}"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    _fail_a_skip(outcome.get_result())
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector):
+    outcome = yield
+    _fail_a_skip(outcome.get_result())
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -20,13 +20,16 @@ next run once they are stale (see files.STALE_TEMP_S).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import enum
 import hashlib
 import json
 import os
 import struct
 import zlib
 from dataclasses import dataclass, field
-from pathlib import Path
+from fractions import Fraction
+from pathlib import Path, PurePath
 from typing import BinaryIO, Iterable, Iterator
 
 import numpy as np
@@ -53,10 +56,53 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get(ENV_VAR) or DEFAULT_DIR)
 
 
+FORMAT_VERSION = 2
+"""The cache's format: part of every key and of every entry's header.  2: keys are derived by
+:func:`settings_key` (a one-time re-render), tracks are stored compactly."""
+
+NOT_IN_KEY = {"cache_key": False}
+"""``field(metadata=NOT_IN_KEY)``: a settings field that does not change the output (chunk
+sizes, worker counts, folders) and so stays out of the settings' cache key."""
+
+
+def _canonical(value: object) -> object:
+    """``value`` as plain JSON data, the same in every process (no ``repr`` with addresses).
+
+    Dataclasses become their fields by name (without the :data:`NOT_IN_KEY` ones), enums their
+    value, fractions ``"n/d"``, paths their text; anything else that JSON cannot hold is a bug.
+    """
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    if isinstance(value, enum.Enum):
+        return _canonical(value.value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _canonical(getattr(value, f.name)) for f in dataclasses.fields(value)
+                if f.metadata.get("cache_key", True)}
+    if isinstance(value, (list, tuple)):
+        return [_canonical(v) for v in value]
+    if isinstance(value, dict):
+        return {str(_canonical(k)): _canonical(v) for k, v in value.items()}
+    if isinstance(value, Fraction):
+        return str(value)
+    if isinstance(value, PurePath):
+        return str(value)
+    raise TypeError(f"cannot put a {type(value).__name__} into a cache key: {value!r}")
+
+
 def digest(*parts: object) -> str:
-    """A stable hex key for JSON-serializable parts."""
-    blob = json.dumps(parts, sort_keys=True, separators=(",", ":"), default=str)
+    """A stable hex sha256 of ``parts`` as canonical JSON (see :func:`_canonical`)."""
+    blob = json.dumps(_canonical(parts), sort_keys=True, separators=(",", ":"), allow_nan=False)
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+def settings_key(kind: str, version: str, settings: object, *extra: object) -> str:
+    """The one way a cache key is made: the hash of a kind, its version, the cache format and
+    the fields of a frozen settings dataclass (with whatever else decides the output).
+
+    Every field that changes the output is in the key, so a new field is in it too unless it
+    is marked :data:`NOT_IN_KEY`.  Settings classes expose it as their ``cache_key()``.
+    """
+    return digest(kind, version, FORMAT_VERSION, settings, *extra)
 
 
 @dataclass

@@ -120,11 +120,11 @@ def _check_files(files: tuple[Path, ...], strict: bool, deep_settings: Settings 
                                                                                                deep=deep_settings)
         except RoutineErrors as errors:
             for error in errors.errors:
-                click.echo(error.format(), err=True)
+                click.echo(error.at_file(path).format(), err=True)
             problems += len(errors.errors)
             continue
-        except VoicecoachError as error:
-            click.echo(error.format(), err=True)
+        except VoicecoachError as error:  # every line names its file, even an engine's failure
+            click.echo(error.at_file(path).format(), err=True)
             problems += 1
             continue
         for finding in findings:

@@ -54,7 +54,7 @@ ToneMeasure = Callable[[Tone], int]
 
 @dataclass(frozen=True)
 class CompileSettings:
-    """Pacing constants and limits; part of the track's cache key."""
+    """Pacing constants and limits (the track's cache key covers the timeline they make)."""
 
     sample_rate: int = 44100
     """Samples per second of the timeline."""
@@ -72,9 +72,6 @@ class CompileSettings:
     """Longest routine accepted (4 hours)."""
     max_events: int = 50_000
     """Most cues accepted in one routine."""
-
-    def key(self) -> str:
-        return repr(sorted(vars(self).items()))
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,8 @@ Every problem caused by input (a routine file, an option, the machine's setup) i
 
 from __future__ import annotations
 
+import copy
+import os
 from dataclasses import dataclass
 
 
@@ -44,6 +46,20 @@ class VoicecoachError(Exception):
             text = f"{self.location}: {text}"
         return text
 
+    def at_file(self, path: str | os.PathLike) -> "VoicecoachError":
+        """This error, placed at ``path:1:1`` if it names no place of its own.
+
+        Commands over many routines start every error with its file, so the user can tell
+        which routine failed; an error about the file as a whole (an engine that failed, a
+        disk that is full) is at its first line.
+        """
+        if self.location is not None:
+            return self
+        placed = copy.copy(self)
+        placed.location = Location(os.fspath(path))
+        placed.args = (placed.format(),)
+        return placed
+
 
 class RoutineErrors(VoicecoachError):
     """Several problems found in one routine file (``check`` prints them all)."""
@@ -54,6 +70,9 @@ class RoutineErrors(VoicecoachError):
         self.errors = sorted(errors, key=_sort_key)
         first = self.errors[0]
         super().__init__(first.message, location=first.location, hint=first.hint)
+
+    def at_file(self, path: str | os.PathLike) -> "RoutineErrors":
+        return RoutineErrors([error.at_file(path) for error in self.errors])
 
     def format(self) -> str:  # one line per problem
         return "\n".join(e.format() for e in getattr(self, "errors", []))

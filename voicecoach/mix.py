@@ -14,15 +14,14 @@ from __future__ import annotations
 
 import bisect
 import functools
-import hashlib
-import json
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Callable, Iterator, Protocol
 
 import numpy as np
 
+from .cache import NOT_IN_KEY, settings_key
 from .model import Event, EventKind, Timeline, Tone
 from .timing import to_samples
 
@@ -86,7 +85,7 @@ class RenderSettings:
     """Gain on the sum, calibrated on the library routines to land near -16 LUFS."""
     peak_dbfs: float = -1.0
     """Sample-peak ceiling of the track, kept by the limiter."""
-    chunk_samples: int = 65536
+    chunk_samples: int = field(default=65536, metadata=NOT_IN_KEY)
     """Samples per rendered chunk; does not change the output, only memory and speed."""
     speech_gain_db: float = 0.0
     """Gain on speech before mixing (clips are already at the speech loudness)."""
@@ -105,10 +104,7 @@ class RenderSettings:
 
     def cache_key(self) -> str:
         """A stable hash of everything that changes the samples (``chunk_samples`` does not)."""
-        fields = asdict(self)
-        del fields["chunk_samples"]
-        blob = json.dumps([MIX_VERSION, fields], sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+        return settings_key("render", MIX_VERSION, self)
 
 
 def _db_to_gain(db: float) -> float:

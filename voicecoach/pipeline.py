@@ -8,6 +8,8 @@ synthesized nor mixed again.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import os
 import threading
 from dataclasses import dataclass, field
@@ -18,10 +20,10 @@ from typing import Callable, Iterator
 import numpy as np
 
 from . import export as exporting
-from .cache import Cache, default_cache_dir, digest
+from .cache import NOT_IN_KEY, Cache, default_cache_dir, settings_key
 from .compile import CompileSettings, Section, collect_phrases, compile_timeline, estimate_speech_samples, iter_sections
 from .errors import VoicecoachError
-from .mix import Mixer, RenderSettings, limiter_reach
+from .mix import MIX_VERSION, Mixer, RenderSettings, limiter_reach
 from .model import EventKind, Routine, Timeline, flat_steps
 from .script import load_routine
 from .sound import SoundDesign, load_sound_design
@@ -50,12 +52,21 @@ class Settings:
     """MP3 bitrate (constant, so chapter times stay exact to seek)."""
     mp3_quality: int = 5
     """LAME's algorithm quality, 0 (best, slowest) to 9; 5 is its "good quality, fast"."""
-    jobs: int | None = None
+    jobs: int | None = field(default=None, metadata=NOT_IN_KEY)
     """Parallel synthesis workers; ``None`` uses every core."""
-    cache_dir: Path | None = None
+    cache_dir: Path | None = field(default=None, metadata=NOT_IN_KEY)
     """Cache folder; ``None`` means ``$VOICECOACH_CACHE_DIR`` or ``audio_cache/``."""
-    use_cache: bool = True
+    use_cache: bool = field(default=True, metadata=NOT_IN_KEY)
     """``False`` renders everything afresh and stores nothing."""
+
+    def cache_key(self) -> str:
+        """What in these settings changes the output (not workers or the cache folder)."""
+        return settings_key("settings", MIX_VERSION, self)
+
+    def resolved(self, routine: Routine) -> "Settings":
+        """These settings with what ``routine`` decides filled in: its engine, voice and rate."""
+        speech = self.speech_settings(routine)
+        return dataclasses.replace(self, engine=self.engine_for(routine), voice=speech.voice, rate=speech.rate)
 
     def engine_for(self, routine: Routine) -> str:
         """The engine that speaks ``routine``: the command line's, the routine's, or espeak."""
@@ -153,9 +164,23 @@ def routine_vocabulary(routine: Routine) -> Vocabulary:
     return load_vocabulary(routine.language, location=routine.locs.get("language")).with_cues(routine.cues)
 
 
+@contextlib.contextmanager
+def about(routine: Routine) -> Iterator[None]:
+    """Errors raised inside are placed in ``routine``'s file (at 1:1 when they name no line)."""
+    try:
+        yield
+    except VoicecoachError as error:
+        raise error.at_file(routine.path) from None
+
+
 def _parts(routine: Routine | str | os.PathLike, settings: Settings, on_clip: Callable[[str], None] | None) -> _Parts:
     if not isinstance(routine, Routine):
         routine = load_routine(routine)
+    with about(routine):
+        return _routine_parts(routine, settings, on_clip)
+
+
+def _routine_parts(routine: Routine, settings: Settings, on_clip: Callable[[str], None] | None) -> _Parts:
     vocab = routine_vocabulary(routine)
     cache = Cache((settings.cache_dir or default_cache_dir()) if settings.use_cache else None)
     sound = load_sound_design(routine, sample_rate=settings.sample_rate, cache=cache)
@@ -191,17 +216,18 @@ def build(
             progress("speech", done, len(parts.phrases))
 
     parts = _parts(routine, settings, on_clip)
-    try:
-        parts.speech.prepare(parts.phrases)
-    finally:
-        parts.speech.engine.close()
-    timeline = compile_timeline(
-        parts.routine,
-        vocab=parts.vocab,
-        speech_samples=parts.speech.samples,
-        tone_samples=parts.sound.tone_length,
-        settings=settings.compile_settings(),
-    )
+    with about(parts.routine):
+        try:
+            parts.speech.prepare(parts.phrases)
+        finally:
+            parts.speech.engine.close()
+        timeline = compile_timeline(
+            parts.routine,
+            vocab=parts.vocab,
+            speech_samples=parts.speech.samples,
+            tone_samples=parts.sound.tone_length,
+            settings=settings.compile_settings(),
+        )
     render_settings = settings.render_settings()
     return Build(
         routine=parts.routine,
@@ -252,6 +278,8 @@ class LiveBuild:
         try:
             work()
         except BaseException as error:  # handed to whoever waits next
+            if isinstance(error, VoicecoachError):
+                error = error.at_file(self.routine.path)
             with self._ready:
                 self._error = self._error or error
                 self._ready.notify_all()
@@ -380,28 +408,26 @@ def track_key(timeline: Timeline, speech: Speech, render_settings: RenderSetting
          speech.key(e.text) if e.kind is EventKind.SPEECH else e.tone.value)  # type: ignore[union-attr]
         for e in timeline.events
     ]
-    parts = [timeline.sample_rate, timeline.length_samples, events, render_settings.cache_key()]
-    sound_key = sound.key() if sound is not None else ""
-    if sound_key:  # music or replacement tones; without them keys stay as they were
-        parts.append(sound_key)
-    return digest("track", *parts)
+    return settings_key("track", MIX_VERSION, render_settings, timeline.sample_rate, timeline.length_samples,
+                        events, sound.key() if sound is not None else "")
 
 
 def plan(routine: Routine | str | os.PathLike, *, settings: Settings = Settings()) -> Timeline:
     """The timeline with estimated speech lengths, without synthesizing (``preview``)."""
     if not isinstance(routine, Routine):
         routine = load_routine(routine)
-    vocab = routine_vocabulary(routine)
-    rate = settings.rate if settings.rate is not None else routine.rate
-    sound = load_sound_design(routine, sample_rate=settings.sample_rate, music=False)  # tones set the timing
-    return compile_timeline(
-        routine,
-        vocab=vocab,
-        speech_samples=lambda text: estimate_speech_samples(text, sample_rate=settings.sample_rate, rate=rate),
-        tone_samples=sound.tone_length,
-        settings=settings.compile_settings(),
-        check_fit=False,
-    )
+    with about(routine):
+        vocab = routine_vocabulary(routine)
+        rate = settings.rate if settings.rate is not None else routine.rate
+        sound = load_sound_design(routine, sample_rate=settings.sample_rate, music=False)  # tones set the timing
+        return compile_timeline(
+            routine,
+            vocab=vocab,
+            speech_samples=lambda text: estimate_speech_samples(text, sample_rate=settings.sample_rate, rate=rate),
+            tone_samples=sound.tone_length,
+            settings=settings.compile_settings(),
+            check_fit=False,
+        )
 
 
 def check_output_path(out: str | os.PathLike) -> Path:

@@ -128,6 +128,7 @@ def check_routine(routine: Routine, *, deep: Settings | None = None) -> list[Fin
     found: dict[tuple, Finding] = {}
     for each in RULES:
         for location, message in each.check(context):
+            location = location or routine.loc or Location(routine.path)  # every finding names its file
             finding = Finding(each.id, each.severity, message, location)
             found.setdefault((each.id, location, message), finding)  # a repeat plays a step again
     return sorted(found.values(), key=lambda f: (f.location or Location(""), f.rule))

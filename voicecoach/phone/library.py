@@ -35,8 +35,8 @@ from typing import Any, Callable, Iterable, Sequence
 import numpy as np
 
 from .. import __version__, formats
-from ..cache import default_cache_dir, digest
-from ..errors import VoicecoachError
+from ..cache import NOT_IN_KEY, default_cache_dir, digest, settings_key
+from ..errors import Location, VoicecoachError
 from .cover import cover_png, routine_areas, routine_cover_png
 from ..files import atomic_write
 from ..formats import FORMATS_VERSION, AudioFormat, PlaylistEntry, TrackTags
@@ -220,8 +220,12 @@ class LibrarySettings:
     """Audio format of the tracks."""
     split: bool = False
     """One track per step, with a playlist, instead of one track with chapters."""
-    jobs: int | None = None
+    jobs: int | None = field(default=None, metadata=NOT_IN_KEY)
     """Worker budget: routines rendered at once times speech workers each; ``None``: every core."""
+
+    def cache_key(self, *inputs: object) -> str:
+        """The key of an export of ``inputs`` (the routine and its settings) with these choices."""
+        return settings_key("library-export", f"{__version__}|{FORMATS_VERSION}", self, *inputs)
 
 
 def export_key(routine: Routine, *, settings: Settings, library: LibrarySettings,
@@ -233,16 +237,12 @@ def export_key(routine: Routine, *, settings: Settings, library: LibrarySettings
     contents of its music and sound files, not just their names -- without synthesizing.
     ``identify(engine, voice)`` names an engine's identity and voice (see :func:`_identifier`).
     """
-    engine = settings.engine_for(routine)
-    speech = settings.speech_settings(routine)
+    resolved = settings.resolved(routine)
+    voice = identify(resolved.engine, settings.speech_settings(routine).voice_id)  # type: ignore[arg-type]
     files = [("music", _content_hash(routine.music.file))] if routine.music is not None else []
     files += [(sound.tone.value, _content_hash(sound.file)) for sound in routine.sounds]
-    return digest(
-        "library-export", __version__, FORMATS_VERSION, routine_key(routine), engine,
-        identify(engine, speech.voice_id), str(speech.rate), speech.language, settings.sample_rate,
-        settings.bitrate_kbps, settings.mp3_quality, settings.render_settings().cache_key(), files,
-        library.format.value, library.split,
-    )
+    return library.cache_key(routine_key(routine), resolved.cache_key(), voice,
+                             settings.render_settings().cache_key(), files)
 
 
 def _content_hash(path: str) -> str:
@@ -391,8 +391,8 @@ def _export_one(job: _Job) -> RoutineResult:
     """Render, encode and write one routine; a user error becomes a failed result."""
     try:
         return _export(job)
-    except VoicecoachError as error:
-        return RoutineResult(job.path, Outcome.FAILED, error.format())
+    except VoicecoachError as error:  # cover, encoder, disk: every failure names its routine
+        return RoutineResult(job.path, Outcome.FAILED, error.at_file(job.path).format())
 
 
 def _export(job: _Job) -> RoutineResult:
@@ -551,7 +551,7 @@ def export_library(
             try:
                 days = program_days(path)
             except VoicecoachError as error:
-                results[index] = RoutineResult(shown, Outcome.FAILED, error.format())
+                results[index] = RoutineResult(shown, Outcome.FAILED, error.at_file(shown).format())
                 continue
             for program, day, routine in days:
                 index += 1
@@ -571,7 +571,7 @@ def export_library(
         try:
             routine = load_routine(path)
         except VoicecoachError as error:
-            results[index] = RoutineResult(shown, Outcome.FAILED, error.format())
+            results[index] = RoutineResult(shown, Outcome.FAILED, error.at_file(shown).format())
             continue
         source = os.path.realpath(path)
         slug = _assign_slug(routine.title, source, taken)
@@ -598,7 +598,8 @@ def export_library(
                 results[index] = _export_one(job)
             except Exception as error:  # a bug: record what is done first, then raise it
                 bug = bug or error
-                results[index] = RoutineResult(job.path, Outcome.FAILED, f"{job.path}: internal error: {error!r}")
+                results[index] = RoutineResult(job.path, Outcome.FAILED,
+                                               f"{Location(job.path)}: internal error: {error!r}")
             done += 1
             if progress:
                 progress("export", done, len(jobs))
@@ -615,12 +616,12 @@ def export_library(
                     results[index] = future.result()
                 except BrokenProcessPool:
                     results[index] = RoutineResult(path, Outcome.FAILED,
-                                                   f"{path}: the export worker stopped unexpectedly; "
+                                                   f"{Location(path)}: the export worker stopped unexpectedly; "
                                                    "run the export again (with fewer --jobs if memory is short)")
                 except Exception as error:
                     bug = bug or error
                     detail = "".join(traceback.format_exception_only(type(error), error)).strip()
-                    results[index] = RoutineResult(path, Outcome.FAILED, f"{path}: internal error: {detail}")
+                    results[index] = RoutineResult(path, Outcome.FAILED, f"{Location(path)}: internal error: {detail}")
                 done += 1
                 if progress:
                     progress("export", done, len(jobs))
