@@ -94,7 +94,7 @@ def run(kind: str, routine: Path, cache: Path, out: Path) -> dict:
 def first_sound(routine: Path, cache: Path) -> float | None:
     """Seconds from `play` starting to its first non-silent frame, with a fake backend."""
     try:
-        from voicecoach import player  # noqa: F401  (issue 3)
+        from voicecoach.play import player  # noqa: F401  (issue 3)
     except ImportError:
         return None
     probe = HERE / "first_sound.py"

@@ -16,7 +16,8 @@ import time
 PROCESS_START = time.perf_counter()
 
 from voicecoach.pipeline import LiveBuild, Settings  # noqa: E402
-from voicecoach.player import FakeBackend, Player  # noqa: E402
+from voicecoach.play.backends import FakeBackend
+from voicecoach.play.player import Player  # noqa: E402
 
 
 class FirstSoundBackend(FakeBackend):

@@ -18,7 +18,7 @@ import imageio_ffmpeg
 import numpy as np
 from pydub import AudioSegment
 
-from voicecoach._espeak_server import load_espeak
+from voicecoach.engines.espeak_server import load_espeak
 from voicecoach.mix import tone_samples
 from voicecoach.model import EventKind, Timeline
 

@@ -15,6 +15,7 @@ import pytest
 from hypothesis import given, settings as hsettings, strategies as st
 
 from voicecoach.cache import NOT_IN_KEY, digest, settings_key
+from voicecoach.formats import FORMATS
 from voicecoach.mix import RenderSettings
 from voicecoach.phone.library import LibrarySettings
 from voicecoach.pipeline import Settings
@@ -32,7 +33,7 @@ CHOICES: dict[type, dict[str, list]] = {
         "cache_dir": [None, Path("elsewhere")], "use_cache": [True, False],
     },
     LibrarySettings: {
-        "format": [*list(type(LibrarySettings().format))[:2]], "split": [False, True], "jobs": [None, 2],
+        "format": [FORMATS["mp3"], FORMATS["m4b"]], "split": [False, True], "jobs": [None, 2],
     },
 }
 
@@ -89,10 +90,12 @@ _PRINT_KEYS = """
 import json
 from fractions import Fraction
 from pathlib import Path
+from voicecoach.formats import FORMATS
 from voicecoach.mix import RenderSettings
 from voicecoach.phone.library import LibrarySettings
 from voicecoach.pipeline import Settings
-fmt = list(type(LibrarySettings().format))[-1]
+from voicecoach.formats import FORMATS
+fmt = list(FORMATS.values())[-1]
 print(json.dumps([
     RenderSettings().cache_key(), RenderSettings(sample_rate=48000, limit=False).cache_key(),
     Settings(rate=Fraction(4, 3), voice="en-gb", cache_dir=Path("x")).cache_key(),
@@ -102,7 +105,7 @@ print(json.dumps([
 
 
 def test_same_settings_give_the_same_key_in_another_process():
-    fmt = list(type(LibrarySettings().format))[-1]
+    fmt = list(FORMATS.values())[-1]
     here = [
         RenderSettings().cache_key(), RenderSettings(sample_rate=48000, limit=False).cache_key(),
         Settings(rate=Fraction(4, 3), voice="en-gb", cache_dir=Path("x")).cache_key(),

@@ -100,7 +100,9 @@ def test_compile_output_is_byte_identical(run, tmp_path):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["-o", "{tmp}/out.ogg"], "cannot write '.ogg' output; name the output file with one of: .mp3, .wav"),
+        (["-o", "{tmp}/out.ogg"],
+         "cannot write '.ogg' output; name the output file with one of: .mp3, .m4b, .opus, .flac, .wav\n"),
+        (["-o", "{tmp}/out"], "cannot write 'a file without extension' output; name the output file with one of: "),
         (["-o", "{tmp}/missing/out.mp3"], "does not exist; create it first"),
     ],
 )
@@ -109,6 +111,43 @@ def test_compile_refuses_bad_output_before_work(run, tmp_path, args, message):
     result = run("compile", MORNING, *args, "--engine", "fake")
     assert result.exit_code == 2 and message in result.stderr
     assert not (tmp_path / "cache").exists()
+
+
+def test_an_unknown_extension_lists_every_format_of_the_table_in_one_line(run, tmp_path):
+    from voicecoach.formats import FORMATS
+
+    result = run("compile", MORNING, "-o", str(tmp_path / "out.aiff"), "--engine", "fake")
+    assert result.exit_code == 2 and result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert result.stderr.rstrip().endswith(", ".join(f.extension for f in FORMATS.values()))
+
+
+@pytest.mark.parametrize("extension", ["m4b", "opus", "flac"])
+def test_compile_writes_every_chaptered_format_deterministically(run, tmp_path, extension):
+    from voicecoach.encode import read_chapters
+
+    first, second, timeline = tmp_path / f"a.{extension}", tmp_path / f"b.{extension}", tmp_path / "t.json"
+    result = run("compile", MORNING, "-o", str(first), "--timeline", str(timeline), "--engine", "fake")
+    assert result.exit_code == 0, result.output
+    assert result.output.strip().endswith(f"-> {first}")
+    chapters = json.loads(timeline.read_text())["chapters"]
+    found = read_chapters(first)  # as the bundled ffmpeg lists them
+    assert [title for _, _, title in found] == [c["title"] for c in chapters] and len(found) == 6
+    assert [round(start, 3) for start, _, _ in found] == [round(c["start_s"], 3) for c in chapters]
+    assert run("compile", MORNING, "-o", str(second), "--engine", "fake", "--no-cache").exit_code == 0
+    assert first.read_bytes() == second.read_bytes()
+
+
+def test_compile_to_flac_is_lossless(run, tmp_path):
+    import subprocess
+
+    from voicecoach.encode import ffmpeg_exe
+
+    flac, wav = tmp_path / "m.flac", tmp_path / "m.wav"
+    assert run("compile", MORNING, "-o", str(flac), "--engine", "fake").exit_code == 0
+    assert run("compile", MORNING, "-o", str(wav), "--engine", "fake").exit_code == 0
+    decoded = subprocess.run([ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-i", str(flac), "-f", "s16le", "-"],
+                             capture_output=True, check=True).stdout
+    assert decoded == wav.read_bytes()[44:]  # the WAV's samples after its 44-byte header
 
 
 def test_compile_bad_routine_leaves_no_output(run, tmp_path):

@@ -1,25 +1,26 @@
-"""formats.py: MP3/M4B/Opus with chapters, tags and covers, read back; split parts; chapters JSON; m3u8."""
+"""formats.py: the format table; every format written with chapters, tags and covers, read back; split parts."""
 
 from __future__ import annotations
 
 import base64
-import json
+import inspect
+import subprocess
 import tempfile
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from mutagen.flac import Picture
+from mutagen.flac import FLAC, Picture
 from mutagen.id3 import ID3
 from mutagen.mp3 import MP3
 from mutagen.mp4 import MP4
 from mutagen.oggopus import OggOpus
 
-from voicecoach import formats
+from voicecoach import encode, formats
+from voicecoach.encode import TrackTags, ffmetadata, parse_ffmetadata_chapters
 from voicecoach.errors import VoicecoachError
-from voicecoach.formats import (AudioFormat, TrackTags, ffmetadata, parse_ffmetadata_chapters, split_parts,
-                                split_stream)
+from voicecoach.formats import FORMATS, OutputFormat, split_parts, split_stream
 from voicecoach.model import Chapter, Timeline
 
 RATE = 44100
@@ -41,14 +42,14 @@ def tone(timeline: Timeline) -> np.ndarray:
 
 def chapter_seconds(timeline: Timeline) -> list[tuple[float, float, str]]:
     rate = timeline.sample_rate
-    return [(formats.ms(c.start_sample, rate) / 1000, formats.ms(c.end_sample, rate) / 1000, c.title)
+    return [(encode.ms(c.start_sample, rate) / 1000, encode.ms(c.end_sample, rate) / 1000, c.title)
             for c in timeline.chapters]
 
 
 TAGS = TrackTags(title="Tiny routine", album="voicecoach routines", cover_png=COVER)
 
 
-def encoded(folder, fmt: AudioFormat, tags: TrackTags = TAGS, name: str = "t"):
+def encoded(folder, fmt: OutputFormat, tags: TrackTags = TAGS, name: str = "t"):
     """The test timeline's tone written as ``fmt``: ``(path, timeline)``."""
     timeline = make_timeline()
     path = folder / f"{name}{fmt.extension}"
@@ -74,7 +75,7 @@ def test_ffmetadata_titles_read_back_exactly(titles):
 
 
 def test_mp3_has_chapters_tags_cover_and_track_number(tmp_path):
-    path, timeline = encoded(tmp_path, AudioFormat.MP3,
+    path, timeline = encoded(tmp_path, FORMATS["mp3"],
                              TrackTags(title="Step", album="Tiny routine", track=(2, 7), cover_png=COVER))
     tag = ID3(path)
     assert tag["TIT2"].text == ["Step"] and tag["TALB"].text == ["Tiny routine"] and tag["TRCK"].text == ["2/7"]
@@ -84,23 +85,23 @@ def test_mp3_has_chapters_tags_cover_and_track_number(tmp_path):
     assert [(c.start_time / 1000, c.end_time / 1000, c.sub_frames["TIT2"].text[0]) for c in chaps] == \
         chapter_seconds(timeline)
     assert MP3(path).info.length * timeline.sample_rate == pytest.approx(timeline.length_samples)  # gapless
-    assert formats.read_chapters(path) == chapter_seconds(timeline)  # ffmpeg sees them too
+    assert encode.read_chapters(path) == chapter_seconds(timeline)  # ffmpeg sees them too
 
 
 def test_m4b_has_chapters_tags_and_cover(tmp_path):
-    path, timeline = encoded(tmp_path, AudioFormat.M4B)
+    path, timeline = encoded(tmp_path, FORMATS["m4b"])
     audio = MP4(path)
     assert audio.info.codec.startswith("mp4a") and audio.info.channels == 1
     assert audio.info.length == pytest.approx(timeline.duration_s, abs=0.05)
     assert audio["\xa9nam"] == ["Tiny routine"] and audio["\xa9alb"] == ["voicecoach routines"]
     assert bytes(audio["covr"][0]) == COVER
     assert [(c.start, c.title) for c in audio.chapters] == [(s, t) for s, _, t in chapter_seconds(timeline)]
-    assert formats.read_chapters(path) == chapter_seconds(timeline)
+    assert encode.read_chapters(path) == chapter_seconds(timeline)
     assert path.read_bytes()[4:8] == b"ftyp"
 
 
 def test_opus_has_chapters_tags_and_cover(tmp_path):
-    path, timeline = encoded(tmp_path, AudioFormat.OPUS,
+    path, timeline = encoded(tmp_path, FORMATS["opus"],
                              TrackTags(title="Tiny routine", album="A", track=(1, 3), cover_png=COVER))
     audio = OggOpus(path)
     assert audio.info.length == pytest.approx(timeline.duration_s, abs=0.05)
@@ -108,14 +109,48 @@ def test_opus_has_chapters_tags_and_cover(tmp_path):
     picture = Picture(base64.b64decode(audio["metadata_block_picture"][0]))
     assert picture.data == COVER and picture.type == 3
     assert audio["chapter002"] == ["00:00:01.500"] and audio["chapter002name"] == ["Brow lift = up; #1"]
-    starts = [(float(s), t) for s, _, t in formats.read_chapters(path)]
+    starts = [(float(s), t) for s, _, t in encode.read_chapters(path)]
     assert starts == [(s, t) for s, _, t in chapter_seconds(timeline)]
 
 
-@pytest.mark.parametrize("fmt", [AudioFormat.M4B, AudioFormat.OPUS])
-def test_ffmpeg_formats_are_deterministic(tmp_path, fmt):
-    (a, _), (b, _) = encoded(tmp_path, fmt, name="a"), encoded(tmp_path, fmt, name="b")
+def test_flac_is_lossless_with_chapters_tags_and_cover(tmp_path):
+    path, timeline = encoded(tmp_path, FORMATS["flac"],
+                             TrackTags(title="Tiny routine", album="A", track=(1, 3), cover_png=COVER))
+    audio = FLAC(path)
+    assert audio.info.sample_rate == RATE and audio.info.channels == 1 and audio.info.bits_per_sample == 16
+    assert audio.info.total_samples == timeline.length_samples
+    assert audio["title"] == ["Tiny routine"] and audio["tracknumber"] == ["1"] and audio["tracktotal"] == ["3"]
+    assert audio.pictures[0].data == COVER and audio.pictures[0].type == 3
+    assert audio["chapter002"] == ["00:00:01.500"] and audio["chapter002name"] == ["Brow lift = up; #1"]
+    assert encode.read_chapters(path) == chapter_seconds(timeline)
+    decoded = subprocess.run([encode.ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-i", str(path),
+                              "-f", "s16le", "-"], capture_output=True, check=True).stdout
+    assert np.array_equal(np.frombuffer(decoded, "<i2"), tone(timeline))
+
+
+def test_the_table_is_complete_and_consistent():
+    assert list(FORMATS) == ["mp3", "m4b", "opus", "flac", "wav"]
+    for name, fmt in FORMATS.items():
+        assert fmt.name == name and fmt.extension == f".{name}" and fmt.content_type.startswith("audio/")
+        assert formats.format_for_path(f"x/y.{name.upper()}") is fmt and formats.format_named(name) is fmt
+        assert formats.CONTENT_TYPES[fmt.extension] == fmt.content_type
+        assert list(inspect.signature(fmt.encoder).parameters)[:2] == ["chunks", "path"]
+        assert {"timeline", "tags", "settings"} <= set(inspect.signature(fmt.encoder).parameters)
+    assert [f.name for f in FORMATS.values() if f.has_chapters] == ["mp3", "m4b", "opus", "flac"]
+    assert [f.name for f in FORMATS.values() if f.streaming] == ["mp3", "wav"]
+    for bad in ("x.ogg", "x", "x.mp3.part"):
+        with pytest.raises(VoicecoachError, match=r"name the output file with one of: \.mp3, \.m4b, \.opus, \.flac, \.wav"):
+            formats.format_for_path(bad)
+    with pytest.raises(VoicecoachError, match="use one of: mp3, m4b, opus, flac, wav"):
+        formats.format_named("aiff")
+
+
+@pytest.mark.parametrize("fmt", list(FORMATS.values()), ids=lambda f: f.name)
+def test_every_format_writes_the_timelines_chapters_and_is_deterministic(tmp_path, fmt):
+    (a, timeline), (b, _) = encoded(tmp_path, fmt, name="a"), encoded(tmp_path, fmt, name="b")
     assert a.read_bytes() == b.read_bytes()
+    starts = [(round(float(s), 3), t) for s, _, t in encode.read_chapters(a)]
+    assert starts == ([(s, t) for s, _, t in chapter_seconds(timeline)] if fmt.has_chapters else [])
 
 
 def test_encoder_failure_is_a_user_error_and_leaves_no_file(tmp_path, monkeypatch):
@@ -123,14 +158,14 @@ def test_encoder_failure_is_a_user_error_and_leaves_no_file(tmp_path, monkeypatc
     scratch, out = tmp_path / "tmp", tmp_path / "out"
     scratch.mkdir(), out.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(scratch))
-    monkeypatch.setattr(formats, "ffmpeg_exe", lambda: "/bin/false")
+    monkeypatch.setattr(encode, "ffmpeg_exe", lambda: "/bin/false")
     with pytest.raises(VoicecoachError, match="ffmpeg could not encode m4b"):
-        formats.write_track(tone(timeline), out / "t.m4b", fmt=AudioFormat.M4B, timeline=timeline, tags=TAGS)
+        formats.write_track(tone(timeline), out / "t.m4b", fmt=FORMATS["m4b"], timeline=timeline, tags=TAGS)
     assert list(out.iterdir()) == []
     assert list(scratch.iterdir()) == []  # pydub's temporary WAV and output went with our folder
 
 
-@pytest.mark.parametrize("fmt", [AudioFormat.MP3, AudioFormat.M4B])
+@pytest.mark.parametrize("fmt", [FORMATS["mp3"], FORMATS["m4b"]])
 def test_wrong_sample_count_is_refused(tmp_path, fmt):
     timeline = make_timeline()
     samples = tone(timeline)
@@ -143,7 +178,7 @@ def test_wrong_sample_count_is_refused(tmp_path, fmt):
 def test_a_track_in_chunks_gives_the_same_file(tmp_path):
     timeline = make_timeline()
     samples = tone(timeline)
-    for fmt in (AudioFormat.MP3, AudioFormat.OPUS):
+    for fmt in (FORMATS["mp3"], FORMATS["opus"]):
         whole, chunked = tmp_path / f"whole{fmt.extension}", tmp_path / f"chunked{fmt.extension}"
         formats.write_track(samples, whole, fmt=fmt, timeline=timeline, tags=TAGS)
         formats.write_track(iter([samples[:777], samples[777:30000], samples[30000:]]), chunked, fmt=fmt,
@@ -172,28 +207,13 @@ def test_split_parts_tile_the_track(lengths, chunk_sizes):
     assert all(p.timeline.chapters == () and p.timeline.sample_rate == 8000 for p in parts)
 
 
-def test_podcast_chapters_json(tmp_path):
-    timeline = make_timeline()
-    path = tmp_path / "t.chapters.json"
-    formats.write_podcast_chapters(timeline, path)
-    data = json.loads(path.read_text(encoding="utf-8"))
-    assert data["version"] == "1.2.0"
-    assert [(c["startTime"], c["endTime"], c["title"]) for c in data["chapters"]] == chapter_seconds(timeline)
-
-
-def test_m3u8_playlist():
-    text = formats.m3u8([formats.PlaylistEntry("r/01-a.mp3", "A\nbroken", 61.6),
-                         formats.PlaylistEntry("r/02-b.mp3", "B", 3.2)], title="Routine")
-    assert text == "#EXTM3U\n#PLAYLIST:Routine\n#EXTINF:62,A broken\nr/01-a.mp3\n#EXTINF:3,B\nr/02-b.mp3\n"
-
-
 def test_content_types():
-    assert AudioFormat.MP3.content_type == "audio/mpeg"
-    assert AudioFormat.M4B.content_type == "audio/mp4"
-    assert AudioFormat.OPUS.content_type == "audio/ogg"
+    assert FORMATS["mp3"].content_type == "audio/mpeg"
+    assert FORMATS["m4b"].content_type == "audio/mp4"
+    assert FORMATS["opus"].content_type == "audio/ogg"
 
 
 def test_vorbis_chapter_comments_past_an_hour():
     timeline = Timeline("R", 1000, 4_000_000, (), (Chapter("a", 0, 0, 3_723_456), Chapter("b", 1, 3_723_456, 4_000_000)))
-    assert formats.vorbis_chapters(timeline) == {"CHAPTER001": "00:00:00.000", "CHAPTER001NAME": "a",
+    assert encode.vorbis_chapters(timeline) == {"CHAPTER001": "00:00:00.000", "CHAPTER001NAME": "a",
                                                  "CHAPTER002": "01:02:03.456", "CHAPTER002NAME": "b"}

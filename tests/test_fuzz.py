@@ -41,7 +41,7 @@ from voicecoach.mix import tone_length
 from voicecoach.model import Area, CountMode, Pressure, Side
 from voicecoach.rules import check_routine
 from voicecoach.script import load_routine, parse_routine, routine_format
-from voicecoach.speech import FakeEngine
+from voicecoach.engines.fake import FakeEngine
 from voicecoach.timing import to_samples
 from voicecoach.vocab import load_vocabulary
 

@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 
 from voicecoach.compile import CompileSettings, compile_timeline
-from voicecoach.export import timeline_to_json
+from voicecoach.sidecars import timeline_to_json
 from voicecoach.mix import tone_length
 from voicecoach.script import load_routine
-from voicecoach.speech import FakeEngine
+from voicecoach.engines.fake import FakeEngine
 from voicecoach.timing import to_samples
 from voicecoach.vocab import load_vocabulary
 

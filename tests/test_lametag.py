@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from mutagen.mp3 import MP3
 
-from voicecoach.formats import ffmpeg_exe
+from voicecoach.encode import ffmpeg_exe
 from voicecoach.lametag import InfoFrameWriter, MusicCrc, crc16, info_frame, parse_header
 
 

@@ -9,7 +9,8 @@ import pytest
 
 from voicecoach.errors import EngineError
 from voicecoach.pipeline import Build, LiveBuild, Settings, build
-from voicecoach.speech import ENGINES, FakeEngine
+from voicecoach.engines import ENGINES, EngineSpec
+from voicecoach.engines.fake import FakeEngine
 
 SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
 
@@ -58,7 +59,7 @@ def test_live_build_reports_engine_failures_to_the_reader(tmp_path, monkeypatch)
             yield from super().synthesize(texts[:2], **kw)
             raise EngineError("espeak failed on 'x'")
 
-    monkeypatch.setitem(ENGINES, "broken", Broken)
+    monkeypatch.setitem(ENGINES, "broken", EngineSpec(name="broken", about="fails", create=Broken))
     live = LiveBuild(SCRIPTS / "morning.yaml", settings=Settings(engine="broken", cache_dir=tmp_path))
     with pytest.raises(EngineError, match="espeak failed"):
         live.read(0, 10_000_000)

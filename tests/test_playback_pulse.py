@@ -33,7 +33,7 @@ from click.testing import CliRunner
 
 from voicecoach.cli import cli
 from voicecoach.pipeline import Settings, build
-from voicecoach.status import clock
+from voicecoach.play.status import clock
 
 PULSEAUDIO = shutil.which("pulseaudio")
 pytestmark = pytest.mark.skipif(PULSEAUDIO is None, reason="no pulseaudio binary on this machine (.ci/run installs it)")

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from click.testing import CliRunner
-from hypothesis import given, strategies as st
+from hypothesis import given, settings, strategies as st
 
 from voicecoach.cli import cli
 from voicecoach.practice_log import (
@@ -84,6 +84,7 @@ def brute_streaks(days: set[date], today: date) -> tuple[int, int]:
     return 0, longest
 
 
+@settings(deadline=None)  # a loaded CI machine is slow; the count is what is checked
 @given(st.sets(st.integers(0, 40), max_size=25), st.integers(0, 42))
 def test_streaks_match_a_brute_force_count(offsets, today_offset):
     base = date(2024, 2, 20)  # spans a leap day
@@ -337,3 +338,26 @@ def dataclasses_replace(session, **changes):
     import dataclasses
 
     return dataclasses.replace(session, **changes)
+
+
+def test_summary_as_json_is_what_log_json_prints(tmp_path):
+    practice = PracticeLog(tmp_path / FILE_NAME)
+    started = datetime(2026, 3, 1, 7, 30, 5, tzinfo=timezone.utc)
+    practice.record(new_session(routine="Morning", file_hash="ab" * 32, started=started, zone=timezone.utc,
+                                seconds_played=61.23456, steps_completed=2, steps_total=3, finished=False,
+                                area_seconds={"jaw": 30.0, "brows": 31.2345}))
+    summary = practice.summary(now=started, zone=timezone.utc)
+    assert summary.as_json(database=practice.path) == {
+        "database": str(practice.path),
+        "today": "2026-03-01",
+        "total_sessions": 1,
+        "streak": {"current_days": 0, "longest_days": 0},  # 2 of 3 steps: under 80 %, not a practice day
+        "minutes_per_area": {"last_7_days": {"brows": 0.521, "jaw": 0.5}, "last_30_days": {"brows": 0.521, "jaw": 0.5}},
+        "sessions": [{
+            "routine": "Morning", "file_hash": "ab" * 32, "started_utc": "2026-03-01T07:30:05+00:00",
+            "local_date": "2026-03-01", "seconds_played": 61.235, "steps_completed": 2, "steps_total": 3,
+            "finished": False, "practised": False, "program": None, "program_day": None,
+            "minutes_per_area": {"brows": 0.521, "jaw": 0.5},
+        }],
+    }
+    json.dumps(summary.as_json(database=practice.path))  # plain JSON types only

@@ -12,7 +12,7 @@ the end of the run) and asserts the ones that must be zero:
 
 The commands run in subprocesses (``python -m voicecoach.cli``) with the fake engine; the
 hung/crashed engine tests use real espeak-ng through the server's test hook
-(_espeak_server.FAULT_ENV).  A read-only folder is made real even for root by running the
+(engines/espeak_server.FAULT_ENV).  A read-only folder is made real even for root by running the
 command without the capabilities that bypass file permissions (CAP_DAC_OVERRIDE & co).
 """
 
@@ -36,12 +36,13 @@ from click.testing import CliRunner
 from mutagen.mp3 import MP3
 
 from voicecoach import files as files_module
-from voicecoach._espeak_server import FAULT_ENV
+from voicecoach.engines.espeak_server import FAULT_ENV
 from voicecoach.cache import Cache
 from voicecoach.cli import cli
 from voicecoach.errors import EngineError
 from voicecoach.files import TEMP_SUFFIX
-from voicecoach.speech import EspeakEngine, Speech, SpeechSettings
+from voicecoach.engines.espeak import EspeakEngine
+from voicecoach.speech import Speech, SpeechSettings
 
 SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
 MORNING = SCRIPTS / "morning.yaml"

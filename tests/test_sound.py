@@ -19,7 +19,7 @@ from click.testing import CliRunner
 from voicecoach.cache import Cache
 from voicecoach.cli import cli
 from voicecoach.errors import RoutineErrors, VoicecoachError
-from voicecoach.formats import ffmpeg_exe
+from voicecoach.encode import ffmpeg_exe
 from voicecoach.mix import TARGET_LUFS, Mixer, RenderSettings, integrated_loudness, tone_samples
 from voicecoach.model import EventKind, Tone
 from voicecoach.pipeline import LiveBuild, Settings, build, plan

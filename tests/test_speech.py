@@ -9,7 +9,10 @@ import pytest
 
 from voicecoach.cache import Cache
 from voicecoach.errors import EngineError, VoicecoachError
-from voicecoach.speech import EspeakEngine, FakeEngine, Speech, SpeechSettings, get_engine
+from voicecoach.engines import get_engine
+from voicecoach.engines.espeak import EspeakEngine
+from voicecoach.engines.fake import FakeEngine
+from voicecoach.speech import Speech, SpeechSettings
 
 
 class CountingFake(FakeEngine):

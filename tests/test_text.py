@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from voicecoach.errors import VoicecoachError
 from voicecoach.script import parse_routine
-from voicecoach.speech import EspeakEngine
+from voicecoach.engines.espeak import EspeakEngine
 from voicecoach.text import MAX_SENTENCE_CHARS, longest_sentence, speech_text
 
 

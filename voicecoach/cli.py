@@ -6,7 +6,6 @@ User errors become one line on stderr and exit code 2, here and only here (see `
 from __future__ import annotations
 
 import json
-import shlex
 import signal
 import sys
 from fractions import Fraction
@@ -16,14 +15,17 @@ import click
 
 from . import __version__
 from .cache import ENV_VAR, default_cache_dir
-from .errors import AudioDeviceError, RoutineErrors, VoicecoachError, raise_terminated, stop_message
-from .model import Cue, StepKind, flat_steps
+from .errors import RoutineErrors, VoicecoachError, raise_terminated, stop_message
+from .formats import FORMAT_NAMES, FORMATS
 from .pipeline import Settings, build, check_output_path, export, plan
+from .model import flat_steps
 from .script import load_routine
-from .speech import ENGINES, SPEECH_ENGINES, get_engine
+from .engines import DEFAULT_ENGINE, ENGINES
+from .summary import plan_steps
 from .timing import format_duration
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+_DATE = click.DateTime(["%Y-%m-%d"])
 
 
 class _Group(click.Group):
@@ -67,10 +69,10 @@ def speech_options(func):
     """Options shared by the commands that make sound."""
     options = [
         click.option("--engine", type=click.Choice(sorted(ENGINES)),
-                     help="Speech engine [default: the routine's engine:, else espeak]; piper is a natural voice "
-                          "(pip install 'voicecoach[piper]'); 'fake' hums instead of speaking: fast timing checks."),
-        click.option("--voice", help="Voice to use instead of the routine's (see `voicecoach voices`), or a Piper "
-                                     ".onnx model file with --engine piper."),
+                     help=f"Speech engine [default: the routine's engine:, else {DEFAULT_ENGINE}]: "
+                          + "; ".join(f"{spec.name}: {spec.about}" for spec in ENGINES.values()) + "."),
+        click.option("--voice", help="Voice to use instead of the routine's (see `voicecoach voices`), or a voice "
+                                     "model file (Piper's .onnx)."),
         click.option("--rate", type=click.FloatRange(0.5, 2.0), help="Speech speed multiplier (0.5-2.0)."),
         click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path),
                      help=f"Cache folder [default: ${ENV_VAR} or audio_cache/]."),
@@ -155,55 +157,23 @@ def preview(file: Path, as_json: bool, rate: float | None) -> None:
       voicecoach preview scripts/morning.yaml
     """
     timeline = plan(file, settings=Settings(rate=Fraction(repr(rate)) if rate else None))
-    rate_hz = timeline.sample_rate
-    steps = []
-    for chapter in timeline.chapters:
-        events = [e for e in timeline.events if e.step == chapter.step]
-        steps.append(
-            {
-                "step": chapter.step,
-                "title": chapter.title,
-                "kind": chapter.kind.value,
-                "area": chapter.area.value if chapter.area else None,
-                "start_s": chapter.start_sample / rate_hz,
-                "duration_s": (chapter.end_sample - chapter.start_sample) / rate_hz,
-                "summary": _summary(chapter, events, rate_hz),
-            }
-        )
+    steps = plan_steps(timeline)
     if as_json:
         click.echo(json.dumps({"routine": timeline.routine, "duration_s": timeline.duration_s,
-                               "estimated": True, "steps": steps}, indent=1))
+                               "estimated": True, "steps": [step.as_json() for step in steps]}, indent=1))
         return
     click.echo(f"{timeline.routine}  (about {format_duration(round(timeline.duration_s))})")
     for item in steps:
-        area = f" [{item['area']}]" if item["area"] else ""
-        click.echo(f"  {format_duration(round(item['start_s'])):>7}  {item['step'] + 1:>2}. {item['title']}{area} - {item['summary']}")
+        area = f" [{item.area}]" if item.area else ""
+        click.echo(f"  {format_duration(round(item.start_s)):>7}  {item.step + 1:>2}. {item.title}{area} - {item.summary}")
     click.echo(f"  {format_duration(round(timeline.duration_s)):>7}  end")
-
-
-def _summary(chapter, events, rate_hz: int) -> str:
-    """What happens in a step, from its events: '5 holds, 2 sides' or '8 strokes'."""
-    if chapter.kind is StepKind.REST:
-        return f"rest {format_duration(round((chapter.end_sample - chapter.start_sample) / rate_hz))}"
-    if chapter.kind is StepKind.SAY:
-        return "narration"
-    counts: dict[Cue, int] = {}
-    for e in events:
-        counts[e.cue] = counts.get(e.cue, 0) + 1
-    parts = []
-    for cue, noun in ((Cue.HOLD, "hold"), (Cue.STROKE, "stroke"), (Cue.SIDE, "side"), (Cue.SET, "set")):
-        if counts.get(cue):
-            parts.append(f"{counts[cue]} {noun}{'s' if counts[cue] != 1 else ''}")
-    breaths = sum(1 for e in events if e.cue is Cue.BREATHE and e.label.startswith("breathe in"))
-    if breaths:
-        parts.append(f"{breaths} breath{'s' if breaths != 1 else ''}")
-    return ", ".join(parts) or "narration"
 
 
 @cli.command(name="compile", context_settings=CONTEXT)
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("-o", "--output", "out", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="Output audio file: .mp3 (with chapters) or .wav.")
+              help="Output audio file; its extension picks the format: "
+                   + ", ".join(f".{name}" for name in FORMAT_NAMES) + ".")
 @click.option("--timeline", "timeline_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Also write the timeline as JSON.")
 @click.option("--captions", type=click.Path(dir_okay=False, path_type=Path), help="Also write WebVTT captions.")
@@ -212,13 +182,16 @@ def _summary(chapter, events, rate_hz: int) -> str:
 def compile_command(file: Path, out: Path, timeline_path: Path | None, captions: Path | None, verbose: bool,
                     engine: str, voice: str | None, rate: float | None, cache_dir: Path | None, no_cache: bool,
                     jobs: int | None) -> None:
-    """Compile a routine into an MP3 (with one chapter per step) or a WAV.
+    """Compile a routine into one audio file with one chapter per step.
 
-    Speech is cached, so compiling an unchanged routine again synthesizes nothing.
+    The output's extension picks the format: .mp3, .m4b, .opus, .flac (lossless) with
+    chapters, or .wav. Speech is cached, so compiling an unchanged routine again
+    synthesizes nothing.
 
     \b
     Example:
       voicecoach compile scripts/morning.yaml -o morning.mp3 --timeline morning.json
+      voicecoach compile scripts/morning.yaml -o morning.m4b
     """
     check_output_path(out)
     for extra in (timeline_path, captions):
@@ -258,30 +231,18 @@ def voices(engine: str | None, language: str | None, as_json: bool) -> None:
       voicecoach voices --language en
       voicecoach voices --engine piper
     """
-    from .speech import missing_engines
+    from .engines import list_voices, missing_engines, speech_engines
 
     missing = missing_engines()
-    names = [engine] if engine else list(dict.fromkeys([*SPEECH_ENGINES, *missing]))
-    found = []
-    for name in names:
-        if name in missing:
-            continue
-        speech_engine = get_engine(name)
-        try:
-            found.extend(speech_engine.voices())
-        finally:
-            speech_engine.close()
-    if language:
-        code = language.lower()
-        found = [v for v in found if any(l.lower() == code or l.lower().startswith(code + "-") for l in v.languages)]
+    names = [engine] if engine else list(dict.fromkeys([*speech_engines(), *missing]))
+    found = list_voices(engine, language)
     if as_json:
         click.echo(json.dumps([{"engine": v.engine, "id": v.id, "name": v.name, "languages": list(v.languages)}
                                for v in found], indent=1))
         return
     for name in names:
         if name in missing:
-            about, command = missing[name]
-            click.echo(f"{name}: not installed ({about}); install it with: {command}")
+            click.echo(f"{name}: not installed ({missing[name].about}); install it with: {missing[name].install}")
             continue
         these = [v for v in found if v.engine == name]
         click.echo(f"{name}: {len(these)} voice{'s' if len(these) != 1 else ''} (write the id in a routine's `voice:` or pass --voice)")
@@ -333,15 +294,12 @@ def schema(out: Path | None, program: bool) -> None:
         write_new_file(out, schema_text(program=program), force=True)
 
 
-_EXPORT_FORMATS = ("mp3", "m4b", "opus")  # formats.AudioFormat values (literal: cli imports stay light)
-
-
 @cli.command(name="export", context_settings=CONTEXT)
 @click.argument("routines", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("-d", "--dir", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Folder to export into (created if its parent exists).")
-@click.option("--format", "fmt", type=click.Choice(_EXPORT_FORMATS), default="mp3", show_default=True,
-              help="mp3 (ID3 chapters), m4b (AAC with chapters, Apple Books) or opus.")
+@click.option("--format", "fmt", type=click.Choice(FORMAT_NAMES), default="mp3", show_default=True,
+              help="; ".join(f"{f.name}: {f.description}" for f in FORMATS.values()) + ".")
 @click.option("--split", is_flag=True, help="One numbered track per step, with an .m3u8 playlist per routine.")
 @speech_options
 def export_command(routines: tuple[Path, ...], out_dir: Path, fmt: str, split: bool, engine: str,
@@ -360,13 +318,12 @@ def export_command(routines: tuple[Path, ...], out_dir: Path, fmt: str, split: b
       voicecoach export scripts/ -d phone/
       voicecoach export scripts/morning.yaml -d phone/ --format m4b --split
     """
-    from .formats import AudioFormat
     from .phone.library import LibrarySettings, Outcome, export_library
 
     settings = _settings(engine, voice, rate, cache_dir, no_cache, jobs)
     with _Progress() as progress:
         report = export_library(routines, out_dir, settings=settings,
-                                library=LibrarySettings(format=AudioFormat(fmt), split=split, jobs=jobs),
+                                library=LibrarySettings(format=FORMATS[fmt], split=split, jobs=jobs),
                                 progress=progress)
     for result in report.results:
         if result.outcome is Outcome.SKIPPED:
@@ -421,23 +378,34 @@ def feed(folder: Path, base_url: str, title: str, description: str | None, autho
 @click.option("--host", help="Address to listen on [default: this machine's LAN address]; 0.0.0.0 for all.")
 @click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True, help="Port (0: any free).")
 @click.option("--no-qr", is_flag=True, help="Do not print the QR code of the feed URL.")
+@click.option("--new-token", is_flag=True, help="Make a new secret for the URLs: old links and subscriptions stop working.")
+@click.option("--no-token", is_flag=True, help="Serve without the secret in the URLs: anyone on the network gets in.")
 @click.option("--verbose", is_flag=True, help="Print each request.")
-def serve(folder: Path, host: str | None, port: int, no_qr: bool, verbose: bool) -> None:
+def serve(folder: Path, host: str | None, port: int, no_qr: bool, new_token: bool, no_token: bool,
+          verbose: bool) -> None:
     """Serve FOLDER and its podcast feed over HTTP on the local network.
 
     Prints the feed URL and a QR code of it: scan it with the phone, or add the URL to a
-    podcast app. Players can seek (HTTP range requests); only files in FOLDER are served.
-    Ctrl-C stops.
+    podcast app. Every URL carries a secret token (kept in the user's data folder and reused,
+    so subscriptions keep working); requests without it get 404. Players can seek (HTTP range
+    requests); only files in FOLDER are served. Ctrl-C stops.
 
     \b
     Example:
       voicecoach serve phone/ --port 8000
+      voicecoach serve phone/ --new-token     # old links stop working
     """
     from .phone.library import read_manifest
-    from .phone.serve import feed_url, make_server, qr_text
+    from .phone.serve import feed_url, make_server, qr_text, serve_token
 
+    if new_token and no_token:
+        raise VoicecoachError("--new-token and --no-token contradict each other", hint="give one of them")
     log = (lambda line: click.echo(line, err=True)) if verbose else None
-    server = make_server(folder, host=host, port=port, log=log)
+    token = None if no_token else serve_token(new=new_token)
+    server = make_server(folder, host=host, port=port, token=token, log=log)
+    if no_token:
+        click.echo("warning: --no-token: anyone on this network can list and download everything in "
+                   f"{folder}", err=True)
     if not read_manifest(folder):
         click.echo(f"warning: {folder} has no exported routines yet; run `voicecoach export ROUTINE... -d {folder}`",
                    err=True)
@@ -455,23 +423,44 @@ def serve(folder: Path, host: str | None, port: int, no_qr: bool, verbose: bool)
         server.server_close()
 
 
+def play_options(func):
+    """The options of `play` that `today` shares: where to start, the sound output, the keys, speech."""
+    options = [
+        click.option("--from", "from_step", metavar="STEP", help="Start at this step: its number or the start of its name."),
+        click.option("--loop", is_flag=True, help="When the routine ends, play it again from the start step (until q)."),
+        click.option("--no-keys", is_flag=True, help="Do not read keys from the terminal (scripted use)."),
+        click.option("--volume", type=click.IntRange(0, 100), default=100, show_default=True, help="Volume in percent."),
+        click.option("--backend", "backend_name", type=click.Choice(["miniaudio", "simpleaudio", "fake"]),
+                     default="miniaudio", show_default=True,
+                     help="Sound output: miniaudio (PulseAudio, PipeWire, ALSA, ...), simpleaudio "
+                          "(pip install 'voicecoach[simpleaudio]'), or fake (no sound, as fast as possible: for tests)."),
+        click.option("--device", help="Output device: a number or (part of) a name from --devices."),
+        click.option("--script-keys", hidden=True,
+                     help="Timed keys, e.g. 'wait:1.0,space,wait:1.0,space,n' (seconds of device time; for tests)."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return speech_options(func)
+
+
+def _play(source, *, from_step: str | None, loop: bool, no_keys: bool, volume: int, backend_name: str,
+          device: str | None, script_keys: str | None, engine: str, voice: str | None, rate: float | None,
+          cache_dir: Path | None, no_cache: bool, jobs: int | None, log_fields=None) -> None:
+    """Play a routine file or a made source with the command line's options (`play`, `today`)."""
+    from .play.session import PlayOptions, play_routine
+
+    options = PlayOptions(from_step=from_step, loop=loop, keys=not no_keys, volume_percent=volume, backend=backend_name,
+                          device=device, script_keys=script_keys or "", log_fields=log_fields or {},
+                          settings=_settings(engine, voice, rate, cache_dir, no_cache, jobs))
+    play_routine(source, options, show=lambda text: click.echo(text, nl=False),
+                 warn=lambda line: click.echo(line, err=True))
+
+
 @cli.command(context_settings=CONTEXT)
 @click.argument("file", required=False, type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--from", "from_step", metavar="STEP", help="Start at this step: its number or the start of its name.")
-@click.option("--loop", is_flag=True, help="When the routine ends, play it again from the start step (until q).")
-@click.option("--no-keys", is_flag=True, help="Do not read keys from the terminal (scripted use).")
-@click.option("--volume", type=click.IntRange(0, 100), default=100, show_default=True, help="Volume in percent.")
-@click.option("--backend", "backend_name", type=click.Choice(["miniaudio", "simpleaudio", "fake"]), default="miniaudio",
-              show_default=True, help="Sound output: miniaudio (PulseAudio, PipeWire, ALSA, ...), simpleaudio "
-              "(pip install 'voicecoach[simpleaudio]'), or fake (no sound, as fast as possible: for tests).")
-@click.option("--device", help="Output device: a number or (part of) a name from --devices.")
 @click.option("--devices", "show_devices", is_flag=True, help="List the output devices and exit.")
-@click.option("--script-keys", hidden=True,
-              help="Timed keys, e.g. 'wait:1.0,space,wait:1.0,space,n' (seconds of device time; for tests).")
-@speech_options
-def play(file: Path | None, from_step: str | None, loop: bool, no_keys: bool, volume: int, backend_name: str,
-         device: str | None, show_devices: bool, script_keys: str | None, engine: str, voice: str | None,
-         rate: float | None, cache_dir: Path | None, no_cache: bool, jobs: int | None) -> None:
+@play_options
+def play(file: Path | None, show_devices: bool, **options) -> None:
     """Play a routine hands-free, controlled with single keys.
 
     Shows the step, its phase (hold 3 of 5, stroke 4 of 8, rest), the time left and what is
@@ -491,91 +480,43 @@ def play(file: Path | None, from_step: str | None, loop: bool, no_keys: bool, vo
     Example:
       voicecoach play scripts/morning.yaml --from 2
     """
-    import shutil
-    from datetime import datetime, timezone
-
-    from .compile import step_title
-    from .keys import HELP, RawTerminal, parse_script
-    from .pipeline import LiveBuild
-    from .player import Player, find_step, list_devices, make_backend, run_session
-    from .practice_log import PracticeLog, PracticeLogError
-    from .status import StatusView
+    from .play.backends import list_devices
 
     if show_devices:
-        for info in list_devices(backend_name):
+        for info in list_devices(options["backend_name"]):
             click.echo(f"{info.number:>3}  {info.name}  ({info.backend})")
         return
     if file is None:
         raise VoicecoachError("no routine to play", hint="give its file: voicecoach play ROUTINE.yaml (--devices lists devices)")
-    script = parse_script(script_keys) if script_keys else []
-    audio = make_backend(backend_name, device=device)
-    # Plays while later steps are still being synthesized and scheduled: the same samples as compile.
-    source = LiveBuild(file, settings=_settings(engine, voice, rate, cache_dir, no_cache, jobs))
-    try:
-        routine = source.routine
-        titles = [step_title(step, label) for step, label in flat_steps(routine.steps)]
-        start = find_step(titles, from_step, routine=routine.title) if from_step else 0
-        source.wait(chapters=start + 1)
-        practice: PracticeLog | None = PracticeLog()
-        try:
-            practice.check()
-        except PracticeLogError as error:  # never blocks playing
-            click.echo(f"warning: {error.format()}; this session will not be logged", err=True)
-            practice = None
-        player = Player(source, start_step=start, loop=loop, volume_percent=volume)
-        terminal = RawTerminal() if not no_keys and RawTerminal.available() else None
-        click.echo(f"{routine.title}: {len(titles)} steps" + (f" | {HELP}" if terminal else ""))
-        view = StatusView(player.timeline, live=sys.stdout.isatty(), width=shutil.get_terminal_size().columns,
-                          steps_total=len(titles))
-        started = datetime.now(timezone.utc)
-        interrupt, failure = None, None
-        try:
-            run_session(player, audio, view=view, show=lambda text: click.echo(text, nl=False), terminal=terminal,
-                        script=script)
-        except KeyboardInterrupt as stop:  # Ctrl-C (or SIGTERM): stop cleanly, log, then exit as interrupted
-            interrupt = stop
-        except VoicecoachError as error:  # e.g. the device went away: still log what was played
-            failure = error
-    finally:
-        source.close()
-    outcome = player.result()
-    if failure is not None and not outcome.played_s:
-        raise failure
-    if isinstance(failure, AudioDeviceError):  # lost mid-session: say how to go on from here
-        failure = AudioDeviceError(failure.message, hint=(
-            "reconnect it or restart the sound server, then go on from this step: "
-            f"voicecoach play {shlex.quote(str(file))} --from {player.current_step() + 1}"))
-    click.echo(f"{'Stopped' if interrupt else 'Played'} {format_duration(round(outcome.played_s))}: "
-               f"{outcome.steps_completed} of {outcome.steps_total} steps completed"
-               + (", finished." if outcome.finished else "."))
-    if practice is not None and outcome.played_s > 0:
-        _log_session(practice, file, player.timeline, outcome, started)
-    if failure is not None:
-        raise failure
-    if interrupt is not None:
-        raise interrupt
+    _play(file, **options)
 
 
-def _log_session(practice, file: Path, timeline, outcome, started) -> None:
-    """Record a played session; a broken log only warns."""
-    from .practice_log import PracticeLogError, file_hash, new_session
+@cli.command(context_settings=CONTEXT)
+@click.argument("file", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--day", type=click.IntRange(1), help="Play this day of the program instead of today's.")
+@click.option("--date", "on", type=_DATE, help="Take today to be this date (YYYY-MM-DD); the session counts for it.")
+@play_options
+def today(file: Path | None, day: int | None, on, **options) -> None:
+    """Play today's session of a program: the day's routines in one track, with play's keys.
 
-    areas: dict[str, float] = {}
-    for chapter, seconds in zip(timeline.chapters, outcome.seconds_per_step):
-        if chapter.area is not None and seconds:
-            areas[chapter.area.value] = areas.get(chapter.area.value, 0.0) + seconds
-    session = new_session(
-        routine=timeline.routine, file_hash=file_hash(file), started=started, seconds_played=outcome.played_s,
-        steps_completed=outcome.steps_completed, steps_total=outcome.steps_total, finished=outcome.finished,
-        area_seconds=areas, seconds_total=timeline.duration_s,
-    )
-    try:
-        practice.record(session)
-        streak = practice.summary().current_streak_days
-    except PracticeLogError as error:
-        click.echo(f"warning: {error.format()}; this session was not logged", err=True)
-        return
-    click.echo(f"Logged. Practice streak: {streak} day{'s' if streak != 1 else ''}.")
+    Where you are comes from the practice log: the first day not yet done (a missed day skips
+    no content; a day counts once 80 % of it is played). Without FILE: the program played last.
+
+    \b
+    Example:
+      voicecoach today scripts/programs/thirty-days-face-fitness.yaml
+      voicecoach today --day 15 --no-keys
+    """
+    from .pipeline import LiveBuild
+    from .programs.today import plan_today
+
+    plan = plan_today(file, day=day, today=on.date() if on else None)
+    click.echo(plan.heading())
+    if plan.routine is not None:
+        keys = ("engine", "voice", "rate", "cache_dir", "no_cache", "jobs")
+        source = LiveBuild(plan.routine, settings=_settings(*(options[k] for k in keys)))
+        source.path = Path(plan.program.path)  # the log keeps the program file's hash
+        _play(source, **options, log_fields=plan.log_fields())
 
 
 @cli.command(name="log", context_settings=CONTEXT)
@@ -596,22 +537,7 @@ def log_command(as_json: bool, limit: int) -> None:
     practice = PracticeLog()
     summary = practice.summary(limit=limit)
     if as_json:
-        click.echo(json.dumps({
-            "database": str(practice.path),
-            "today": summary.today.isoformat(),
-            "total_sessions": summary.total_sessions,
-            "streak": {"current_days": summary.current_streak_days, "longest_days": summary.longest_streak_days},
-            "minutes_per_area": {"last_7_days": {a: round(m, 3) for a, m in summary.minutes_7_days.items()},
-                                 "last_30_days": {a: round(m, 3) for a, m in summary.minutes_30_days.items()}},
-            "sessions": [{
-                "routine": s.routine, "file_hash": s.file_hash,
-                "started_utc": s.started_utc.isoformat(timespec="seconds"), "local_date": s.local_date.isoformat(),
-                "seconds_played": round(s.seconds_played, 3), "steps_completed": s.steps_completed,
-                "steps_total": s.steps_total, "finished": s.finished, "practised": s.practised,
-                "program": s.program, "program_day": s.program_day,
-                "minutes_per_area": {a: round(sec / 60, 3) for a, sec in sorted(s.area_seconds.items())},
-            } for s in summary.sessions],
-        }, indent=1))
+        click.echo(json.dumps(summary.as_json(database=practice.path), indent=1))
         return
     if not summary.total_sessions:
         click.echo(f"No sessions logged yet in {practice.path}: play a routine with `voicecoach play ROUTINE`.")
@@ -627,10 +553,6 @@ def log_command(as_json: bool, limit: int) -> None:
         steps = f"{s.steps_completed}/{s.steps_total}" if s.steps_total else str(s.steps_completed)
         click.echo(f"  {when}  {s.routine:<28} {format_duration(round(s.seconds_played)):>7}  {steps} steps"
                    + ("  finished" if s.finished else "" if s.practised else "  (under 80 %: not a practice day)"))
-
-
-_PROGRAM = "scripts/programs/thirty-days-face-fitness.yaml"
-_DATE = click.DateTime(["%Y-%m-%d"])
 
 
 @cli.group(name="program", context_settings=CONTEXT)

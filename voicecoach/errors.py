@@ -14,7 +14,11 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True, order=True)
 class Location:
-    """A place in a routine file, 1-based like editors count."""
+    """A place in a routine file, 1-based like editors count.
+
+    >>> str(Location("scripts/morning.yaml", line=3, col=5))
+    'scripts/morning.yaml:3:5'
+    """
 
     path: str
     """The file as the user named it (or as an include resolved it)."""
@@ -28,7 +32,17 @@ class Location:
 
 
 class VoicecoachError(Exception):
-    """A problem the user can fix; formatted as ``path:line:col: message; hint``."""
+    """A problem the user can fix; formatted as ``path:line:col: message; hint``.
+
+    The command line prints it as one line and exits with ``exit_code`` (2).
+
+    >>> error = VoicecoachError("unknown field 'strokse'", location=Location("r.yaml", 4, 5),
+    ...                         hint="did you mean 'strokes'?")
+    >>> error.format()
+    "r.yaml:4:5: unknown field 'strokse'; did you mean 'strokes'?"
+    >>> error.exit_code
+    2
+    """
 
     exit_code = 2
 

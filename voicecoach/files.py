@@ -35,8 +35,11 @@ def remove_stale_temp_files(folder: str | os.PathLike, *, prefix: str = ".", max
 
 
 @contextlib.contextmanager
-def atomic_write(path: str | os.PathLike, *, fsync: bool = True, sweep: bool = True) -> Iterator[BinaryIO]:
+def atomic_write(path: str | os.PathLike, *, fsync: bool = True, sweep: bool = True,
+                 mode: int = 0o666) -> Iterator[BinaryIO]:
     """Yield a binary file in the target's folder; on success it replaces ``path`` at once.
+
+    ``mode`` (less the umask) is the new file's permissions: 0o600 for a secret.
 
     On any exception the temporary file is removed and ``path`` is left as it was.  ``sweep``
     first removes stale temporary files of the same target left by a killed run.
@@ -51,8 +54,8 @@ def atomic_write(path: str | os.PathLike, *, fsync: bool = True, sweep: bool = T
             # at any moment after it is created finds it in ``tmp`` and removes it below.
             tmp = os.path.join(target.parent, f".{target.name}.{secrets.token_hex(6)}{TEMP_SUFFIX}")
             try:
-                # 0o666 less the umask: the result is an ordinary file, like any other the user makes
-                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
+                # 0o666 less the umask by default: an ordinary file, like any other the user makes
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
                 break
             except FileExistsError:  # another writer's name: never ours to remove
                 tmp = None

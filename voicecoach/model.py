@@ -211,7 +211,13 @@ Step = Union[Say, Exercise, Massage, Rest, Breathe, Repeat]
 
 @dataclass(frozen=True)
 class Routine:
-    """A whole routine script, includes resolved, ready to compile."""
+    """A whole routine script, includes resolved, ready to compile.
+
+    >>> from voicecoach import load_routine
+    >>> routine = load_routine("scripts/morning.yaml")
+    >>> routine.title, routine.language, len(routine.steps)
+    ('Morning wake-up', 'en', 6)
+    """
 
     title: str
     """Spoken at the start; the album/title tag of exports."""
@@ -378,7 +384,15 @@ class Chapter:
 
 @dataclass(frozen=True)
 class Timeline:
-    """When every sound of a routine starts, exact to the sample."""
+    """When every sound of a routine starts, exact to the sample.
+
+    >>> from voicecoach import plan
+    >>> timeline = plan("scripts/morning.yaml")
+    >>> timeline.sample_rate, len(timeline.chapters), timeline.chapters[0].title
+    (44100, 6, 'Warm-up taps')
+    >>> timeline.chapters[0].start_sample
+    0
+    """
 
     routine: str
     """Routine title."""

@@ -19,18 +19,19 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from . import export as exporting
+from . import sidecars
 from .cache import NOT_IN_KEY, Cache, default_cache_dir, settings_key
 from .compile import CompileSettings, Section, collect_phrases, compile_timeline, estimate_speech_samples, iter_sections
+from .encode import TrackTags
 from .errors import VoicecoachError
+from .formats import OutputFormat, format_for_path, write_track
 from .mix import MIX_VERSION, Mixer, RenderSettings, limiter_reach
 from .model import EventKind, Routine, Timeline, flat_steps
 from .script import load_routine
 from .sound import SoundDesign, load_sound_design
-from .speech import DEFAULT_ENGINE, Speech, SpeechSettings, get_engine, missing_engines
+from .engines import DEFAULT_ENGINE, get_engine, missing_engines
+from .speech import Speech, SpeechSettings
 from .vocab import Vocabulary, load_vocabulary
-
-OUTPUT_FORMATS = (".mp3", ".wav")
 
 Progress = Callable[[str, int, int], None]
 """``progress(stage, done, total)``: called as clips are made and chunks are mixed."""
@@ -38,7 +39,14 @@ Progress = Callable[[str, int, int], None]
 
 @dataclass(frozen=True)
 class Settings:
-    """Command-line choices that override the routine or the defaults."""
+    """Command-line choices that override the routine or the defaults.
+
+    >>> from voicecoach import load_routine
+    >>> Settings(engine="fake").engine_for(load_routine("scripts/morning.yaml"))
+    'fake'
+    >>> Settings().sample_rate
+    44100
+    """
 
     engine: str | None = None
     """Speech engine name; ``None``: the routine's ``engine:``, else espeak."""
@@ -91,7 +99,15 @@ class Settings:
 
 @dataclass
 class Build:
-    """A compiled routine: its timeline and the means to render its track."""
+    """A compiled routine: its timeline and the means to render its track (made by :func:`build`).
+
+    >>> result = build("scripts/morning.yaml", settings=Settings(engine="fake", use_cache=False))
+    >>> result.routine.title, len(result.timeline.chapters)
+    ('Morning wake-up', 6)
+    >>> samples = result.read(0, 4410)
+    >>> samples.dtype.name, len(samples)
+    ('int16', 4410)
+    """
 
     routine: Routine
     timeline: Timeline
@@ -189,7 +205,7 @@ def _routine_parts(routine: Routine, settings: Settings, on_clip: Callable[[str]
     if engine in missing:  # said where the routine asks for it
         raise VoicecoachError(f"the {engine} engine is not installed",
                               location=None if settings.engine else routine.locs.get("engine"),
-                              hint=f"install it with: {missing[engine][1]}")
+                              hint=f"install it with: {missing[engine].install}")
     speech = Speech(
         engine=get_engine(engine),
         cache=cache,
@@ -206,7 +222,15 @@ def build(
     settings: Settings = Settings(),
     progress: Progress | None = None,
 ) -> Build:
-    """Load (if given a path), synthesize what is missing and schedule the routine."""
+    """Load (if given a path), synthesize what is missing and schedule the routine.
+
+    Speech and the mixed track are cached (``settings.cache_dir``), so an unchanged routine
+    is neither synthesized nor mixed again.
+
+    >>> result = build("scripts/morning.yaml", settings=Settings(engine="fake", use_cache=False))
+    >>> [chapter.title for chapter in result.timeline.chapters][:2]
+    ['Warm-up taps', 'Brow lift against the fingers']
+    """
     done = 0
 
     def on_clip(text: str) -> None:
@@ -413,7 +437,12 @@ def track_key(timeline: Timeline, speech: Speech, render_settings: RenderSetting
 
 
 def plan(routine: Routine | str | os.PathLike, *, settings: Settings = Settings()) -> Timeline:
-    """The timeline with estimated speech lengths, without synthesizing (``preview``)."""
+    """The timeline with estimated speech lengths, without synthesizing (``preview``).
+
+    >>> timeline = plan("scripts/morning.yaml")
+    >>> len(timeline.chapters), round(timeline.duration_s) > 60
+    (6, True)
+    """
     if not isinstance(routine, Routine):
         routine = load_routine(routine)
     with about(routine):
@@ -431,14 +460,10 @@ def plan(routine: Routine | str | os.PathLike, *, settings: Settings = Settings(
 
 
 def check_output_path(out: str | os.PathLike) -> Path:
-    """Refuse an unknown format or a missing folder before any work is done."""
+    """Refuse an unknown format (the format table lists the known ones) or a missing folder
+    before any work is done."""
     path = Path(out)
-    if path.suffix.lower() not in OUTPUT_FORMATS:
-        raise VoicecoachError(
-            f"cannot write {path.suffix or 'a file without extension'!r} output",
-            location=None,
-            hint=f"name the output file with one of: {', '.join(OUTPUT_FORMATS)}",
-        )
+    format_for_path(path)
     folder = path.parent if str(path.parent) else Path(".")
     if not folder.is_dir():
         raise VoicecoachError(f"output folder {str(folder)!r} does not exist", hint="create it first")
@@ -456,35 +481,33 @@ def export(
     captions: str | os.PathLike | None = None,
     progress: Progress | None = None,
 ) -> Path:
-    """Write the track (MP3 or WAV by extension) and, if asked, the timeline and captions.
+    """Write the track in the format its extension names, and, if asked, the timeline and captions.
 
-    A file that cannot be written (full disk, no permission) is a :class:`VoicecoachError`;
-    every file appears whole or not at all (files.atomic_write).
+    Every format of :data:`voicecoach.formats.FORMATS` works (MP3, M4B, Opus, FLAC with one
+    chapter per step; WAV).  A file that cannot be written (full disk, no permission) is a
+    :class:`VoicecoachError`; every file appears whole or not at all (files.atomic_write).
+
+    Returns the path written.
+
+    >>> result = build("scripts/morning.yaml", settings=Settings(engine="fake", use_cache=False))
+    >>> str(export(result, "morning.m4b", timeline_json="morning.json"))
+    'morning.m4b'
     """
     path = check_output_path(out)
+    fmt: OutputFormat = format_for_path(path)
     chunks = result.chunks(progress=progress)
     timeline = result.timeline
     target = path
     try:
-        if path.suffix.lower() == ".mp3":
-            exporting.write_mp3(
-                chunks,
-                path,
-                timeline=timeline,
-                sample_rate=timeline.sample_rate,
-                bitrate_kbps=settings.bitrate_kbps,
-                quality=settings.mp3_quality,
-                title=result.routine.title,
-                album="voicecoach routines",
-            )
-        else:
-            exporting.write_wav(chunks, path, sample_rate=timeline.sample_rate)
+        write_track(chunks, path, fmt=fmt, timeline=timeline,
+                    tags=TrackTags(title=result.routine.title, album="voicecoach routines"),
+                    mp3_bitrate_kbps=settings.bitrate_kbps, mp3_quality=settings.mp3_quality)
         if timeline_json is not None:
             target = Path(timeline_json)
-            exporting.write_timeline_json(timeline, timeline_json)
+            sidecars.write_timeline_json(timeline, timeline_json)
         if captions is not None:
             target = Path(captions)
-            exporting.write_vtt(timeline, captions)
+            sidecars.write_vtt(timeline, captions)
     except OSError as error:
         raise VoicecoachError(f"cannot write {str(target)!r}: {error.strerror or error}",
                               hint="free some disk space or choose a folder you may write to") from None

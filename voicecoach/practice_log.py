@@ -132,6 +132,23 @@ class Session:
     program_day: int | None = None
     """Which day of the program it played (1-based)."""
 
+    def as_json(self) -> dict[str, object]:
+        """The session as ``voicecoach log --json`` prints it (seconds and minutes rounded to ms)."""
+        return {
+            "routine": self.routine,
+            "file_hash": self.file_hash,
+            "started_utc": self.started_utc.isoformat(timespec="seconds"),
+            "local_date": self.local_date.isoformat(),
+            "seconds_played": round(self.seconds_played, 3),
+            "steps_completed": self.steps_completed,
+            "steps_total": self.steps_total,
+            "finished": self.finished,
+            "practised": self.practised,
+            "program": self.program,
+            "program_day": self.program_day,
+            "minutes_per_area": {a: round(sec / 60, 3) for a, sec in sorted(self.area_seconds.items())},
+        }
+
 
 def counts_as_practice(*, seconds_played: float, seconds_total: float, steps_completed: int, steps_total: int,
                        finished: bool) -> bool:
@@ -229,6 +246,18 @@ class Summary:
     """Minutes per face area over the last 7 days, today included."""
     minutes_30_days: Mapping[str, float]
     """Minutes per face area over the last 30 days, today included."""
+
+    def as_json(self, *, database: str | os.PathLike) -> dict[str, object]:
+        """What ``voicecoach log --json`` prints: the summary, the sessions, and the ``database`` file."""
+        return {
+            "database": str(database),
+            "today": self.today.isoformat(),
+            "total_sessions": self.total_sessions,
+            "streak": {"current_days": self.current_streak_days, "longest_days": self.longest_streak_days},
+            "minutes_per_area": {"last_7_days": {a: round(m, 3) for a, m in self.minutes_7_days.items()},
+                                 "last_30_days": {a: round(m, 3) for a, m in self.minutes_30_days.items()}},
+            "sessions": [session.as_json() for session in self.sessions],
+        }
 
 
 class PracticeLog:
@@ -392,10 +421,12 @@ class PracticeLog:
                 return session.program_path
         return None
 
-    def summary(self, *, now: datetime | None = None, zone: tzinfo | None = None, limit: int = 10) -> Summary:
-        """Recent sessions, streaks and minutes per area as of ``now`` in ``zone`` (default: here)."""
+    def summary(self, *, now: datetime | None = None, zone: tzinfo | None = None, limit: int = 10,
+                today: date | None = None) -> Summary:
+        """Recent sessions, streaks and minutes per area as of ``now`` in ``zone`` (default: here),
+        or as of the local date ``today``."""
         now = now or datetime.now(timezone.utc)
-        today = now.astimezone(zone or local_zone()).date()
+        today = today or now.astimezone(zone or local_zone()).date()
         everything = self.sessions()
         current, longest = streaks((s.local_date for s in everything if s.practised), today)
         return Summary(

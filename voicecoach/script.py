@@ -29,7 +29,7 @@ from .model import (Area, Breathe, CountMode, Exercise, Massage, Music, Pressure
                     Sound, Step, Tone)
 from .text import MAX_SENTENCE_CHARS, longest_sentence
 from .sound import AUDIO_EXTENSIONS
-from .speech import ENGINES
+from .engines import ENGINES, model_extensions
 from .timing import has_pauses, parse_duration, split_pauses
 from .vocab import REQUIRED_PHRASES, phrase_problem
 
@@ -92,7 +92,6 @@ _MUSIC_RANGES = {"volume": (Fraction(0), Fraction(2)), "duck": (Fraction(0), Fra
 # sounds: what each key replaces; 'release' is another name for the bell that rings at release
 _SOUND_KEYS = {"chime": Tone.CHIME, "tick": Tone.TICK, "bell": Tone.BELL, "release": Tone.BELL,
                "finish": Tone.FINISH}
-_VOICE_MODEL = ".onnx"  # a voice ending in this is a Piper model file, resolved like an include
 _DURATION_ATTRS = {"hold": "hold_s", "release": "release_s", "rest": "rest_s", "tempo": "tempo_s",
                    "inhale": "inhale_s", "exhale": "exhale_s"}
 _COUNT_LIMITS = {"reps": "max_reps", "sets": "max_sets", "strokes": "max_strokes", "cycles": "max_cycles",
@@ -417,8 +416,9 @@ class _Parser:
         if key == "voice":  # null: the language's default voice
             if node.value is None:
                 return None
-            if isinstance(node.value, str) and node.value.strip().lower().endswith(_VOICE_MODEL):
-                return self.file_path("voice", node, folder, (_VOICE_MODEL,))
+            # a voice naming an engine's model file (Piper's .onnx) is resolved like an include
+            if isinstance(node.value, str) and node.value.strip().lower().endswith(model_extensions()):
+                return self.file_path("voice", node, folder, model_extensions())
             return self.text(key, node, name=True)
         if self.missing(key, node):
             return _BAD
@@ -859,7 +859,15 @@ def parse_routine(text_or_bytes: str | bytes, *, path: str = "<routine>", base_d
 
 
 def load_routine(path: str | os.PathLike, *, limits: Limits = DEFAULT_LIMITS) -> Routine:
-    """Read and parse a routine file; includes may reach files in its folder and below."""
+    """Read and parse a routine file; includes may reach files in its folder and below.
+
+    A file that is not a valid routine raises :class:`~voicecoach.errors.RoutineErrors`
+    (a :class:`~voicecoach.errors.VoicecoachError`) that names each problem's line.
+
+    >>> routine = load_routine("scripts/morning.yaml")
+    >>> routine.title
+    'Morning wake-up'
+    """
     display = os.fspath(path)
     data = _read(display, display, limits)
     return _parse(data, display, Path(display).parent, limits, os.path.realpath(display))
@@ -873,7 +881,7 @@ def routine_format(limits: Limits = DEFAULT_LIMITS) -> dict[str, Any]:
     field -> its largest value; ``language_pattern``: the regular expression for ``language``;
     ``engines``; ``cues``: cue key -> its placeholders; ``music``: key -> (lowest, highest) for
     the numbers, ``None`` for ``file``; ``sounds``: the tone names; ``audio_extensions``;
-    ``voice_model_extension``.
+    ``voice_model_extensions``.
     """
     return {
         "top_keys": _TOP_KEYS,
@@ -883,7 +891,7 @@ def routine_format(limits: Limits = DEFAULT_LIMITS) -> dict[str, Any]:
         "music": {key: _MUSIC_RANGES.get(key) for key in _MUSIC_KEYS},
         "sounds": tuple(_SOUND_KEYS),
         "audio_extensions": AUDIO_EXTENSIONS,
-        "voice_model_extension": _VOICE_MODEL,
+        "voice_model_extensions": model_extensions(),
         "kinds": {kind: (kind, *sorted(fields - {kind})) for kind, fields in _FIELDS.items()},
         "text": _TEXT_FIELDS,
         "durations": tuple(_DURATION_ATTRS),

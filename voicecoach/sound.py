@@ -141,7 +141,7 @@ def _decode_miniaudio(path: str, sample_rate: int) -> np.ndarray:
 
 
 def _decode_ffmpeg(path: str, sample_rate: int) -> np.ndarray:
-    from .formats import ffmpeg_exe
+    from .encode import ffmpeg_exe
 
     command = [ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-nostdin", "-i", path, "-vn", "-ac", "1",
                "-ar", str(sample_rate), "-f", "s16le", "-acodec", "pcm_s16le", "-bitexact", "-"]

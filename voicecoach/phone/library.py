@@ -3,7 +3,7 @@
 ``export_library(paths, out_dir, ...)`` finds the routines (a folder means every routine in
 it, include-only blocks skipped), gives each a stable file name (the slug of its title),
 and renders the changed ones in parallel worker processes -- each with its own speech engine
--- as MP3, M4B or Opus (formats.py), whole with chapters or split into one track per step
+-- in any format of the table in formats.py, whole with chapters or split into one track per step
 with an ``.m3u8`` playlist, each with its cover (cover.py) and, for whole tracks, a
 Podcasting 2.0 chapters file.
 
@@ -34,12 +34,14 @@ from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
-from .. import __version__, formats
+from .. import __version__, formats, sidecars
 from ..cache import NOT_IN_KEY, default_cache_dir, digest, settings_key
 from ..errors import Location, VoicecoachError
 from .cover import cover_png, routine_areas, routine_cover_png
 from ..files import atomic_write
-from ..formats import FORMATS_VERSION, AudioFormat, PlaylistEntry, TrackTags
+from ..encode import TrackTags
+from ..formats import FORMATS, FORMATS_VERSION, OutputFormat
+from ..sidecars import PlaylistEntry
 from ..model import Routine
 from ..pipeline import Settings, build
 from ..programs.format import is_program_file
@@ -216,7 +218,7 @@ def routine_key(routine: Routine) -> str:
 class LibrarySettings:
     """Choices for a library export."""
 
-    format: AudioFormat = AudioFormat.MP3
+    format: OutputFormat = FORMATS["mp3"]
     """Audio format of the tracks."""
     split: bool = False
     """One track per step, with a playlist, instead of one track with chapters."""
@@ -254,17 +256,17 @@ def _content_hash(path: str) -> str:
 
 def _identifier() -> tuple[Callable[[str, str], str], Callable[[], None]]:
     """``identify(engine, voice)`` backed by one engine object per name, and a closer."""
-    from ..speech import get_engine
+    from ..engines import engine_spec
 
     engines: dict[str, object] = {}
 
     def identify(name: str, voice: str) -> str:
+        spec = engine_spec(name)
         engine = engines.get(name)
         if engine is None:
-            engine = engines[name] = get_engine(name)
-        describe = getattr(engine, "voice_identity", None)
+            engine = engines[name] = spec.create()
         try:
-            return f"{engine.identity()}|{describe(voice) if describe else voice}"
+            return f"{engine.identity()}|{spec.voice_identity(voice)}"
         except VoicecoachError:
             return f"{name}|unavailable|{voice}"  # the export itself then reports it, located
 
@@ -419,7 +421,7 @@ def _export(job: _Job) -> RoutineResult:
         formats.write_track(result.chunks(), out / name, fmt=fmt, timeline=timeline,
                             tags=TrackTags(title=routine.title, album=ALBUM, cover_png=cover),
                             mp3_bitrate_kbps=job.settings.bitrate_kbps, mp3_quality=job.settings.mp3_quality)
-        formats.write_podcast_chapters(timeline, out / chapters_name)
+        sidecars.write_podcast_chapters(timeline, out / chapters_name)
         tracks.append(ManifestTrack(name, routine.title, timeline.duration_s, timeline.length_samples,
                                     chapters=chapters_name))
     else:
@@ -435,14 +437,14 @@ def _export(job: _Job) -> RoutineResult:
             tracks.append(ManifestTrack(name, part.chapter.title, part.timeline.duration_s,
                                         part.timeline.length_samples, number=part.number))
         playlist = f"{job.slug}.m3u8"
-        formats.write_m3u8([PlaylistEntry(t.file, t.title, t.duration_s) for t in tracks], out / playlist,
+        sidecars.write_m3u8([PlaylistEntry(t.file, t.title, t.duration_s) for t in tracks], out / playlist,
                            title=routine.title)
     names = [cover_name, *(t.file for t in tracks), *(t.chapters for t in tracks if t.chapters)]
     if playlist:
         names.append(playlist)
     entry = ManifestEntry(
         slug=job.slug, source=job.source or os.path.realpath(job.path), title=routine.title, description=routine.description,
-        language=routine.language, areas=tuple(a.value for a in routine_areas(routine)), format=fmt.value,
+        language=routine.language, areas=tuple(a.value for a in routine_areas(routine)), format=fmt.name,
         split=job.library.split, key=job.key, track_key=result.track_key, exported_at=job.exported_at,
         sample_rate=rate, length_samples=timeline.length_samples, steps=len(timeline.chapters), cover=cover_name,
         tracks=tuple(tracks), playlist=playlist, files={n: (out / n).stat().st_size for n in names},

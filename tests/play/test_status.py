@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings as hsettings, strategies as st
 
 from voicecoach.pipeline import Settings, plan
-from voicecoach.status import Notice, NoticeKind, StatusView, TimelineIndex, clock, live_line, log_line, status_at
+from voicecoach.play.status import Notice, NoticeKind, StatusView, TimelineIndex, clock, live_line, log_line, status_at
 
 RATE = 8000
 ROUTINE = """\

@@ -1,4 +1,4 @@
-"""A speech server around pyttsx3 + espeak-ng: ``python -m voicecoach._espeak_server``.
+"""A speech server around pyttsx3 + espeak-ng: ``python -m voicecoach.engines.espeak_server``.
 
 Why a server that forks a child per phrase:
 - espeak-ng keeps synthesis state between utterances in a process (the same text comes out a
@@ -16,11 +16,9 @@ Why a server that forks a child per phrase:
 - This process is single-threaded (fork-safe); pyttsx3's prints go to /dev/null so they
   cannot corrupt the JSON-lines protocol on the real stdout.
 
-Protocol (JSON lines): the server first writes ``{"ready": true, "sample_rate": ..,
-"version": ..}``.  Requests: ``{"op": "synth", "id": .., "text": .., "voice": .., "wpm": ..,
-"sample_rate": .., "out": path}`` (the child writes the finished clip, see mix.process_clip) ... then ``{"op": "run", "jobs": N, "timeout": s}`` runs the batch, answering
-``{"id": .., "ok": bool, "error": ..}`` per phrase as each finishes, then ``{"done": true}``.
-``{"op": "voices", "out": path}`` writes the voice list as JSON.  EOF ends the server.
+Protocol: forkserver's, with ``{"ready": true, "sample_rate": .., "version": ..}`` first and
+``synth`` requests ``{"text": .., "voice": .., "wpm": .., "sample_rate": ..}``; ``{"op": "voices",
+"out": path}`` writes the voice list as JSON.
 """
 
 from __future__ import annotations
@@ -28,11 +26,10 @@ from __future__ import annotations
 import ctypes
 import json
 import os
-import signal
 import sys
 import time
-import wave
-from collections import deque
+
+from voicecoach.engines.forkserver import fork_child, open_protocol, run_batch, serve, write_finished_clip
 
 ESPEAK_SAMPLE_RATE = 22050  # pyttsx3's espeak driver writes its WAVs at this rate
 
@@ -42,7 +39,7 @@ child of every text containing MARKER sleep forever or abort, so tests can prove
 crashed engine is caught (tests/test_reliability.py).  Unset in normal use."""
 
 
-def _test_fault(text: str) -> None:
+def inject_test_fault(text: str) -> None:
     kind, _, marker = os.environ.get(FAULT_ENV, "").partition(":")
     if not marker or marker not in text:
         return
@@ -75,7 +72,7 @@ def espeak_version() -> str:
     return _espeak.Info(None).decode("ascii", "replace")
 
 
-def _synchronous_espeak(voice: str | None):
+def synchronous_espeak(voice: str | None):
     """espeak-ng, through pyttsx3's binding, initialized synchronously in this (child) process."""
     from pyttsx3.drivers import _espeak
 
@@ -87,10 +84,10 @@ def _synchronous_espeak(voice: str | None):
     return _espeak
 
 
-def _child_synth(request: dict) -> int:
+def child_synth(request: dict) -> int:
     """In a fresh child: one engine, one phrase, one WAV file."""
-    _test_fault(request["text"])
-    _espeak = _synchronous_espeak(request["voice"])
+    inject_test_fault(request["text"])
+    _espeak = synchronous_espeak(request["voice"])
     wpm = int(request["wpm"])
     _espeak.SetParameter(_espeak.RATE, wpm, 0)
     if _espeak.dll.espeak_GetParameter(_espeak.RATE, 1) != wpm:
@@ -114,27 +111,12 @@ def _child_synth(request: dict) -> int:
     return write_finished_clip(np.frombuffer(audio, dtype="<i2"), source_rate=ESPEAK_SAMPLE_RATE, request=request)
 
 
-def write_finished_clip(raw, *, source_rate: int, request: dict) -> int:
-    """Finish a raw int16 clip (mix.process_clip) and write it as the request's WAV.
-
-    Done in the child, so clips are finished in parallel, not one by one in the client.
-    """
-    from voicecoach.mix import process_clip
-
-    rate = int(request["sample_rate"])
-    clip = process_clip(raw, source_rate=source_rate, sample_rate=rate)
-    with wave.open(request["out"], "wb") as handle:
-        handle.setnchannels(1)
-        handle.setsampwidth(2)
-        handle.setframerate(rate)
-        handle.writeframes(clip.astype("<i2").tobytes())
-    return 0
 
 
-def _child_voices(request: dict) -> int:
+def child_voices(request: dict) -> int:
     import pyttsx3
 
-    _synchronous_espeak(None)
+    synchronous_espeak(None)
     from pyttsx3.drivers.espeak import EspeakDriver
 
     EspeakDriver._moduleInitialized = True  # initialized above; the driver must not do it again
@@ -149,75 +131,10 @@ def _child_voices(request: dict) -> int:
     return 0
 
 
-def _fork(request: dict, work) -> int:
-    pid = os.fork()
-    if pid:
-        return pid
-    code = 1
-    try:
-        signal.signal(signal.SIGINT, signal.SIG_DFL)
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        code = work(request)
-    except BaseException as error:  # report any failure through a side file
-        try:
-            with open(request["out"] + ".err", "w", encoding="utf-8") as handle:
-                handle.write(f"{type(error).__name__}: {error}")
-        except OSError:
-            pass
-        code = 2
-    finally:
-        os._exit(code)
 
 
-def _run_batch(batch: deque, jobs: int, timeout: float, reply, *, work=None, engine: str = "espeak") -> None:
-    """Run every request of ``batch`` in its own child, ``jobs`` at a time (``work(request)`` in
-    the child; _piper_server uses this too), answering each as it finishes."""
-    running: dict[int, tuple[dict, float]] = {}
-    while batch or running:
-        while batch and len(running) < jobs:
-            request = batch.popleft()
-            pid = _fork(request, work or _child_synth)
-            running[pid] = (request, time.monotonic() + timeout)
-        pid, status = os.waitpid(-1, os.WNOHANG)
-        if pid == 0:
-            now = time.monotonic()
-            for child, (request, deadline) in list(running.items()):
-                if now > deadline:
-                    os.kill(child, signal.SIGKILL)
-                    os.waitpid(child, 0)
-                    del running[child]
-                    reply({"id": request["id"], "ok": False, "error": f"{engine} did not finish within {timeout:g} s"})
-            time.sleep(0.001)
-            continue
-        request, _ = running.pop(pid)
-        if os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0:
-            reply({"id": request["id"], "ok": True})
-            continue
-        if os.WIFSIGNALED(status):
-            error = f"{engine} crashed ({signal.Signals(os.WTERMSIG(status)).name})"
-        else:
-            error = f"{engine} exited with status {os.WEXITSTATUS(status)}"
-        try:
-            with open(request["out"] + ".err", encoding="utf-8") as handle:
-                error = handle.read() or error
-            os.unlink(request["out"] + ".err")
-        except OSError:
-            pass
-        reply({"id": request["id"], "ok": False, "error": error})
 
 
-def open_protocol():
-    """``reply(message)``, writing JSON lines to the real stdout; stdout itself then goes to
-    /dev/null, so nothing a library prints (pyttsx3: "Audio saved to ...") corrupts the protocol."""
-    protocol = os.fdopen(os.dup(1), "w", encoding="utf-8", buffering=1)
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 1)
-
-    def reply(message: dict) -> None:
-        protocol.write(json.dumps(message) + "\n")
-        protocol.flush()
-
-    return reply
 
 
 def main() -> int:
@@ -234,30 +151,13 @@ def main() -> int:
 
     def voices(request: dict) -> None:
         if request.get("op") == "voices":
-            pid = _fork(request, _child_voices)
+            pid = fork_child(request, child_voices)
             _, status = os.waitpid(pid, 0)
             reply({"ok": os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0})
 
-    serve(reply, lambda batch, jobs, timeout: _run_batch(batch, jobs, timeout, reply), other=voices)
+    serve(reply, lambda batch, jobs, timeout: run_batch(batch, jobs, timeout, reply, work=child_synth, engine="espeak"),
+          other=voices)
     return 0
-
-
-def serve(reply, run, *, other=None) -> None:
-    """Answer requests from stdin until EOF (both servers): ``synth`` requests are collected,
-    ``run`` hands the batch to ``run(batch, jobs, timeout)`` and answers ``done``; any other
-    request goes to ``other``."""
-    batch: deque = deque()
-    for line in sys.stdin:
-        request = json.loads(line)
-        op = request.get("op")
-        if op == "synth":
-            batch.append(request)
-        elif op == "run":
-            run(batch, max(1, int(request.get("jobs", 1))), float(request.get("timeout", 60)))
-            batch.clear()
-            reply({"done": True})
-        elif other is not None:
-            other(request)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
-"""A speech server around Piper (neural TTS, ONNX Runtime): ``python -m voicecoach._piper_server``.
+"""A speech server around Piper (neural TTS, ONNX Runtime): ``python -m voicecoach.engines.piper_server``.
 
-Why a server that forks a child per phrase, like _espeak_server:
+Why a server that forks a child per phrase (see forkserver), like espeak_server:
 - Loading a voice model takes about a second: the server loads each model once, and every
   child inherits it (copy-on-write), so a compile pays for loading once.
 - A Piper voice adds random noise while it speaks (VITS ``noise_scale``/``noise_w``); ONNX
@@ -12,13 +12,13 @@ Why a server that forks a child per phrase, like _espeak_server:
 - One intra-op and one inter-op thread per session: ONNX Runtime starts no thread pool, so
   forking is safe, and the children (one per core) are the parallelism.
 
-Protocol (JSON lines, as _espeak_server): ``{"ready": true, "version": ..}`` first; requests
+Protocol (forkserver's): ``{"ready": true, "version": ..}`` first; requests
 ``{"op": "synth", "id": .., "text": .., "model": path, "config": path, "length_scale": ..,
 "sample_rate": .., "out": path}`` (the child writes the finished clip, see mix.process_clip),
 then ``{"op": "run", "jobs": N, "timeout": s}`` loads the models the batch needs and runs it,
 answering ``{"id": .., "ok": bool, "error": ..}`` per phrase, then ``{"done": true}``.
 EOF ends the server.  Anything here that changes a clip's samples (the seed, the silence
-between sentences, the synthesis settings) must bump ``speech.PiperEngine.PROTOCOL``.
+between sentences, the synthesis settings) must bump ``piper.PiperEngine.PROTOCOL``.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ import json
 import sys
 from collections import deque
 
-from voicecoach._espeak_server import _run_batch, open_protocol, serve, write_finished_clip
+from voicecoach.engines.forkserver import open_protocol, run_batch, serve, write_finished_clip
 
 SEED = 20250101
 """ONNX Runtime's seed for every session's random generators (part of the clips' identity)."""
@@ -72,7 +72,7 @@ def synthesize(voice, text: str, *, length_scale: float):
     return np.concatenate(parts) if parts else np.zeros(0, dtype=np.float32)
 
 
-def _child_synth(request: dict) -> int:
+def child_synth(request: dict) -> int:
     """In a fresh child: one phrase from the inherited voice, one finished WAV file."""
     import numpy as np
 
@@ -84,7 +84,7 @@ def _child_synth(request: dict) -> int:
     return write_finished_clip(raw, source_rate=voice.config.sample_rate, request=request)
 
 
-def _load_models(batch: deque, reply) -> deque:
+def load_models(batch: deque, reply) -> deque:
     """Load every model the batch needs; requests whose model fails are answered as failed."""
     runnable: deque = deque()
     failed: dict[str, str] = {}
@@ -119,7 +119,7 @@ def main() -> int:
     reply({"ready": True, "version": version})
 
     def run(batch: deque, jobs: int, timeout: float) -> None:
-        _run_batch(_load_models(batch, reply), jobs, timeout, reply, work=_child_synth, engine="piper")
+        run_batch(load_models(batch, reply), jobs, timeout, reply, work=child_synth, engine="piper")
 
     serve(reply, run)
     return 0

@@ -13,7 +13,7 @@ import enum
 import math
 from dataclasses import dataclass
 
-from .model import Timeline
+from ..model import Timeline
 
 
 @dataclass(frozen=True)

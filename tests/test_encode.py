@@ -1,9 +1,8 @@
-"""export.py: WAV, MP3 with chapters, timeline JSON, WebVTT, and atomic writing."""
+"""encode.py: WAV, MP3 with chapters, the ffmpeg encoders' chapter metadata, and atomic writing."""
 
 from __future__ import annotations
 
 import io
-import json
 import os
 import subprocess
 import wave
@@ -13,18 +12,8 @@ import pytest
 from mutagen.id3 import ID3, CTOCFlags
 from mutagen.mp3 import MP3, BitrateMode
 
-from voicecoach import export, files
-from voicecoach.formats import ffmpeg_exe
-from voicecoach.export import (
-    id3_tag,
-    timeline_from_json,
-    timeline_to_json,
-    timeline_to_vtt,
-    write_mp3,
-    write_timeline_json,
-    write_vtt,
-    write_wav,
-)
+from voicecoach import encode, files
+from voicecoach.encode import ffmpeg_exe, id3_tag, write_mp3, write_wav
 from voicecoach.mix import RenderSettings, render, tone_length
 from voicecoach.model import Chapter, Cue, Event, EventKind, Timeline, Tone
 
@@ -83,19 +72,19 @@ def listing(folder) -> list[str]:
 
 
 def test_atomic_write_is_shared_with_files():
-    assert export.atomic_write is files.atomic_write
+    assert encode.atomic_write is files.atomic_write
 
 
 def test_atomic_write_replaces_only_on_success(tmp_path):
     target = tmp_path / "out.bin"
     target.write_bytes(b"old")
     with pytest.raises(RuntimeError):
-        with export.atomic_write(target) as handle:
+        with encode.atomic_write(target) as handle:
             handle.write(b"new, half")
             raise RuntimeError("boom")
     assert target.read_bytes() == b"old"
     assert listing(tmp_path) == ["out.bin"]
-    with export.atomic_write(target) as handle:
+    with encode.atomic_write(target) as handle:
         handle.write(b"new")
     assert target.read_bytes() == b"new"
     assert listing(tmp_path) == ["out.bin"]
@@ -212,92 +201,6 @@ def test_mp3_failure_leaves_nothing(tmp_path):
     with pytest.raises(ValueError):
         write_mp3([], path, timeline=tl, sample_rate=48000, title="T")  # not the timeline's rate
     assert listing(tmp_path) == []
-
-
-# ---------------------------------------------------------------------------------------
-# JSON
-
-
-def test_timeline_json_schema():
-    tl, _ = make_timeline()
-    data = timeline_to_json(tl)
-    assert list(data) == ["version", "routine", "sample_rate", "duration_s", "chapters", "events"]
-    assert data["version"] == 1 and data["routine"] == "Évening jaw" and data["sample_rate"] == RATE
-    assert data["duration_s"] == tl.length_samples / RATE
-    assert [list(c) for c in data["chapters"]] == [["title", "step", "start_s", "end_s"]] * 3
-    assert data["chapters"][1] == {"title": "Hold, round 1 of 2", "step": 1, "start_s": 3.0, "end_s": 4.5}
-    keys = ["kind", "start_s", "end_s", "step", "step_name", "cue", "text"]
-    for item, event in zip(data["events"], tl.events):
-        if event.kind is EventKind.TONE:
-            assert list(item) == [*keys, "sound"] and item["sound"] == event.tone.value and item["text"] == ""
-        else:
-            assert list(item) == keys and item["text"] == event.text
-        assert item["start_s"] == event.start_sample / RATE  # full precision, not rounded to ms
-        assert item["end_s"] == event.end_sample / RATE
-        assert item["cue"] == event.cue.value
-        assert item["step_name"] == tl.chapters[event.step].title
-    assert data["events"][0]["kind"] == "tone" and data["events"][1]["kind"] == "speech"
-
-
-def test_timeline_json_round_trip(tmp_path):
-    tl, _ = make_timeline()
-    assert timeline_from_json(timeline_to_json(tl)) == tl
-    odd = Timeline("x", 48000, 12345679, (Event(EventKind.SPEECH, Cue.SAY, 12345, 6789, 0, text="hi"),), ())
-    assert timeline_from_json(json.loads(json.dumps(timeline_to_json(odd)))) == odd
-    with pytest.raises(ValueError):
-        timeline_from_json({**timeline_to_json(tl), "version": 2})
-
-
-def test_write_timeline_json(tmp_path):
-    tl, _ = make_timeline()
-    path = tmp_path / "t.json"
-    write_timeline_json(tl, path)
-    text = path.read_text(encoding="utf-8")
-    assert text.endswith("}\n") and text.startswith('{\n "version": 1,\n "routine": "Évening jaw",')
-    assert json.loads(text) == timeline_to_json(tl)
-    assert timeline_from_json(json.loads(text)) == tl
-    write_timeline_json(tl, path)
-    assert path.read_text(encoding="utf-8") == text  # stable
-    assert listing(tmp_path) == ["t.json"]
-
-
-# ---------------------------------------------------------------------------------------
-# WebVTT
-
-
-def test_vtt(tmp_path):
-    tl, _ = make_timeline()
-    text = timeline_to_vtt(tl)
-    assert text == (
-        "WEBVTT\n"
-        "\n"
-        "00:00:00.600 --> 00:00:01.400\n"
-        "Jaw release\n"
-        "\n"
-        "00:00:01.700 --> 00:00:02.900\n"
-        "Open wide &amp; slow\n"
-        "\n"
-        "00:00:03.000 --> 00:00:03.400\n"
-        "hold\n"
-        "\n"
-        "00:00:05.100 --> 00:00:06.000\n"
-        "Well done &lt;3\n"
-    )
-    path = tmp_path / "c.vtt"
-    write_vtt(tl, path)
-    assert path.read_text(encoding="utf-8") == text
-    assert listing(tmp_path) == ["c.vtt"]
-
-
-def test_vtt_long_times_and_odd_text():
-    rate = 48000
-    start = 3725 * rate + 24  # 1:02:05.0005 -> .000 or .001 by exact rounding
-    event = Event(EventKind.SPEECH, Cue.SAY, start, 90 * rate, 0, text="two\nlines --> here")
-    tl = Timeline("x", rate, start + 91 * rate, (event,), ())
-    lines = timeline_to_vtt(tl).splitlines()
-    assert lines[2] == "01:02:05.000 --> 01:03:35.000"
-    assert lines[3] == "two lines --&gt; here"
-    assert timeline_to_vtt(Timeline("x", rate, 10, (), ())) == "WEBVTT\n"
 
 
 def test_chapter_frames_are_stored_in_time_order():

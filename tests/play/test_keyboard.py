@@ -1,4 +1,4 @@
-"""keys.py: decoding single keys and arrows, raw mode on a real pseudo-terminal, key scripts."""
+"""keyboard.py: decoding single keys and arrows, raw mode on a real pseudo-terminal, key scripts."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ import pytest
 from hypothesis import given, strategies as st
 
 from voicecoach.errors import VoicecoachError
-from voicecoach.keys import KEY_ACTIONS, Action, RawTerminal, ScriptedKey, decode, parse_script
+from voicecoach.play.controller import Action
+from voicecoach.play.keyboard import KEY_ACTIONS, RawTerminal, ScriptedKey, decode, parse_script
 
 
 def test_decode_letters_space_and_arrows():

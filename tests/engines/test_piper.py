@@ -12,16 +12,16 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from voicecoach import speech as speech_module
+from voicecoach.engines import piper as piper_module
 from voicecoach.cli import cli
 from voicecoach.errors import EngineError, VoicecoachError
 from voicecoach.model import Cue, EventKind, Exercise, Massage, Tone, flat_steps
 from voicecoach.pipeline import Settings, build, export
 from voicecoach.script import load_routine
-from voicecoach.speech import PiperEngine, piper_installed
+from voicecoach.engines.piper import PiperEngine, bundled_model, find_model, voice_identity
 from voicecoach.timing import to_samples
 
-needs_piper = pytest.mark.skipif(not piper_installed(), reason="the piper extra is not installed (CI installs it)")
+needs_piper = pytest.mark.skipif(not piper_module.installed(), reason="the piper extra is not installed (CI installs it)")
 RATE = 44100
 TEXTS = ["Hold.", "Release.", "Place your fingertips on your forehead. Then lift gently."]
 
@@ -117,7 +117,7 @@ def test_piper_voice_errors(piper, tmp_path):
     (tmp_path / "lonely.onnx").write_bytes(b"not a model")
     with pytest.raises(EngineError, match="has no lonely.onnx.json beside it"):
         synth(piper, ["Hold."], voice=str(tmp_path / "lonely.onnx"))
-    shutil.copy(speech_module._bundled_piper_model().config, tmp_path / "lonely.onnx.json")
+    shutil.copy(bundled_model().config, tmp_path / "lonely.onnx.json")
     with pytest.raises(EngineError, match="piper cannot load the voice model"):
         synth(piper, ["Hold."], voice=str(tmp_path / "lonely.onnx"))
     assert synth(piper, ["Hold."])["Hold."].size  # a failed batch leaves the engine usable
@@ -125,14 +125,14 @@ def test_piper_voice_errors(piper, tmp_path):
 
 @needs_piper
 def test_the_voice_is_identified_by_its_model_files(piper, tmp_path):
-    bundled = speech_module._bundled_piper_model()
+    bundled = bundled_model()
     shutil.copy(bundled.model, tmp_path / "copy.onnx")
     shutil.copy(bundled.config, tmp_path / "copy.onnx.json")
-    assert piper.voice_identity(str(tmp_path / "copy.onnx")) == piper.voice_identity("joe") == piper.voice_identity("en")
+    assert voice_identity(str(tmp_path / "copy.onnx")) == voice_identity("joe") == voice_identity("en")
     config = json.loads(Path(bundled.config).read_text())
     config["inference"]["noise_scale"] = 0.5
     (tmp_path / "copy.onnx.json").write_text(json.dumps(config))
-    assert piper.voice_identity(str(tmp_path / "copy.onnx")) != piper.voice_identity("joe")
+    assert voice_identity(str(tmp_path / "copy.onnx")) != voice_identity("joe")
 
 
 # ---------------------------------------------------------------------------------------
@@ -199,7 +199,7 @@ def test_the_same_routine_compiles_with_espeak_and_with_piper(compiled, routine_
 @needs_piper
 def test_engine_and_voice_model_from_the_routine(compiled, tmp_path):
     _, settings, first = compiled
-    bundled = speech_module._bundled_piper_model()
+    bundled = bundled_model()
     (tmp_path / "voices").mkdir()
     shutil.copy(bundled.model, tmp_path / "voices" / "joe.onnx")
     shutil.copy(bundled.config, tmp_path / "voices" / "joe.onnx.json")
@@ -257,19 +257,18 @@ def test_cli_compiles_with_piper_and_lists_its_voice(compiled, routine_file, tmp
 
 
 def test_voices_says_how_to_install_a_missing_engine(monkeypatch):
-    monkeypatch.setattr(speech_module, "piper_installed", lambda: False)
-    monkeypatch.setattr("voicecoach.cli.SPEECH_ENGINES", ("espeak",))
+    monkeypatch.setattr(piper_module, "installed", lambda: False)
     result = CliRunner().invoke(cli, ["voices", "--engine", "piper"])
     assert result.exit_code == 0
     assert result.output == ("piper: not installed (a natural neural voice, GPL-3.0); install it with: "
                              "pip install 'voicecoach[piper]'\n")
     with pytest.raises(EngineError, match="the piper engine is not installed") as info:
-        PiperEngine().model("en")
+        find_model("en")
     assert info.value.hint == "install it with: pip install 'voicecoach[piper]'"
 
 
 def test_a_routine_asking_for_a_missing_engine_is_told_where(monkeypatch, tmp_path):
-    monkeypatch.setattr(speech_module, "piper_installed", lambda: False)
+    monkeypatch.setattr(piper_module, "installed", lambda: False)
     path = tmp_path / "r.yaml"
     path.write_text("routine: R\nengine: piper\nsteps: [{say: Hi.}]\n")
     with pytest.raises(VoicecoachError) as info:

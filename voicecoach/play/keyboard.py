@@ -1,31 +1,25 @@
-"""Single-key terminal input (no Enter), arrow keys included, and scripted key sequences.
+"""The keyboard input source: single keys (no Enter), arrow keys included, and scripted key sequences.
 
 :class:`RawTerminal` switches a terminal to cbreak mode (keys arrive one by one, not echoed;
 Ctrl-C still interrupts) and always restores it: on exit, on Ctrl-C, on any error.
-:func:`parse_script` reads the timed key sequences used by tests and scripted checks.
+:class:`Keyboard` is the input source that reads it on its own thread and hands the
+controller an :class:`~voicecoach.play.controller.Action` per key.  :func:`parse_script` reads
+the timed key sequences used by tests and scripted checks; :func:`schedule_keys` presses them
+at exact device frames.
 """
 
 from __future__ import annotations
 
-import enum
 import os
 import select
 import sys
+import threading
 from dataclasses import dataclass
+from typing import Sequence
 
-from .errors import VoicecoachError
-
-
-class Action(enum.Enum):
-    """What a key asks the player to do."""
-
-    PAUSE = "pause/resume"
-    NEXT = "next step"
-    BACK = "back to the step's start (twice quickly: previous step)"
-    REPEAT = "repeat the current step"
-    VOLUME_UP = "volume up"
-    VOLUME_DOWN = "volume down"
-    QUIT = "quit"
+from ..errors import VoicecoachError
+from .controller import Action, Controller
+from .player import Player
 
 
 KEY_ACTIONS: dict[str, Action] = {
@@ -98,6 +92,8 @@ class RawTerminal:
         self._saved: list | None = None
         self._pending: list[str] = []
         self._partial = b""
+        self.at_end = False
+        """The input was closed (no key can come any more)."""
 
     @staticmethod
     def available(fd: int | None = None) -> bool:
@@ -142,6 +138,7 @@ class RawTerminal:
                 return "escape" if lone_escape else None
             data = os.read(self.fd, 64)
             if not data:
+                self.at_end = True
                 return None  # end of input
             keys, self._partial = decode(self._partial + data)
             self._pending.extend(keys)
@@ -190,3 +187,47 @@ def parse_script(spec: str) -> list[ScriptedKey]:
                 hint=f"use wait:SECONDS or one of: {', '.join(KEY_ACTIONS)}",
             )
     return keys
+
+
+def schedule_keys(player: Player, script: Sequence[ScriptedKey], controller: Controller | None = None) -> Controller:
+    """Press scripted keys at their exact device frames (source ``"script"``); returns the controller."""
+    controller = controller or Controller(player)
+    rate = player.sample_rate
+    for key in script:
+        frame = round(key.at_s * rate)
+        player.schedule(frame, lambda action=key.action, at=frame: controller.apply(action, at / rate, source="script"))
+    return controller
+
+
+class Keyboard:
+    """The input source of a terminal's keys: :data:`KEY_ACTIONS`, read on a thread of its own."""
+
+    name = "keys"
+    POLL_S = 0.05
+
+    def __init__(self, terminal: RawTerminal) -> None:
+        self.terminal = terminal
+        self._closing = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._entered = False
+
+    def start(self, controller: Controller) -> None:
+        self.terminal.__enter__()
+        self._entered = True
+        self._thread = threading.Thread(target=self._read, args=(controller,), name="voicecoach-keys", daemon=True)
+        self._thread.start()
+
+    def _read(self, controller: Controller) -> None:
+        while not (self._closing.is_set() or self.terminal.at_end):
+            key = self.terminal.read_key(self.POLL_S)
+            if key in KEY_ACTIONS:
+                controller.apply(KEY_ACTIONS[key], source=self.name)
+
+    def close(self) -> None:
+        self._closing.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        if self._entered:
+            self._entered = False
+            self.terminal.__exit__(None, None, None)

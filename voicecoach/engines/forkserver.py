@@ -1,0 +1,259 @@
+"""The fork-per-phrase speech server protocol, both sides: the client engine and the server loop.
+
+An engine whose library keeps state between phrases, or is costly to load, runs as a server
+(``python -m voicecoach.engines.NAME_server``) that loads the library once and forks a fresh
+child for every phrase: clips are pure functions of their request (byte-identical, whatever
+was said before), children run in parallel (one per core), and a hung or crashed child is
+killed after a timeout and reported with its text, without taking the command down.
+
+Protocol (JSON lines).  The server first writes ``{"ready": true, ...}`` (or ``{"ready":
+false, "error": ..}``).  Requests: ``{"op": "synth", "id": .., "out": path, ...engine
+fields}`` are collected; ``{"op": "run", "jobs": N, "timeout": s}`` runs the batch, answering
+``{"id": .., "ok": bool, "error": ..}`` per phrase as each finishes (the child wrote the
+finished clip to ``out``, see :func:`write_finished_clip`), then ``{"done": true}``.  Other
+ops go to the server's own handler.  EOF ends the server.
+
+The server side is single-threaded (fork-safe) and prints nothing on the real stdout but the
+protocol (:func:`open_protocol`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import wave
+from collections import deque
+from typing import Callable, Iterator
+
+import numpy as np
+
+from ..errors import EngineError
+
+Reply = Callable[[dict], None]
+Work = Callable[[dict], int]
+"""Runs in a forked child: one request, returns the exit code (0: ``out`` was written)."""
+
+
+# ---------------------------------------------------------------------------------------
+# Client side
+
+
+class ServerEngine:
+    """An engine that runs a fork-per-phrase server (``python -m MODULE``) and talks JSON lines."""
+
+    name = "server"
+    MODULE = ""
+    """The server module, run with ``python -m``."""
+    START_HINT = ""
+    """How to fix a server that cannot start (reinstall, install)."""
+
+    def __init__(self) -> None:
+        self._proc: subprocess.Popen | None = None
+
+    def server(self) -> subprocess.Popen:
+        """The running server, started (and greeted) if need be."""
+        if self._proc is not None and self._proc.poll() is None:
+            return self._proc
+        try:
+            self._proc = subprocess.Popen(
+                [sys.executable, "-m", self.MODULE],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                text=True,
+                bufsize=1,
+            )
+        except OSError as error:
+            raise EngineError(f"cannot start the {self.name} speech server: {error}") from None
+        hello = self.receive()
+        if not hello.get("ready"):
+            self.close()
+            raise EngineError(f"{self.describe()} could not start: {hello.get('error', 'no answer')}",
+                              hint=self.START_HINT)
+        self.started(hello)
+        return self._proc
+
+    def describe(self) -> str:
+        return self.name
+
+    def started(self, hello: dict) -> None:
+        """The server's first answer, for engines that learn something from it."""
+
+    def send(self, message: dict) -> None:
+        assert self._proc is not None and self._proc.stdin is not None
+        try:
+            self._proc.stdin.write(json.dumps(message) + "\n")
+            self._proc.stdin.flush()
+        except BrokenPipeError:
+            raise EngineError(f"the {self.name} speech server stopped unexpectedly") from None
+
+    def receive(self) -> dict:
+        assert self._proc is not None and self._proc.stdout is not None
+        line = self._proc.stdout.readline()
+        if not line:
+            raise EngineError(f"the {self.name} speech server stopped unexpectedly")
+        return json.loads(line)
+
+    def run(self, texts: list[str], requests: list[dict], *, voice: str, jobs: int,
+            timeout_s: float) -> Iterator[tuple[str, np.ndarray]]:
+        """Send one request per text (each gets an ``id`` and an ``out`` file), run them, yield the clips."""
+        self.server()
+        folder = tempfile.mkdtemp(prefix=f"voicecoach-{self.name}-")
+        try:
+            for index, request in enumerate(requests):
+                self.send({"op": "synth", "id": index, **request, "out": os.path.join(folder, f"{index}.wav")})
+            self.send({"op": "run", "jobs": jobs, "timeout": timeout_s})
+            while True:
+                answer = self.receive()
+                if answer.get("done"):
+                    break
+                index = answer["id"]
+                if not answer["ok"]:
+                    self.close()  # the batch is abandoned; a fresh server serves the next one
+                    raise self.failure(texts[index], voice, answer.get("error", ""))
+                path = os.path.join(folder, f"{index}.wav")
+                yield texts[index], read_wav(path)
+                os.unlink(path)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+
+    def failure(self, text: str, voice: str, error: str) -> EngineError:
+        """The error for a phrase the server could not make (engines refine it)."""
+        return EngineError(f"{self.name} failed on {text[:80]!r}: {error}", hint="simplify the text or report the bug")
+
+    def close(self) -> None:
+        if self._proc is not None:
+            proc, self._proc = self._proc, None
+            for stream in (proc.stdin, proc.stdout):
+                try:
+                    stream.close()
+                except Exception:
+                    pass
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def read_wav(path: str) -> np.ndarray:
+    """A finished clip the server wrote (16-bit mono WAV)."""
+    with wave.open(path, "rb") as handle:
+        if handle.getsampwidth() != 2 or handle.getnchannels() != 1:
+            raise EngineError(f"unexpected WAV format from the engine in {path}")
+        return np.frombuffer(handle.readframes(handle.getnframes()), dtype="<i2").astype(np.int16)
+
+
+# ---------------------------------------------------------------------------------------
+# Server side
+
+
+def write_finished_clip(raw, *, source_rate: int, request: dict) -> int:
+    """Finish a raw int16 clip (mix.process_clip) and write it as the request's WAV.
+
+    Done in the child, so clips are finished in parallel, not one by one in the client.
+    """
+    from ..mix import process_clip
+
+    rate = int(request["sample_rate"])
+    clip = process_clip(raw, source_rate=source_rate, sample_rate=rate)
+    with wave.open(request["out"], "wb") as handle:
+        handle.setnchannels(1)
+        handle.setsampwidth(2)
+        handle.setframerate(rate)
+        handle.writeframes(clip.astype("<i2").tobytes())
+    return 0
+
+
+def fork_child(request: dict, work: Work) -> int:
+    """Run ``work(request)`` in a forked child; its pid.  A failure goes to ``out + ".err"``."""
+    pid = os.fork()
+    if pid:
+        return pid
+    code = 1
+    try:
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        code = work(request)
+    except BaseException as error:  # report any failure through a side file
+        try:
+            with open(request["out"] + ".err", "w", encoding="utf-8") as handle:
+                handle.write(f"{type(error).__name__}: {error}")
+        except OSError:
+            pass
+        code = 2
+    finally:
+        os._exit(code)
+
+
+def run_batch(batch: deque, jobs: int, timeout: float, reply: Reply, *, work: Work, engine: str) -> None:
+    """Run every request of ``batch`` in its own child, ``jobs`` at a time, answering each as it finishes."""
+    running: dict[int, tuple[dict, float]] = {}
+    while batch or running:
+        while batch and len(running) < jobs:
+            request = batch.popleft()
+            pid = fork_child(request, work)
+            running[pid] = (request, time.monotonic() + timeout)
+        pid, status = os.waitpid(-1, os.WNOHANG)
+        if pid == 0:
+            now = time.monotonic()
+            for child, (request, deadline) in list(running.items()):
+                if now > deadline:
+                    os.kill(child, signal.SIGKILL)
+                    os.waitpid(child, 0)
+                    del running[child]
+                    reply({"id": request["id"], "ok": False, "error": f"{engine} did not finish within {timeout:g} s"})
+            time.sleep(0.001)
+            continue
+        request, _ = running.pop(pid)
+        if os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0:
+            reply({"id": request["id"], "ok": True})
+            continue
+        if os.WIFSIGNALED(status):
+            error = f"{engine} crashed ({signal.Signals(os.WTERMSIG(status)).name})"
+        else:
+            error = f"{engine} exited with status {os.WEXITSTATUS(status)}"
+        try:
+            with open(request["out"] + ".err", encoding="utf-8") as handle:
+                error = handle.read() or error
+            os.unlink(request["out"] + ".err")
+        except OSError:
+            pass
+        reply({"id": request["id"], "ok": False, "error": error})
+
+
+def open_protocol() -> Reply:
+    """``reply(message)``, writing JSON lines to the real stdout; stdout itself then goes to
+    /dev/null, so nothing a library prints (pyttsx3: "Audio saved to ...") corrupts the protocol."""
+    protocol = os.fdopen(os.dup(1), "w", encoding="utf-8", buffering=1)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)
+
+    def reply(message: dict) -> None:
+        protocol.write(json.dumps(message) + "\n")
+        protocol.flush()
+
+    return reply
+
+
+def serve(reply: Reply, run: Callable[[deque, int, float], None], *, other: Callable[[dict], None] | None = None) -> None:
+    """Answer requests from stdin until EOF: ``synth`` requests are collected, ``run`` hands the
+    batch to ``run(batch, jobs, timeout)`` and answers ``done``; any other request goes to ``other``."""
+    batch: deque = deque()
+    for line in sys.stdin:
+        request = json.loads(line)
+        op = request.get("op")
+        if op == "synth":
+            batch.append(request)
+        elif op == "run":
+            run(batch, max(1, int(request.get("jobs", 1))), float(request.get("timeout", 60)))
+            batch.clear()
+            reply({"done": True})
+        elif other is not None:
+            other(request)
