@@ -110,6 +110,7 @@ def test_the_root_is_the_folder_that_holds_programs(folder):
     ("days: 7\nschedule:\n  - [../lift.yaml]\n", ":1:1: the program has no 'program'"),
     ("program: !!python/object:os.system x\n", ":1:10: YAML tags are not allowed"),
     ("", ":1:1: "),
+    ("routine: R\nsteps:\n  - say: Hi\n", ":1:1: this is a routine, not a program; play it with: voicecoach play "),
 ])
 def test_problems_are_located_with_a_fix(folder, text, expected):
     path = write(folder, text)

@@ -134,6 +134,9 @@ class _ProgramParser(_Parser):
             raise VoicecoachError(f"expected 'program:' and 'schedule:' at the top level, found {root.describe()}",
                                   location=root.loc, hint="start the file with 'program: Title'")
         entries = root.value
+        if "program" not in entries and ("routine" in entries or "steps" in entries):
+            raise VoicecoachError("this is a routine, not a program", location=root.loc,
+                                  hint=f"play it with: voicecoach play {self.path}")
         values: dict[str, Any] = {}
         for key, (key_loc, node) in entries.items():
             if key not in _TOP_KEYS:
