@@ -56,13 +56,17 @@ def test_damaged_clip_is_a_miss_and_removed(tmp_path, damage):
     assert np.array_equal(fresh.get_clip(KEY, sample_rate=RATE), samples())
 
 
-def test_track_streams_through_and_reads_back_as_memory_map(tmp_path):
+def test_track_streams_through_and_reads_back_with_random_access(tmp_path):
     cache = Cache(tmp_path)
     chunks = [samples(700), samples(300), samples(5)]
     passed = list(cache.put_track("t1", iter(chunks), sample_rate=RATE))
-    assert all(a is b for a, b in zip(passed, chunks))
+    assert all(a is b for a, b in zip(passed, chunks))  # streamed through, not collected first
+    whole = np.concatenate(chunks)
     track = cache.get_track("t1", sample_rate=RATE)
-    assert np.array_equal(np.asarray(track), np.concatenate(chunks))
+    assert len(track) == len(whole)
+    for start, stop in [(0, 1), (699, 701), (1000, 1005), (333, 334), (0, 1005), (1004, 1005)]:  # players seek
+        assert np.array_equal(np.asarray(track[start:stop]), whole[start:stop]), (start, stop)
+    assert np.asarray(track).dtype == np.int16
 
 
 def test_track_streams_back_in_chunks_read_not_mapped(tmp_path):
@@ -108,11 +112,16 @@ def test_unwritable_cache_warns_and_continues(tmp_path):
     assert len(cache.stats.warnings) == 1 and "continuing without caching" in cache.stats.warnings[0]
 
 
-def test_disabled_cache_stores_nothing(tmp_path):
+def test_disabled_cache_stores_nothing(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # where the default folder, audio_cache/, would appear
     cache = Cache(None)
     cache.put_clip(KEY, samples(), sample_rate=RATE)
     assert cache.get_clip(KEY, sample_rate=RATE) is None
-    assert list(cache.put_track("t", [samples()], sample_rate=RATE))
+    chunks = [samples(), samples(10)]
+    assert [c is d for c, d in zip(cache.put_track("t", iter(chunks), sample_rate=RATE), chunks)] == [True, True]
+    assert cache.get_track("t", sample_rate=RATE) is None
+    assert cache.track_chunks("t", sample_rate=RATE, chunk_samples=4) is None
+    assert list(tmp_path.iterdir()) == []  # not a file, not a folder
 
 
 def test_default_dir_honours_environment(monkeypatch, tmp_path):

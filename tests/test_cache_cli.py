@@ -75,7 +75,7 @@ def test_info_counts_entries_and_bytes_by_kind(run, compiled, cache_dir):
     }
     assert data["entries"] == len(clips) + 1 and data["temp_files"] == 0
     text = run("cache", "info").output
-    assert f"clips   {len(clips):>7} entries" in text and "tracks        1 entries" in text
+    assert f"clips   {len(clips):>7} entries" in text and "tracks        1 entry " in text
 
 
 def test_verify_finds_removes_and_reports_damaged_entries(run, compiled, cache_dir):

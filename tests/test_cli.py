@@ -75,6 +75,14 @@ def test_preview_prints_the_plan(run):
     assert starts == sorted(starts) and starts[0] == 0
 
 
+def test_preview_json_numbers_steps_like_the_text_view_and_play_from(run):
+    text = run("preview", MORNING).output.splitlines()[1:-1]
+    data = json.loads(run("preview", MORNING, "--json").output)
+    shown = [int(line.split(".")[0].split()[-1]) for line in text]  # "  0:45   2. Brow lift ..."
+    assert [s["step"] for s in data["steps"]] == shown == list(range(1, 7))
+    assert data["steps"][1]["title"] in text[1]  # --from 2 starts at the step numbered 2 in both views
+
+
 def test_compile_writes_audio_timeline_and_captions(run, tmp_path):
     out, timeline, captions = tmp_path / "m.wav", tmp_path / "m.json", tmp_path / "m.vtt"
     result = run("compile", MORNING, "-o", str(out), "--timeline", str(timeline), "--captions", str(captions),

@@ -112,9 +112,9 @@ def test_holds_are_exact(exercise):
         if exercise.count is CountMode.NONE:
             assert all(e.tone is Tone.TICK for e in counts)
         elif exercise.count is CountMode.DOWN:
-            assert [e.text for e in counts] == [str(n) for n in range(len(counts), 0, -1)]
+            assert [e.text for e in counts] == [VOCAB.spoken(str(n)) for n in range(len(counts), 0, -1)]
         else:
-            assert [e.text for e in counts] == [str(n) for n in range(1, len(counts) + 1)]
+            assert [e.text for e in counts] == [VOCAB.spoken(str(n)) for n in range(1, len(counts) + 1)]
     # what follows a release starts exactly `release` later (onset to onset)
     release = to_samples(exercise.release_s, RATE)
     for r, h_next in zip(releases, holds[1:]):
@@ -135,7 +135,7 @@ def test_strokes_are_exact(massage):
             to_samples((k - 1) * massage.tempo_s, RATE) for k in range(1, massage.strokes + 1)
         ]
         if massage.count:
-            assert [e.text for e in these] == [str(k) for k in range(1, massage.strokes + 1)]
+            assert [e.text for e in these] == [VOCAB.spoken(str(k)) for k in range(1, massage.strokes + 1)]
         elif massage.cue:
             assert all(e.text == massage.cue for e in these)
         else:
@@ -168,7 +168,7 @@ def test_rest_is_onset_to_onset_and_announces_next():
     rest_chapter, massage_chapter = timeline.chapters
     rest = next(e for e in timeline.events if e.cue is Cue.REST)
     nxt = next(e for e in timeline.events if e.cue is Cue.NEXT)
-    assert rest.text == "Rest for 15 seconds."
+    assert rest.text == "Rest for fifteen seconds."  # written out: engines never read digits
     assert nxt.text == "Next up: Cheek sweep."
     assert massage_chapter.start_sample == rest.start_sample + 15 * RATE
     assert nxt.end_sample == massage_chapter.start_sample - RATE  # ends 1 s before the rest does
@@ -181,7 +181,48 @@ def test_long_stroke_cue_is_a_timing_error_naming_step_and_fix():
         compile_(Routine(title="T", steps=(massage,)), speech=lambda t: to_samples(F(len(t), 20), RATE))
     message = caught.value.format()
     assert message.startswith("r.yaml:12:5: massage 'Jaw sweep': the stroke cue 'sweep slowly along the jaw' takes 1.30 s")
-    assert "set tempo to at least 1.3s or use a shorter cue" in message
+    assert "set tempo to at least 1.3s, or use a shorter cue (about 16 letters), or speak faster with rate: 1.3" in message
+
+
+def _speech_at(rate: F):
+    """Speech of 50 ms a character at ``rate``: faster speech, shorter clips."""
+    return lambda text: to_samples(F(len(text), 20) / rate, RATE)
+
+
+def test_long_hold_cue_advice_is_what_shortens_it():
+    exercise = Exercise("Lift", LOC, reps=1, hold_s=F(5), release_s=F(2), count=CountMode.NONE)
+    long_cue = VOCAB.with_cues([("hold", "Hold it right there, keep still.")])  # 32 characters, 25 letters: 1.6 s
+    routine = Routine(title="T", steps=(exercise,), rate=F(1))
+
+    def compile_at(rate: F, vocab=long_cue):
+        return compile_timeline(routine, vocab=vocab, speech_samples=_speech_at(rate),
+                                tone_samples=TONE_SAMPLES.__getitem__, settings=CompileSettings(sample_rate=RATE),
+                                speech_rate=rate)
+
+    with pytest.raises(TimingError) as caught:
+        compile_at(F(1))
+    hint = caught.value.hint
+    assert "count: none" not in hint  # the slot ends at the first second, ticks or counts alike
+    assert hint == "use a shorter hold cue: cues: hold: with about 15 letters, or speak faster with rate: 1.6"
+    compile_at(F(16, 10))  # the advised rate fits
+    compile_at(F(1), vocab=VOCAB.with_cues([("hold", "Hold it there, still")]))  # so does a cue of 15 letters
+
+
+def test_hold_under_a_second_is_advised_to_grow():
+    exercise = Exercise("Tap", LOC, reps=1, hold_s=F(1, 5), release_s=F(2))
+    with pytest.raises(TimingError) as caught:
+        compile_(Routine(title="T", steps=(exercise,)), speech=_speech_at(F(1)))  # "Hold." takes 0.25 s
+    assert "make hold at least 0.3s" in caught.value.hint
+
+
+def test_every_overflow_is_reported_when_asked():
+    massage = Massage("Jaw sweep", LOC, strokes=3, tempo_s=F(1), cue="sweep slowly along the jaw")
+    found = []
+    timeline = compile_timeline(Routine(title="T", steps=(massage,)), vocab=VOCAB, speech_samples=_speech_at(F(1)),
+                                tone_samples=TONE_SAMPLES.__getitem__, settings=CompileSettings(sample_rate=RATE),
+                                overflow=found.append)
+    assert len(found) == 3 and all(isinstance(error, TimingError) for error in found)
+    assert sum(e.cue is Cue.STROKE for e in timeline.events) == 3
 
 
 def test_release_too_short_for_its_word():

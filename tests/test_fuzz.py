@@ -22,11 +22,13 @@ Budget: FUZZ_EXAMPLES examples per generator (a few seconds each in CI); run lon
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import re
 import resource
 import shutil
 from datetime import timedelta
+from fractions import Fraction
 from pathlib import Path
 from typing import Callable
 
@@ -78,11 +80,18 @@ def memory_ceiling() -> None:
         resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
 
 
+@functools.lru_cache(maxsize=4096)
+def fake_clip_samples(text: str, rate: Fraction) -> int:
+    """The length of the fake engine's clip, exactly as `compile --engine fake` gets it."""
+    [(_, clip)] = FakeEngine().synthesize([text], voice="en", rate=rate, sample_rate=RATE, jobs=1, timeout_s=10)
+    return len(clip)
+
+
 def compile_fake(routine) -> None:
     compile_timeline(
         routine,
         vocab=load_vocabulary(routine.language),
-        speech_samples=lambda text: to_samples(FakeEngine.clip_seconds(text) / routine.rate, RATE),
+        speech_samples=lambda text: fake_clip_samples(text, Fraction(routine.rate)),
         tone_samples=lambda tone: tone_length(tone, sample_rate=RATE),
         settings=CompileSettings(sample_rate=RATE),
     )
@@ -233,6 +242,42 @@ def test_generated_yaml_routines(folder, figures, document, flow):
     path = folder / "_fuzz.yaml"
     path.write_text(dump(document, flow), encoding="utf-8")
     drive(lambda: load_routine(path), figures)
+
+
+PLAUSIBLE_EXAMPLES = 100
+MIN_ACCEPTED_SHARE = 0.2
+MIX_UP_TO_S = 600  # accepted routines up to this long are mixed whole too
+
+
+def test_plausible_routines_are_mostly_accepted_and_each_accepted_one_compiles(folder, figures):
+    """A fuzzer that only ever meets rejections tests nothing past the loader: the mostly-valid
+    generator must give a healthy share of accepted routines, and every one of them must compile
+    with the fake engine (speech, schedule, and the mixed track's exact length)."""
+    from voicecoach.pipeline import Settings, build
+
+    outcomes: list[str] = []
+    mixed = []
+
+    @settings(max_examples=PLAUSIBLE_EXAMPLES, deadline=None, derandomize=True, database=None,
+              suppress_health_check=list(HealthCheck))
+    @given(document=mostly_valid, flow=st.booleans())
+    def run(document, flow):
+        path = folder / "_plausible.yaml"
+        path.write_text(dump(document, flow), encoding="utf-8")
+        outcome = drive(lambda: load_routine(path), figures)
+        outcomes.append(outcome)
+        if outcome == "accepted":
+            result = build(path, settings=Settings(engine="fake", use_cache=False))
+            total = result.timeline.length_samples
+            assert total > 0 and result.timeline.chapters
+            if total <= MIX_UP_TO_S * result.render_settings.sample_rate:
+                assert sum(len(chunk) for chunk in result.chunks()) == total
+                mixed.append(total)
+
+    run()
+    accepted = outcomes.count("accepted")
+    assert accepted >= MIN_ACCEPTED_SHARE * len(outcomes), f"{accepted} of {len(outcomes)} accepted"
+    assert len(mixed) >= accepted // 2, f"only {len(mixed)} of {accepted} accepted routines were short enough to mix"
 
 
 # ---------------------------------------------------------------------------------------

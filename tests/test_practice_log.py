@@ -265,11 +265,12 @@ def test_log_is_empty_before_any_session(run, tmp_path):
     assert json.loads(run("log", "--json").output)["sessions"] == []
 
 
-def test_play_then_log_shows_the_session_and_streak(run, script):
-    played = run("play", script, "--engine", "fake", "--backend", "fake", "--script-keys", "wait:5,n")
+def test_play_then_log_shows_the_session_and_streak(run, script, tmp_path):
+    log = str(tmp_path / "data" / FILE_NAME)  # the fake backend's sessions go only into a log named so
+    played = run("play", script, "--engine", "fake", "--backend", "fake", "--script-keys", "wait:5,n", "--log-file", log)
     assert played.exit_code == 0, played.output
     assert "Logged. Practice streak: 1 day." in played.output
-    assert run("play", script, "--engine", "fake", "--backend", "fake").exit_code == 0
+    assert run("play", script, "--engine", "fake", "--backend", "fake", "--log-file", log).exit_code == 0
     data = json.loads(run("log", "--json").output)
     assert data["streak"] == {"current_days": 1, "longest_days": 1} and data["total_sessions"] == 2
     whole, skipped = data["sessions"]
@@ -292,7 +293,7 @@ def test_damaged_log_errors_in_log_and_never_blocks_playing(run, tmp_path, scrip
     shown = run("log")
     assert shown.exit_code == 2 and "Traceback" not in shown.output
     assert shown.stderr.startswith(f"the practice log '{path}' cannot be used (file is not a database); move it aside")
-    played = run("play", script, "--engine", "fake", "--backend", "fake")
+    played = run("play", script, "--engine", "fake", "--backend", "fake", "--log-file", str(path))
     assert played.exit_code == 0
     assert played.stderr.count("warning: the practice log") == 1
     assert "this session will not be logged" in played.stderr

@@ -71,6 +71,10 @@ CASES = {
               steps(massage(), exercise(), massage())),
     "VC107": (steps(WARM, "- rest: 21m"), "routine: Test",
               steps(WARM, "- rest: 19m")),
+    "VC109": (steps(WARM, "- massage: Quick taps\n  area: jaw\n  strokes: 4\n  tempo: 1s\n"
+                          "  cue: sweep slowly along the jaw line"), "massage: Quick taps",
+              steps(WARM, "- massage: Quick taps\n  area: jaw\n  strokes: 4\n  tempo: 3s\n"
+                          "  cue: sweep slowly along the jaw line")),
 }
 
 
@@ -188,7 +192,8 @@ def test_deep_reports_speech_longer_than_its_slot(tmp_path):
     assert found[0].location == Location("r.yaml", line_of(TOO_FAST, "Quick taps"), 5)
     assert "the stroke cue 'sweep slowly along the jaw line' takes" in found[0].message
     assert "set tempo to at least" in found[0].message
-    assert findings(TOO_FAST) == []  # without deep nothing is synthesized or measured
+    # without deep nothing is synthesized: the estimate warns (VC109)
+    assert [(f.rule, f.severity) for f in findings(TOO_FAST)] == [("VC109", Severity.WARNING)]
     assert findings(TOO_FAST.replace("tempo: 1s", "tempo: 4s"), deep=settings) == []
 
 
@@ -245,6 +250,26 @@ def test_check_deep_reports_timing_as_an_error(run, tmp_path):
     result = run("check", "--deep", "--engine", "fake", path)
     assert result.exit_code == 2 and result.stdout == ""
     assert result.stderr.startswith(f"{path}:{line_of(TOO_FAST, 'Quick taps')}:5: VC108 error: massage 'Quick taps': ")
+
+
+def test_plain_check_finds_what_compile_would_refuse(run, tmp_path):
+    (tmp_path / "noise.mp3").write_bytes(b"ID3 but not really an mp3" * 40)
+    text = routine(steps(WARM)).replace("steps:", "music:\n  file: noise.mp3\nsteps:")
+    path = write(tmp_path, "music.yaml", text)
+    result = run("check", path)
+    assert result.exit_code == 2
+    assert result.stderr.startswith(f"{path}:3:3: music file 'noise.mp3' cannot be decoded"), result.stderr
+    path = write(tmp_path, "words.yaml", routine(steps(WARM)).replace("steps:", "language: xx\nsteps:"))
+    result = run("check", path)
+    assert result.exit_code == 2 and result.stderr.startswith(f"{path}:2:1: no cue vocabulary for language 'xx'")
+
+
+def test_plain_check_warns_about_likely_overflows_with_advice(run, tmp_path):
+    path = write(tmp_path, "fast.yaml", routine(CASES["VC109"][0]))
+    result = run("check", path)
+    assert result.exit_code == 0, result.output
+    assert "VC109 warning: likely too long" in result.stderr and "set tempo to at least" in result.stderr
+    assert run("check", "--strict", path).exit_code == 2
 
 
 def test_check_errors_are_unchanged(run, tmp_path):

@@ -82,10 +82,10 @@ def test_a_german_routine_speaks_german_cues(tmp_path):
     result = build(SCRIPTS / "morgen.yaml", settings=Settings(engine="fake", cache_dir=tmp_path))
     cues = {(e.cue, e.text) for e in result.timeline.events if e.kind is EventKind.SPEECH}
     assert {(Cue.HOLD, "Halten."), (Cue.RELEASE, "Loslassen."), (Cue.BREATHE, "Einatmen."),
-            (Cue.NAME, "Übung: Augenbrauen heben gegen die Finger."), (Cue.REST, "15 Sekunden Pause.")} <= cues
+            (Cue.NAME, "Übung: Augenbrauen heben gegen die Finger."), (Cue.REST, "fünfzehn Sekunden Pause.")} <= cues
     assert (Cue.NEXT, "Gleich folgt: Wache Atemzüge.") in cues  # the routine's own cue
     counts = [e.text for e in result.timeline.events if e.cue is Cue.COUNT]
-    assert counts[:4] == ["4", "3", "2", "1"]  # digits: espeak reads them in German
+    assert counts[:4] == ["vier", "drei", "zwei", "eins"]  # written out in German before any engine
 
 
 @pytest.mark.espeak

@@ -10,7 +10,7 @@ These are all the public names (``__all__``); each has a docstring with an examp
 ``tests/test_api.py`` runs the examples and checks every name against this list::
 
     load_routine(path, *, limits=...) -> Routine
-    plan(routine, *, settings=...) -> Timeline
+    plan(routine, *, settings=..., overflow=None) -> Timeline
     build(routine, *, settings=..., progress=None) -> Build
     export(result, out, *, settings=..., timeline_json=None, captions=None, progress=None) -> Path
     class Settings(engine=None, voice=None, rate=None, sample_rate=44100, bitrate_kbps=96, mp3_quality=5, jobs=None, cache_dir=None, use_cache=True)

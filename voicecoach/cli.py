@@ -17,6 +17,7 @@ from . import __version__
 from .cache import ENV_VAR, default_cache_dir
 from .errors import RoutineErrors, VoicecoachError, raise_terminated, stop_message
 from .formats import FORMAT_NAMES, FORMATS
+from .grammar import count, noun
 from .pipeline import Settings, build, check_output_path, export, plan
 from .model import flat_steps
 from .script import load_routine
@@ -134,10 +135,10 @@ def _check_files(files: tuple[Path, ...], strict: bool, deep_settings: Settings 
         failing = sum(finding.fails(strict=strict) for finding in findings)
         problems += failing
         if not failing:
-            warnings = sum(f.severity is Severity.WARNING for f in findings)
-            noted = f", {warnings} warning{'s' if warnings != 1 else ''}" if warnings else ""
-            size = (f"{len(flat_steps(routine.steps))} steps" if routine else
-                    f"{program.days} days, {len(program.practice_days())} practice days")
+            warnings = sum(finding.severity is Severity.WARNING for finding in findings)
+            noted = f", {count(warnings, 'warning')}" if warnings else ""
+            size = (count(len(flat_steps(routine.steps)), 'step') if routine else
+                    f"{count(program.days, 'day')}, {count(len(program.practice_days()), 'practice day')}")
             click.echo(f"{path}: ok ({size}{noted})")
     if problems:
         raise click.exceptions.Exit(2)
@@ -165,7 +166,7 @@ def preview(file: Path, as_json: bool, rate: float | None) -> None:
     click.echo(f"{timeline.routine}  (about {format_duration(round(timeline.duration_s))})")
     for item in steps:
         area = f" [{item.area}]" if item.area else ""
-        click.echo(f"  {format_duration(round(item.start_s)):>7}  {item.step + 1:>2}. {item.title}{area} - {item.summary}")
+        click.echo(f"  {format_duration(round(item.start_s)):>7}  {item.number:>2}. {item.title}{area} - {item.summary}")
     click.echo(f"  {format_duration(round(timeline.duration_s)):>7}  end")
 
 
@@ -204,9 +205,9 @@ def compile_command(file: Path, out: Path, timeline_path: Path | None, captions:
     for warning in result.cache.stats.warnings:
         click.echo(f"warning: {warning}", err=True)
     cache_stats = result.cache.stats
-    repairs = [f"{_count(cache_stats.corrupt, 'damaged entry', 'damaged entries')} rendered again"
+    repairs = [f"{count(cache_stats.corrupt, 'damaged entry', 'damaged entries')} rendered again"
                * bool(cache_stats.corrupt),
-               f"{_count(cache_stats.stale_removed, 'leftover temporary file')} of an interrupted run removed"
+               f"{count(cache_stats.stale_removed, 'leftover temporary file')} of an interrupted run removed"
                * bool(cache_stats.stale_removed)]
     if verbose and any(repairs):  # one line per run, only when asked: the cache repaired itself
         click.echo(f"note: cache {result.cache.root}: " + "; ".join(filter(None, repairs)), err=True)
@@ -214,7 +215,7 @@ def compile_command(file: Path, out: Path, timeline_path: Path | None, captions:
     track = "track from cache" if result.track_was_cached else "track mixed"
     click.echo(
         f"{result.routine.title}: {format_duration(round(result.timeline.duration_s))}, "
-        f"{len(result.timeline.chapters)} steps, {stats.synthesized} clips synthesized, "
+        f"{count(len(result.timeline.chapters), 'step')}, {count(stats.synthesized, 'clip')} synthesized, "
         f"{stats.cached} from cache, {track} -> {out}"
     )
 
@@ -334,7 +335,7 @@ def export_command(routines: tuple[Path, ...], out_dir: Path, fmt: str, split: b
             entry = result.entry
             for warning in result.warnings:
                 click.echo(f"warning: {warning}", err=True)
-            parts = f"{len(entry.tracks)} tracks" if entry.split else f"{entry.steps} chapters"
+            parts = count(len(entry.tracks), "track") if entry.split else count(entry.steps, "chapter")
             click.echo(f"{entry.playlist or entry.tracks[0].file}: {entry.title}, "
                        f"{format_duration(round(entry.duration_s))}, {parts} ({result.outcome.value})")
     counts = {o: len(report.of(o)) for o in Outcome}
@@ -437,6 +438,8 @@ def play_options(func):
         click.option("--device", help="Output device: a number or (part of) a name from --devices."),
         click.option("--script-keys", hidden=True,
                      help="Timed keys, e.g. 'wait:1.0,space,wait:1.0,space,n' (seconds of device time; for tests)."),
+        click.option("--log-file", hidden=True, type=click.Path(dir_okay=False, path_type=Path),
+                     help="Record in this practice log, even a session of the fake backend (for tests)."),
     ]
     for option in reversed(options):
         func = option(func)
@@ -444,13 +447,13 @@ def play_options(func):
 
 
 def _play(source, *, from_step: str | None, loop: bool, no_keys: bool, volume: int, backend_name: str,
-          device: str | None, script_keys: str | None, engine: str, voice: str | None, rate: float | None,
-          cache_dir: Path | None, no_cache: bool, jobs: int | None, log_fields=None) -> None:
+          device: str | None, script_keys: str | None, log_file: Path | None, engine: str, voice: str | None,
+          rate: float | None, cache_dir: Path | None, no_cache: bool, jobs: int | None, log_fields=None) -> None:
     """Play a routine file or a made source with the command line's options (`play`, `today`)."""
     from .play.session import PlayOptions, play_routine
 
     options = PlayOptions(from_step=from_step, loop=loop, keys=not no_keys, volume_percent=volume, backend=backend_name,
-                          device=device, script_keys=script_keys or "", log_fields=log_fields or {},
+                          device=device, script_keys=script_keys or "", log_path=log_file, log_fields=log_fields or {},
                           settings=_settings(engine, voice, rate, cache_dir, no_cache, jobs))
     play_routine(source, options, show=lambda text: click.echo(text, nl=False),
                  warn=lambda line: click.echo(line, err=True))
@@ -508,9 +511,10 @@ def today(file: Path | None, day: int | None, on, **options) -> None:
       voicecoach today --day 15 --no-keys
     """
     from .pipeline import LiveBuild
+    from .practice_log import PracticeLog
     from .programs.today import plan_today
 
-    plan = plan_today(file, day=day, today=on.date() if on else None)
+    plan = plan_today(file, day=day, today=on.date() if on else None, log=PracticeLog(options["log_file"]))
     click.echo(plan.heading())
     if plan.routine is not None:
         keys = ("engine", "voice", "rate", "cache_dir", "no_cache", "jobs")
@@ -542,8 +546,8 @@ def log_command(as_json: bool, limit: int) -> None:
     if not summary.total_sessions:
         click.echo(f"No sessions logged yet in {practice.path}: play a routine with `voicecoach play ROUTINE`.")
         return
-    days = lambda n: f"{n} day{'s' if n != 1 else ''}"  # noqa: E731
-    click.echo(f"Streak: {days(summary.current_streak_days)} (longest {days(summary.longest_streak_days)})")
+    click.echo(f"Streak: {count(summary.current_streak_days, 'day')} "
+               f"(longest {count(summary.longest_streak_days, 'day')})")
     for label, minutes in (("last 7 days", summary.minutes_7_days), ("last 30 days", summary.minutes_30_days)):
         areas = ", ".join(f"{area} {m:.1f}" for area, m in minutes.items()) or "none"
         click.echo(f"Minutes per area, {label}: {areas}")
@@ -551,7 +555,8 @@ def log_command(as_json: bool, limit: int) -> None:
     for s in summary.sessions:
         when = s.started_utc.astimezone().strftime("%Y-%m-%d %H:%M")
         steps = f"{s.steps_completed}/{s.steps_total}" if s.steps_total else str(s.steps_completed)
-        click.echo(f"  {when}  {s.routine:<28} {format_duration(round(s.seconds_played)):>7}  {steps} steps"
+        click.echo(f"  {when}  {s.routine:<28} {format_duration(round(s.seconds_played)):>7}  {steps} "
+                   f"{noun(s.steps_total or s.steps_completed, 'step')}"
                    + ("  finished" if s.finished else "" if s.practised else "  (under 80 %: not a practice day)"))
 
 
@@ -618,10 +623,6 @@ def program_status(file: Path | None, on, as_json: bool) -> None:
 
     status = plan_today(file, today=on.date() if on else None).status
     click.echo(json.dumps(status_json(status), indent=1) if as_json else "\n".join(status_lines(status)))
-
-
-def _count(n: int, one: str, many: str | None = None) -> str:
-    return f"{n} {one if n == 1 else many or one + 's'}"
 
 
 _SIZE_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
@@ -696,10 +697,10 @@ def cache_info(cache_dir: Path | None, as_json: bool) -> None:
         return
     click.echo(f"cache {info.root}")
     for kind, part in info.by_kind.items():
-        click.echo(f"  {kind:<7} {part.entries:>7} entries  {_human(part.bytes):>11}")
-    click.echo(f"  {'total':<7} {info.entries:>7} entries  {_human(info.bytes):>11}")
+        click.echo(f"  {kind:<7} {part.entries:>7} {noun(part.entries, 'entry', 'entries'):<7}  {_human(part.bytes):>11}")
+    click.echo(f"  {'total':<7} {info.entries:>7} {noun(info.entries, 'entry', 'entries'):<7}  {_human(info.bytes):>11}")
     if info.temp_files:
-        click.echo(f"  {_count(info.temp_files, 'temporary file')} (being written, or left by an interrupted run)")
+        click.echo(f"  {count(info.temp_files, 'temporary file')} (being written, or left by an interrupted run)")
 
 
 @cache_group.command(name="verify", context_settings=CONTEXT)
@@ -722,8 +723,8 @@ def cache_verify(cache_dir: Path | None, as_json: bool) -> None:
     else:
         for path in report.bad:
             click.echo(f"damaged, removed: {path}")
-        click.echo(f"{_count(report.checked, 'entry', 'entries')} checked: {report.valid} valid, "
-                   f"{len(report.bad)} damaged" + (f", {_count(report.stale_removed, 'leftover temporary file')} removed"
+        click.echo(f"{count(report.checked, 'entry', 'entries')} checked: {report.valid} valid, "
+                   f"{len(report.bad)} damaged" + (f", {count(report.stale_removed, 'leftover temporary file')} removed"
                                                    if report.stale_removed else ""))
     if report.bad:
         raise click.exceptions.Exit(1)
@@ -743,8 +744,8 @@ def cache_prune(cache_dir: Path | None, max_size: int) -> None:
       voicecoach cache prune --max-size 500M
     """
     report = _open_cache(cache_dir).prune(max_bytes=max_size)
-    click.echo(f"removed {_count(report.removed, 'entry', 'entries')} ({_human(report.freed_bytes)}); "
-               f"kept {_count(report.kept, 'entry', 'entries')} ({_human(report.kept_bytes)})")
+    click.echo(f"removed {count(report.removed, 'entry', 'entries')} ({_human(report.freed_bytes)}); "
+               f"kept {count(report.kept, 'entry', 'entries')} ({_human(report.kept_bytes)})")
 
 
 @cache_group.command(name="clear", context_settings=CONTEXT)
@@ -758,7 +759,7 @@ def cache_clear(cache_dir: Path | None) -> None:
     """
     cache = _open_cache(cache_dir)
     removed = cache.clear()
-    click.echo(f"removed {_count(removed, 'entry', 'entries')} from {cache.root}")
+    click.echo(f"removed {count(removed, 'entry', 'entries')} from {cache.root}")
 
 
 class _Progress:

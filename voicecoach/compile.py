@@ -50,6 +50,11 @@ SpeechMeasure = Callable[[str], int]
 """Length in samples of the (trimmed) clip of a text."""
 ToneMeasure = Callable[[Tone], int]
 """Length in samples of a tone."""
+Overflow = Callable[[TimingError], None]
+"""Told of each cue that does not fit its slot, instead of stopping at the first (``check``)."""
+
+MAX_SPEECH_RATE = Fraction(2)
+"""The fastest ``rate:`` a routine may set (script.py checks the same range)."""
 
 
 @dataclass(frozen=True)
@@ -109,6 +114,8 @@ def compile_timeline(
     tone_samples: ToneMeasure,
     settings: CompileSettings = CompileSettings(),
     check_fit: bool = True,
+    overflow: Overflow | None = None,
+    speech_rate: Fraction | None = None,
 ) -> Timeline:
     """Schedule the whole routine (see :func:`iter_sections`)."""
     sections = list(
@@ -119,6 +126,8 @@ def compile_timeline(
             tone_samples=tone_samples,
             settings=settings,
             check_fit=check_fit,
+            overflow=overflow,
+            speech_rate=speech_rate,
         )
     )
     events = tuple(e for s in sections for e in s.events)
@@ -140,17 +149,24 @@ def iter_sections(
     tone_samples: ToneMeasure,
     settings: CompileSettings = CompileSettings(),
     check_fit: bool = True,
+    overflow: Overflow | None = None,
+    speech_rate: Fraction | None = None,
 ) -> Iterator[Section]:
     """Schedule step by step, yielding each chapter as soon as it is known.
 
     Step ``k`` depends only on the lengths of clips in steps ``<= k``, so a player can start
     the first step while later ones are still being synthesized.  The intro belongs to the
     first chapter, the outro and finish to the last; chapters tile ``[0, length)``.
+
+    A cue that does not fit its slot raises a :class:`TimingError` (``check_fit``), or is
+    passed to ``overflow`` and scheduled anyway.  ``speech_rate`` (default: the routine's)
+    is only for the advice of that error: how much faster speech would fit.
     """
     plan = flat_steps(routine.steps)
     if not plan:
         raise VoicecoachError("the routine has no steps", location=routine.loc, hint="add at least one step")
-    s = _Scheduler(vocab, speech_samples, tone_samples, settings, check_fit)
+    rate = routine.rate if speech_rate is None else speech_rate
+    s = _Scheduler(vocab, speech_samples, tone_samples, settings, check_fit, overflow, rate)
     s.speak(vocab.phrase("welcome", title=routine.title), Cue.INTRO, label="intro")
     if routine.intro:
         s.speak(routine.intro, Cue.INTRO, label="intro")
@@ -215,13 +231,17 @@ class _Scheduler:
         tone_samples: ToneMeasure,
         settings: CompileSettings,
         check_fit: bool,
+        overflow: Overflow | None,
+        speech_rate: Fraction,
     ) -> None:
         self.vocab = vocab
         self.speech_samples = speech_samples
         self.tone_samples = tone_samples
         self.settings = settings
         self.check_fit = check_fit
-        self.rate = settings.sample_rate
+        self.overflow = overflow
+        self.speech_rate = speech_rate
+        self.sample_rate = settings.sample_rate
         self.gap = self.samples(settings.gap_s)
         self.max_samples = self.samples(settings.max_duration_s)
         self.cursor = 0
@@ -233,7 +253,7 @@ class _Scheduler:
         self._max_end = 0
 
     def samples(self, seconds: Fraction | int) -> int:
-        return to_samples(seconds, self.rate)
+        return to_samples(seconds, self.sample_rate)
 
     def begin_step(self, index: int, step: Step) -> None:
         self.step_index = index
@@ -267,7 +287,7 @@ class _Scheduler:
 
     def speak(self, text: str, cue: Cue, *, label: str = "") -> Utterance:
         """Untimed narration at the cursor; the cursor moves past it and a gap."""
-        spoken = self._speech(text, cue, self.cursor, label)
+        spoken = self.speak_at(text, cue, self.cursor, label)
         self.cursor = spoken.end_sample + self.gap
         return spoken
 
@@ -276,19 +296,43 @@ class _Scheduler:
     ) -> Utterance:
         """Speech on the grid at sample ``at`` that must end by ``slot_end``.
 
-        ``fix(needed_samples)`` says what to change when it does not fit.
+        ``fix(needed_samples)`` says what to change in the routine when it does not fit;
+        a faster ``rate:`` is added when one would do.
         """
-        event = self._speech(text, cue, at, label)
+        event = self.speak_at(text, cue, at, label)
         if self.check_fit and event.end_sample > slot_end:
-            clip_s = event.length_samples / self.rate
-            slot_s = (slot_end - at) / self.rate
-            raise TimingError(
+            clip_s = event.length_samples / self.sample_rate
+            slot_s = (slot_end - at) / self.sample_rate
+            hint = fix(event.length_samples)
+            faster = self.faster_rate(event.length_samples, slot_end - at)
+            if faster is not None:
+                hint += f", or speak faster with rate: {float(faster):g}"
+            self.overflowed(TimingError(
                 f"{_describe(self.step)}: the {cue.value} cue {text!r} takes {clip_s:.2f} s "
                 f"but its slot is {slot_s:.2f} s",
                 location=self.step.loc if self.step else None,
-                hint=fix(event.length_samples),
-            )
+                hint=hint,
+            ))
         return event
+
+    def overflowed(self, error: TimingError) -> None:
+        """Speech that does not fit: an error, or a report to ``overflow`` (then scheduling goes on)."""
+        if self.overflow is None:
+            raise error
+        self.overflow(error)
+
+    def faster_rate(self, needed_samples: int, slot_samples: int) -> Fraction | None:
+        """The ``rate:`` (in steps of 0.05) at which speech of ``needed_samples`` fits its slot, if any."""
+        if slot_samples <= 0:
+            return None
+        step = Fraction(1, 20)
+        faster = math.ceil(self.speech_rate * needed_samples / slot_samples / step) * step
+        return faster if faster <= MAX_SPEECH_RATE else None
+
+    def shorter_text(self, text: str, needed_samples: int, slot_samples: int) -> str:
+        """"about N letters": how long a text of this speaker would fit the slot (at least 1)."""
+        letters = sum(c.isalnum() for c in text)
+        return f"about {max(1, math.floor(letters * slot_samples / needed_samples))} letters"
 
     def tone(self, tone: Tone, cue: Cue, *, at: int, label: str = "") -> Event:
         return self._add(
@@ -303,7 +347,7 @@ class _Scheduler:
             )
         )
 
-    def _speech(self, text: str, cue: Cue, at: int, label: str) -> Utterance:
+    def speak_at(self, text: str, cue: Cue, at: int, label: str) -> Utterance:
         """``text`` from sample ``at``: one event, or one per part around its ``[pause ...]``s."""
         t = at
         for words, pause_s in self._parts(text):
@@ -327,17 +371,20 @@ class _Scheduler:
             self.samples(pause_s) for _, pause_s in self._parts(text))
 
     def _parts(self, text: str) -> list[tuple[str, Fraction]]:
+        """The spoken parts of ``text`` (around its pauses), written out as said: no engine reads
+        a symbol or a duration (``1m30s`` -> "one minute thirty seconds"; see spoken.py)."""
+        spoken = self.vocab.spoken
         if not has_pauses(text):
-            return [(text, Fraction(0))]
+            return [(spoken(text), Fraction(0))]
         try:
-            return split_pauses(text)
+            return [(spoken(words), pause_s) for words, pause_s in split_pauses(text)]
         except ValueError as error:  # script.py checks routine text; this is a phrase made elsewhere
             raise VoicecoachError(f"{_describe(self.step)}: {error}", location=self.step.loc if self.step else None,
                                   hint="write a pause like [pause 2s]") from None
 
     def seconds_needed(self, samples: int, step_s: Fraction = Fraction(1, 10)) -> str:
         """A duration of at least ``samples``, rounded up to ``step_s``, written like ``1.4s``."""
-        needed = Fraction(samples, self.rate)
+        needed = Fraction(samples, self.sample_rate)
         rounded = math.ceil(needed / step_s) * step_s
         return f"{float(rounded):g}s"
 
@@ -406,13 +453,14 @@ def _schedule_rep(s: _Scheduler, step: Exercise, rep: int, hold: int, release: i
     whole_seconds = [k for k in range(1, math.ceil(step.hold_s)) if k < step.hold_s]
     onsets = [t + s.samples(k) for k in whole_seconds] + [t + hold]
     hold_label = f"hold {rep} of {reps}"
+    hold_text = s.vocab.phrase("hold")
     s.timed(
-        s.vocab.phrase("hold"),
+        hold_text,
         Cue.HOLD,
         at=t,
         slot_end=onsets[0],
         label=hold_label,
-        fix=lambda n: "make hold at least 1s" if hold < s.samples(1) else "use count: none",
+        fix=lambda n: _hold_cue_fix(s, hold_text, n, onsets[0] - t),
     )
     top = math.ceil(step.hold_s)
     for i, k in enumerate(whole_seconds):
@@ -427,7 +475,9 @@ def _schedule_rep(s: _Scheduler, step: Exercise, rep: int, hold: int, release: i
             at=at,
             slot_end=onsets[i + 1],
             label=hold_label,
-            fix=lambda n: "use whole-second holds or count: none",
+            fix=lambda n, slot=onsets[i + 1] - at: (
+                "make hold a whole number of seconds or use count: none (ticks instead of numbers)"
+                if slot < s.samples(1) else "use count: none (ticks instead of numbers)"),
         )
     release_at = t + hold
     s.tone(Tone.BELL, Cue.RELEASE, at=release_at, label=f"release {rep} of {reps}")
@@ -440,6 +490,15 @@ def _schedule_rep(s: _Scheduler, step: Exercise, rep: int, hold: int, release: i
         fix=lambda n: f"set release to at least {s.seconds_needed(n)}",
     )
     s.cursor = release_at + release
+
+
+def _hold_cue_fix(s: _Scheduler, text: str, needed: int, slot: int) -> str:
+    """What makes the hold cue fit: its slot lasts until the first count (1 s), or the release
+    of a shorter hold -- so a shorter cue, or a longer hold while it is under a second."""
+    fixes = [f"use a shorter hold cue: cues: hold: with {s.shorter_text(text, needed, slot)}"]
+    if slot < s.samples(1) and needed <= s.samples(1):
+        fixes.append(f"make hold at least {s.seconds_needed(needed)}")
+    return ", or ".join(fixes)
 
 
 def _schedule_massage(s: _Scheduler, step: Massage, next_step: Step | None) -> None:
@@ -459,14 +518,14 @@ def _schedule_massage(s: _Scheduler, step: Massage, next_step: Step | None) -> N
             label = f"stroke {k} of {step.strokes}"
             if step.count or step.cue:
                 text = s.vocab.number(k) if step.count else step.cue
-                what = "set count: false" if step.count else "use a shorter cue"
                 s.timed(
                     text,
                     Cue.STROKE,
                     at=at,
                     slot_end=slot_end,
                     label=label,
-                    fix=lambda n, what=what: f"set tempo to at least {s.seconds_needed(n)} or {what}",
+                    fix=lambda n, text=text, slot=slot_end - at: f"set tempo to at least {s.seconds_needed(n)}, or " + (
+                        "set count: false" if step.count else f"use a shorter cue ({s.shorter_text(text, n, slot)})"),
                 )
             else:
                 s.tone(Tone.TICK, Cue.STROKE, at=at, label=label)
@@ -515,13 +574,13 @@ def _schedule_rest(s: _Scheduler, step: Rest, next_step: Step | None) -> None:
         if at < earliest:
             if s.check_fit:
                 needed = (announce.length_samples + s.gap + length) + s.samples(s.settings.next_lead_s)
-                raise TimingError(
+                s.overflowed(TimingError(
                     f"rest: {float(step.duration_s):g} s is too short to announce the rest and what comes next",
                     location=step.loc,
                     hint=f"make the rest at least {s.seconds_needed(needed, Fraction(1))}",
-                )
+                ))
             at = earliest
-        s._speech(text, Cue.NEXT, at, "rest")
+        s.speak_at(text, Cue.NEXT, at, "rest")
     s.cursor = end
 
 
@@ -545,18 +604,11 @@ _SCHEDULE: dict[StepKind, Callable[[_Scheduler, Step, Step | None], None]] = {
 }
 
 
-def estimate_speech_samples(text: str, *, sample_rate: int, rate: Fraction = Fraction(1)) -> int:
-    """A rough clip length for ``preview`` (about 14 characters a second at rate 1)."""
-    seconds = Fraction(max(len(text), 3), 14) / rate + Fraction(1, 10)
-    return to_samples(seconds, sample_rate)
-
-
 __all__ = [
     "CompileSettings",
     "Section",
     "compile_timeline",
     "iter_sections",
     "collect_phrases",
-    "estimate_speech_samples",
     "step_title",
 ]

@@ -93,7 +93,7 @@ def id3_tag(
 
     ``cover_png`` adds front-cover art (APIC); ``track`` = ``(n, total)`` adds TRCK ``n/total``.
     """
-    rate = timeline.sample_rate
+    sample_rate = timeline.sample_rate
     tag = ID3()
     tag.add(TIT2(encoding=3, text=[title]))
     if album is not None:
@@ -105,7 +105,7 @@ def id3_tag(
     if cover_png is not None:
         tag.add(APIC(encoding=3, mime="image/png", type=PictureType.COVER_FRONT, desc="Cover", data=cover_png))
     length = timeline.length_samples if length_samples is None else length_samples
-    tag.add(TLEN(encoding=3, text=[str(ms(length, rate))]))
+    tag.add(TLEN(encoding=3, text=[str(ms(length, sample_rate))]))
     ids = []
     for index, chapter in enumerate(timeline.chapters):
         element_id = f"chp{index}"
@@ -113,8 +113,8 @@ def id3_tag(
         tag.add(
             CHAP(
                 element_id=element_id,
-                start_time=ms(chapter.start_sample, rate),
-                end_time=ms(chapter.end_sample, rate),
+                start_time=ms(chapter.start_sample, sample_rate),
+                end_time=ms(chapter.end_sample, sample_rate),
                 start_offset=_NO_OFFSET,
                 end_offset=_NO_OFFSET,
                 sub_frames=[TIT2(encoding=3, text=[chapter.title])],
@@ -278,15 +278,15 @@ def _escape_ffmetadata(value: str) -> str:
 
 def ffmetadata(timeline: Timeline) -> str:
     """The timeline's chapters as an ffmetadata file, in milliseconds (``TIMEBASE=1/1000``)."""
-    rate = timeline.sample_rate
+    sample_rate = timeline.sample_rate
     lines = [";FFMETADATA1"]
     for chapter in timeline.chapters:
         lines += [
             "",
             "[CHAPTER]",
             "TIMEBASE=1/1000",
-            f"START={ms(chapter.start_sample, rate)}",
-            f"END={ms(chapter.end_sample, rate)}",
+            f"START={ms(chapter.start_sample, sample_rate)}",
+            f"END={ms(chapter.end_sample, sample_rate)}",
             f"title={_escape_ffmetadata(chapter.title)}",
         ]
     return "\n".join(lines) + "\n"
@@ -440,7 +440,7 @@ def write_opus(chunks: Iterable[np.ndarray], path: str | os.PathLike, *, timelin
 
 def write_flac(chunks: Iterable[np.ndarray], path: str | os.PathLike, *, timeline: Timeline, tags: TrackTags,
                settings: EncodeSettings = EncodeSettings()) -> None:
-    """Lossless FLAC at the track's rate: Vorbis-comment chapters and tags, a PICTURE block cover."""
+    """Lossless FLAC at the track's sample rate: Vorbis-comment chapters and tags, a PICTURE block cover."""
     from mutagen.flac import FLAC
 
     data = ffmpeg_encode(chunks, timeline=timeline, container="flac", chapters=False, name="flac",

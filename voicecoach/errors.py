@@ -7,9 +7,12 @@ Every problem caused by input (a routine file, an option, the machine's setup) i
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import os
+import signal
 from dataclasses import dataclass
+from typing import Iterator
 
 
 @dataclass(frozen=True, order=True)
@@ -121,3 +124,35 @@ def raise_terminated(signum, frame) -> None:
 def stop_message(stop: KeyboardInterrupt) -> tuple[str, int]:
     """The one line and the exit code a stopped command ends with: Ctrl-C 130, SIGTERM 143."""
     return ("Terminated.", 143) if isinstance(stop, Terminated) else ("Interrupted.", 130)
+
+
+_worker_busy = False  # in a worker process: whether a job runs (see worker_job)
+
+
+def _stop_worker(signum, frame) -> None:
+    if _worker_busy:  # unwind the job: its temporary files go on the way out
+        raise Terminated if signum == signal.SIGTERM else KeyboardInterrupt
+    raise SystemExit(128 + signum)  # idle: nothing to clean up; leave without a traceback
+
+
+def init_worker_signals() -> None:
+    """The initializer of worker processes: Ctrl-C in a terminal and a service manager's stop
+    signal the whole process group, workers too.  A busy worker stops its job like the command
+    stops (cleanups run, see :func:`worker_job`); an idle one exits quietly.
+
+    It lives here, in a light module, so that it runs before a spawned worker imports the
+    audio stack (a signal during that import would end it with a traceback).
+    """
+    signal.signal(signal.SIGINT, _stop_worker)
+    signal.signal(signal.SIGTERM, _stop_worker)
+
+
+@contextlib.contextmanager
+def worker_job() -> Iterator[None]:
+    """Marks a job running in a worker set up by :func:`init_worker_signals`."""
+    global _worker_busy
+    _worker_busy = True
+    try:
+        yield
+    finally:
+        _worker_busy = False

@@ -172,17 +172,20 @@ def _partials(t: np.ndarray, partials: list[tuple[float, float, float]]) -> np.n
     return x
 
 
-def _envelope(x: np.ndarray, rate: int, *, attack_s: float, release_s: float) -> np.ndarray:
+def _envelope(x: np.ndarray, sample_rate: int, *, attack_s: float, release_s: float) -> np.ndarray:
     """Raised-cosine attack from exactly 0 and, if ``release_s``, a fade to exactly 0."""
     x = x.copy()
-    _fade(x, max(2, round(attack_s * rate)), rising=True)
+    fade(x, max(2, round(attack_s * sample_rate)), rising=True)
     if release_s > 0:
-        _fade(x, max(2, round(release_s * rate)), rising=False)
+        fade(x, max(2, round(release_s * sample_rate)), rising=False)
     return x
 
 
-def _fade(x: np.ndarray, n: int, *, rising: bool) -> None:
-    """In place: the first (or last) ``n`` samples times a half cosine, 0 at the outer end."""
+def fade(x: np.ndarray, n: int, *, rising: bool) -> None:
+    """In place: the first (or last) ``n`` samples times a half cosine, 0 at the outer end.
+
+    Clips, tones and the routine's own sounds (sound.py) start and end with it, so none clicks.
+    """
     n = min(n, len(x))
     if n < 2:
         if len(x):
@@ -394,9 +397,12 @@ def resample(x: np.ndarray, *, source_rate: int, sample_rate: int) -> np.ndarray
     return np.fft.irfft(out, padded_m)[:m] * (padded_m / padded_n)
 
 
-def _trim_bounds(x: np.ndarray, rate: int) -> tuple[int, int] | None:
-    """[start, end) of the sound in ``x`` with its margins, or None if all of it is silence."""
-    frame = max(1, round(_TRIM_FRAME_S * rate))
+def trim_bounds(x: np.ndarray, sample_rate: int) -> tuple[int, int] | None:
+    """[start, end) of the sound in ``x`` with its margins, or None if all of it is silence.
+
+    Used for speech clips here and for the routine's own sounds (sound.py).
+    """
+    frame = max(1, round(_TRIM_FRAME_S * sample_rate))
     n = len(x)
     count = -(-n // frame)
     padded = np.zeros(count * frame)
@@ -408,8 +414,8 @@ def _trim_bounds(x: np.ndarray, rate: int) -> tuple[int, int] | None:
     active = np.flatnonzero(sums / sizes > _db_to_gain(_TRIM_THRESHOLD_DBFS) ** 2)
     if not len(active):
         return None
-    start = max(0, int(active[0]) * frame - round(_TRIM_BEFORE_S * rate))
-    end = min(n, (int(active[-1]) + 1) * frame + round(_TRIM_AFTER_S * rate))
+    start = max(0, int(active[0]) * frame - round(_TRIM_BEFORE_S * sample_rate))
+    end = min(n, (int(active[-1]) + 1) * frame + round(_TRIM_AFTER_S * sample_rate))
     return start, end
 
 
@@ -484,13 +490,13 @@ def process_clip(
     if source_rate <= 0 or sample_rate <= 0:
         raise ValueError("sample rates must be positive")
     x = raw.astype(np.float64) / _INT16_SCALE
-    bounds = _trim_bounds(x, source_rate)
+    bounds = trim_bounds(x, source_rate)
     if bounds is None:
         return np.zeros(round(_SILENT_CLIP_S * sample_rate), dtype=np.int16)
     x = x[bounds[0] : bounds[1]].copy()
     # The FFT resampler treats the clip as periodic: its two ends must meet at zero.
-    _fade(x, round(_FADE_IN_S * source_rate), rising=True)
-    _fade(x, round(_FADE_OUT_S * source_rate), rising=False)
+    fade(x, round(_FADE_IN_S * source_rate), rising=True)
+    fade(x, round(_FADE_OUT_S * source_rate), rising=False)
     x = resample(x, source_rate=source_rate, sample_rate=sample_rate)
     ceiling = _db_to_gain(peak_dbfs)
     window = round(_LIMITER_WINDOW_S * sample_rate)
@@ -507,8 +513,8 @@ def process_clip(
         x = limited
     else:
         x = limit_peaks(x, ceiling=ceiling, window=window)
-    _fade(x, round(_FADE_IN_S * sample_rate), rising=True)
-    _fade(x, round(_FADE_OUT_S * sample_rate), rising=False)
+    fade(x, round(_FADE_IN_S * sample_rate), rising=True)
+    fade(x, round(_FADE_OUT_S * sample_rate), rising=False)
     return np.clip(np.round(x * _INT16_SCALE), -32768, 32767).astype(np.int16)
 
 
@@ -716,6 +722,7 @@ __all__ = [
     "TARGET_LUFS",
     "RenderSettings",
     "TrackLevels",
+    "fade",
     "integrated_loudness",
     "k_weighting_power",
     "limit_peaks",
@@ -727,4 +734,5 @@ __all__ = [
     "resample",
     "tone_length",
     "tone_samples",
+    "trim_bounds",
 ]

@@ -14,6 +14,7 @@ from fractions import Fraction
 from typing import Mapping, Union
 
 from .errors import Location
+from .grammar import count
 from .timing import strip_pauses
 
 
@@ -30,6 +31,11 @@ class Area(enum.Enum):
     NECK = "neck"
     TEMPLES = "temples"
     FACE = "face"
+
+    @property
+    def is_plural_noun(self) -> bool:
+        """Whether the name is a plural noun: "the cheeks have", but "the jaw has"."""
+        return self in (Area.BROWS, Area.EYES, Area.CHEEKS, Area.TEMPLES)
 
 
 class Side(enum.Enum):
@@ -203,7 +209,7 @@ class Repeat:
 
     @property
     def name(self) -> str:
-        return f"Repeat {self.times} times"
+        return f"Repeat {count(self.times, 'time')}"
 
 
 Step = Union[Say, Exercise, Massage, Rest, Breathe, Repeat]

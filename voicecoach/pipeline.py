@@ -21,14 +21,15 @@ import numpy as np
 
 from . import sidecars
 from .cache import NOT_IN_KEY, Cache, default_cache_dir, settings_key
-from .compile import CompileSettings, Section, collect_phrases, compile_timeline, estimate_speech_samples, iter_sections
+from .compile import CompileSettings, Overflow, Section, collect_phrases, compile_timeline, iter_sections
 from .encode import TrackTags
 from .errors import VoicecoachError
+from .estimate import estimate_samples
 from .formats import OutputFormat, format_for_path, write_track
 from .mix import MIX_VERSION, Mixer, RenderSettings, limiter_reach
 from .model import EventKind, Routine, Timeline, flat_steps
 from .script import load_routine
-from .sound import SoundDesign, load_sound_design
+from .sound import SoundDesign, load_sound_design, probe_music
 from .engines import DEFAULT_ENGINE, get_engine, missing_engines
 from .speech import Speech, SpeechSettings
 from .vocab import Vocabulary, load_vocabulary
@@ -189,6 +190,17 @@ def about(routine: Routine) -> Iterator[None]:
         raise error.at_file(routine.path) from None
 
 
+def installed_engine(routine: Routine, settings: Settings) -> str:
+    """The engine that speaks ``routine``; an error where it is asked for when it is not installed."""
+    engine = settings.engine_for(routine)
+    missing = missing_engines()
+    if engine in missing:  # said where the routine asks for it
+        raise VoicecoachError(f"the {engine} engine is not installed",
+                              location=None if settings.engine else routine.locs.get("engine"),
+                              hint=f"install it with: {missing[engine].install}")
+    return engine
+
+
 def _parts(routine: Routine | str | os.PathLike, settings: Settings, on_clip: Callable[[str], None] | None) -> _Parts:
     if not isinstance(routine, Routine):
         routine = load_routine(routine)
@@ -200,12 +212,7 @@ def _routine_parts(routine: Routine, settings: Settings, on_clip: Callable[[str]
     vocab = routine_vocabulary(routine)
     cache = Cache((settings.cache_dir or default_cache_dir()) if settings.use_cache else None)
     sound = load_sound_design(routine, sample_rate=settings.sample_rate, cache=cache)
-    engine = settings.engine_for(routine)
-    missing = missing_engines()
-    if engine in missing:  # said where the routine asks for it
-        raise VoicecoachError(f"the {engine} engine is not installed",
-                              location=None if settings.engine else routine.locs.get("engine"),
-                              hint=f"install it with: {missing[engine].install}")
+    engine = installed_engine(routine, settings)
     speech = Speech(
         engine=get_engine(engine),
         cache=cache,
@@ -251,6 +258,7 @@ def build(
             speech_samples=parts.speech.samples,
             tone_samples=parts.sound.tone_length,
             settings=settings.compile_settings(),
+            speech_rate=parts.speech.settings.rate,
         )
     render_settings = settings.render_settings()
     return Build(
@@ -333,6 +341,7 @@ class LiveBuild:
             speech_samples=self._clip_samples,
             tone_samples=self._parts.sound.tone_length,
             settings=self.settings.compile_settings(),
+            speech_rate=self._parts.speech.settings.rate,
         )
         for section in sections:
             with self._ready:
@@ -436,8 +445,12 @@ def track_key(timeline: Timeline, speech: Speech, render_settings: RenderSetting
                         events, sound.key() if sound is not None else "")
 
 
-def plan(routine: Routine | str | os.PathLike, *, settings: Settings = Settings()) -> Timeline:
-    """The timeline with estimated speech lengths, without synthesizing (``preview``).
+def plan(routine: Routine | str | os.PathLike, *, settings: Settings = Settings(),
+         overflow: Overflow | None = None) -> Timeline:
+    """The timeline with estimated speech lengths, without synthesizing (``preview``, ``check``).
+
+    Speech lengths come from the engine's measured speaking rate in the routine's language
+    (estimate.py).  ``overflow`` is told of each cue that would likely not fit its slot.
 
     >>> timeline = plan("scripts/morning.yaml")
     >>> len(timeline.chapters), round(timeline.duration_s) > 60
@@ -448,15 +461,28 @@ def plan(routine: Routine | str | os.PathLike, *, settings: Settings = Settings(
     with about(routine):
         vocab = routine_vocabulary(routine)
         rate = settings.rate if settings.rate is not None else routine.rate
+        engine = settings.engine_for(routine)  # its measured speaking rate in the routine's language
         sound = load_sound_design(routine, sample_rate=settings.sample_rate, music=False)  # tones set the timing
         return compile_timeline(
             routine,
             vocab=vocab,
-            speech_samples=lambda text: estimate_speech_samples(text, sample_rate=settings.sample_rate, rate=rate),
+            speech_samples=lambda text: estimate_samples(text, engine=engine, language=routine.language,
+                                                         sample_rate=settings.sample_rate, rate=rate),
             tone_samples=sound.tone_length,
             settings=settings.compile_settings(),
-            check_fit=False,
+            check_fit=overflow is not None,
+            overflow=overflow,
+            speech_rate=rate,
         )
+
+
+def preflight(routine: Routine, *, settings: Settings = Settings()) -> None:
+    """Raise what compiling ``routine`` would refuse and can be known without synthesizing:
+    its vocabulary, its engine, its music file's header (``check``; sounds are read by :func:`plan`)."""
+    with about(routine):
+        routine_vocabulary(routine)
+        installed_engine(routine, settings)
+        probe_music(routine)
 
 
 def check_output_path(out: str | os.PathLike) -> Path:

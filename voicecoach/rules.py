@@ -17,7 +17,7 @@ from typing import Callable, Iterable
 
 from .errors import Location, TimingError
 from .model import Area, Exercise, Massage, Routine, Step, Timeline, flat_steps
-from .pipeline import Settings, build, plan
+from .pipeline import Settings, build, plan, preflight
 from .timing import format_duration
 
 __all__ = ["RULES", "Finding", "Rule", "Severity", "check_routine", "rule"]
@@ -64,6 +64,7 @@ class Context:
         self.exercises = [step for step in self.steps if isinstance(step, Exercise)]
         self.deep = deep
         self.timing_error: TimingError | None = None
+        self.likely_overflows: list[TimingError] = []
         self._timeline: Timeline | None = None
 
     @property
@@ -76,7 +77,9 @@ class Context:
                 except TimingError as error:
                     self.timing_error = error
             if self._timeline is None:
-                self._timeline = plan(self.routine, settings=self.deep or Settings())
+                self.likely_overflows = []
+                self._timeline = plan(self.routine, settings=self.deep or Settings(),
+                                      overflow=self.likely_overflows.append)
         return self._timeline
 
     @property
@@ -121,9 +124,12 @@ def rule(rule_id: str, severity: Severity, reason: str) -> Callable[[Callable[[C
 def check_routine(routine: Routine, *, deep: Settings | None = None) -> list[Finding]:
     """Every rule's findings, each place once, sorted by location.
 
-    With ``deep`` the routine is compiled with real speech under those settings, so speech
-    that does not fit its slot is found too (as an error); otherwise nothing is synthesized.
+    First whatever compile would refuse without synthesizing (vocabulary, engine, music file)
+    is raised as an error.  With ``deep`` the routine is compiled with real speech under those
+    settings, so speech that does not fit its slot is found too (as an error); otherwise nothing
+    is synthesized and speech likely too long for its slot is a warning (VC109).
     """
+    preflight(routine, settings=deep or Settings())  # what compile would refuse, found without synthesis
     context = Context(routine, deep=deep)
     found: dict[tuple, Finding] = {}
     for each in RULES:
@@ -218,7 +224,8 @@ def area_is_not_overworked(ctx: Context) -> Hits:
         before = totals.get(step.area, Fraction(0))
         totals[step.area] = before + step.hold_s * step.reps * step.sets * len(step.sides)
         if step.area is not None and before <= MAX_AREA_HOLDS_S < totals[step.area]:
-            yield step.loc, (f"by exercise {step.name!r} the {_area(step)} has held for "
+            has = "have" if step.area.is_plural_noun else "has"
+            yield step.loc, (f"by exercise {step.name!r} the {_area(step)} {has} held for "
                              f"{format_duration(totals[step.area])}, more than 3 minutes in one routine; "
                              "use fewer reps or sets")
 
@@ -267,3 +274,13 @@ def speech_fits(ctx: Context) -> Hits:
     error = ctx.timing_error
     if error is not None:
         yield error.location, f"{error.message}; {error.hint}" if error.hint else error.message
+
+
+@rule("VC109", Severity.WARNING, "speech estimated longer than its slot would likely stop compile")
+def speech_likely_fits(ctx: Context) -> Hits:
+    if ctx.deep is not None:
+        return  # measured instead (VC108)
+    ctx.timeline  # plans with the engine's measured speaking rate
+    for error in ctx.likely_overflows:
+        yield error.location, (f"likely too long (estimated from the voice's speaking rate; check --deep measures "
+                               f"it): {error.message}; {error.hint}" if error.hint else error.message)

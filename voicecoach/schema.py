@@ -23,6 +23,7 @@ from .errors import VoicecoachError
 from .files import atomic_write
 from .model import Area, CountMode, Pressure, Side
 from .script import DEFAULT_LIMITS, routine_format
+from .vocab import available_languages
 
 __all__ = ["PROGRAM_SCHEMA_FILE", "SCHEMA_FILE", "program_schema", "routine_schema", "schema_text", "starter_routine", "write_new_file"]
 
@@ -33,7 +34,8 @@ SCHEMA_FILE = "routine.schema.json"
 _DESCRIPTIONS = {
     "routine": "Title of the routine, spoken first. Required in a routine; blocks for include leave it out.",
     "description": "What the routine is for and who it helps (not spoken).",
-    "language": "Language of the cues and the voice, like en or pt-BR.",
+    "language": "Language of the cues and the voice: a language with a cue vocabulary, or a regional tag of one "
+                "(de-AT, en-GB): it speaks the base language's cues with the engine's closest voice.",
     "voice": "Engine voice (see `voicecoach voices`); leave it out for the language's default voice.",
     "rate": "Speech speed multiplier, 0.5 (slow) to 2.0 (fast).",
     "intro": "Spoken after the title, before the first step.",
@@ -161,8 +163,8 @@ def _top_value(key: str, fmt: dict[str, Any]) -> dict[str, Any]:
         return {"type": "object", "additionalProperties": False,
                 "properties": {name: {"$ref": "#/$defs/audio_file"} for name in fmt["sounds"]},
                 "not": {"required": ["bell", "release"]}}
-    if key == "language":
-        return {"type": "string", "pattern": fmt["language_pattern"]}
+    if key == "language":  # suggests only the languages that have a vocabulary
+        return {"type": "string", "pattern": fmt["language_pattern"], "examples": list(available_languages())}
     if key == "rate":
         return {"type": "number", "minimum": 0.5, "maximum": 2.0}
     raise ValueError(f"schema.py does not know the type of the top-level key {key}; add it to _top_value")
@@ -322,7 +324,9 @@ def starter_routine(title: str) -> str:
     if not title:
         raise VoicecoachError("the routine name is empty", hint="give a name, like: voicecoach new \"Evening calm\"")
     template = (resources.files("voicecoach") / "templates" / "starter.yaml").read_text(encoding="utf-8")
-    return template.replace("__TITLE__", _yaml_text(title)).replace("__SCHEMA__", SCHEMA_FILE)
+    languages = ", ".join(available_languages())  # only languages it can speak cues in
+    return (template.replace("__TITLE__", _yaml_text(title)).replace("__SCHEMA__", SCHEMA_FILE)
+            .replace("__LANGUAGES__", languages))
 
 
 def default_file_name(title: str) -> str:

@@ -28,6 +28,7 @@ from .errors import Location, RoutineErrors, VoicecoachError
 from .model import (Area, Breathe, CountMode, Exercise, Massage, Music, Pressure, Repeat, Rest, Routine, Say, Side,
                     Sound, Step, Tone)
 from .text import MAX_SENTENCE_CHARS, longest_sentence
+from .languages import TAG as LANGUAGE_TAG
 from .sound import AUDIO_EXTENSIONS
 from .engines import ENGINES, model_extensions
 from .timing import has_pauses, parse_duration, split_pauses
@@ -96,7 +97,6 @@ _DURATION_ATTRS = {"hold": "hold_s", "release": "release_s", "rest": "rest_s", "
                    "inhale": "inhale_s", "exhale": "exhale_s"}
 _COUNT_LIMITS = {"reps": "max_reps", "sets": "max_sets", "strokes": "max_strokes", "cycles": "max_cycles",
                  "repeat": "max_repeat"}
-_LANGUAGE = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
 _CONTROL_TO_SPACE = dict.fromkeys([*range(0x20), *range(0x7F, 0xA0)], " ")  # all of category Cc
 _LINE_BREAK = re.compile(r"\r\n|[\r\n\x85\u2028\u2029]")  # what PyYAML counts as a new line
 _MAX_NESTING = 64  # far beyond any real routine; keeps recursion bounded
@@ -431,7 +431,7 @@ class _Parser:
         if key == "sounds":
             return self.sounds(node, folder)
         if key == "language":
-            if not isinstance(node.value, str) or not _LANGUAGE.match(node.value.strip()):
+            if not isinstance(node.value, str) or not LANGUAGE_TAG.match(node.value.strip()):
                 return self.bad(node.loc, f"language: {node.describe()} is not a language code",
                                 "write a short code like en, de or pt-BR")
             return node.value.strip()
@@ -896,5 +896,5 @@ def routine_format(limits: Limits = DEFAULT_LIMITS) -> dict[str, Any]:
         "text": _TEXT_FIELDS,
         "durations": tuple(_DURATION_ATTRS),
         "counts": {key: getattr(limits, attr) for key, attr in _COUNT_LIMITS.items()},
-        "language_pattern": _LANGUAGE.pattern,
+        "language_pattern": LANGUAGE_TAG.pattern,
     }

@@ -23,7 +23,7 @@ PODCAST_CHAPTERS_VERSION = "1.2.0"
 
 def timeline_to_json(timeline: Timeline) -> dict[str, Any]:
     """The timeline as plain data (schema version 1); times are float seconds, unrounded."""
-    rate = timeline.sample_rate
+    sample_rate = timeline.sample_rate
     names: dict[int, str] = {}
     for chapter in timeline.chapters:
         names.setdefault(chapter.step, chapter.title)
@@ -31,8 +31,8 @@ def timeline_to_json(timeline: Timeline) -> dict[str, Any]:
     for event in timeline.events:
         item: dict[str, Any] = {
             "kind": event.kind.value,
-            "start_s": event.start_sample / rate,
-            "end_s": event.end_sample / rate,
+            "start_s": event.start_sample / sample_rate,
+            "end_s": event.end_sample / sample_rate,
             "step": event.step,
             "step_name": names.get(event.step, ""),
             "cue": event.cue.value,
@@ -44,10 +44,11 @@ def timeline_to_json(timeline: Timeline) -> dict[str, Any]:
     return {
         "version": TIMELINE_JSON_VERSION,
         "routine": timeline.routine,
-        "sample_rate": rate,
-        "duration_s": timeline.length_samples / rate,
+        "sample_rate": sample_rate,
+        "duration_s": timeline.length_samples / sample_rate,
         "chapters": [
-            {"title": c.title, "step": c.step, "start_s": c.start_sample / rate, "end_s": c.end_sample / rate}
+            {"title": c.title, "step": c.step, "start_s": c.start_sample / sample_rate,
+             "end_s": c.end_sample / sample_rate}
             for c in timeline.chapters
         ],
         "events": events,
@@ -55,17 +56,17 @@ def timeline_to_json(timeline: Timeline) -> dict[str, Any]:
 
 
 def timeline_from_json(data: dict[str, Any]) -> Timeline:
-    """Rebuild a timeline from :func:`timeline_to_json` output (samples = round(seconds * rate)).
+    """Rebuild a timeline from :func:`timeline_to_json` output (samples = round(seconds * sample_rate)).
 
     What the schema does not carry comes back as defaults: event labels, and each chapter's
     kind, area and location.
     """
     if data.get("version") != TIMELINE_JSON_VERSION:
         raise ValueError(f"unsupported timeline JSON version {data.get('version')!r}")
-    rate = int(data["sample_rate"])
+    sample_rate = int(data["sample_rate"])
 
     def samples(seconds: float) -> int:
-        return round(seconds * rate)
+        return round(seconds * sample_rate)
 
     events = []
     for item in data["events"]:
@@ -88,7 +89,7 @@ def timeline_from_json(data: dict[str, Any]) -> Timeline:
     ]
     return Timeline(
         routine=data["routine"],
-        sample_rate=rate,
+        sample_rate=sample_rate,
         length_samples=samples(data["duration_s"]),
         events=tuple(events),
         chapters=tuple(chapters),
@@ -121,15 +122,15 @@ def _vtt_text(text: str) -> str:
 
 def timeline_to_vtt(timeline: Timeline) -> str:
     """WebVTT captions of the speech events (one cue each, in timeline order)."""
-    rate = timeline.sample_rate
+    sample_rate = timeline.sample_rate
     lines = ["WEBVTT", ""]
     for event in timeline.events:
         if event.kind is not EventKind.SPEECH or not event.text.strip():
             continue
-        start, end = ms(event.start_sample, rate), ms(event.end_sample, rate)
+        start, end = ms(event.start_sample, sample_rate), ms(event.end_sample, sample_rate)
         if end <= start:  # a cue must last; a sub-millisecond one cannot be shown anyway
             continue
-        lines.append(f"{_vtt_time(event.start_sample, rate)} --> {_vtt_time(event.end_sample, rate)}")
+        lines.append(f"{_vtt_time(event.start_sample, sample_rate)} --> {_vtt_time(event.end_sample, sample_rate)}")
         lines.append(_vtt_text(event.text))
         lines.append("")
     return "\n".join(lines)  # the final "" gives the trailing newline
@@ -148,11 +149,12 @@ def write_vtt(timeline: Timeline, path: str | os.PathLike) -> None:
 
 def podcast_chapters(timeline: Timeline) -> dict[str, Any]:
     """Podcasting 2.0 JSON chapters: start times in seconds (to the millisecond) and titles."""
-    rate = timeline.sample_rate
+    sample_rate = timeline.sample_rate
     return {
         "version": PODCAST_CHAPTERS_VERSION,
         "chapters": [
-            {"startTime": ms(c.start_sample, rate) / 1000, "endTime": ms(c.end_sample, rate) / 1000,
+            {"startTime": ms(c.start_sample, sample_rate) / 1000,
+             "endTime": ms(c.end_sample, sample_rate) / 1000,
              "title": c.title}
             for c in timeline.chapters
         ],

@@ -41,6 +41,7 @@ __all__ = [
     "file_sha256",
     "load_audio",
     "load_sound_design",
+    "probe_music",
 ]
 
 AUDIO_EXTENSIONS = (".wav", ".mp3", ".flac", ".ogg", ".m4a")
@@ -101,8 +102,12 @@ def _file_error(what: str, path: str, problem: str, location: Location | None, h
 
 
 def decode_audio(path: str | os.PathLike, *, sample_rate: int, what: str = "audio file",
-                 location: Location | None = None) -> np.ndarray:
-    """A file's sound as mono int16 at ``sample_rate`` (deterministic; no dither)."""
+                 location: Location | None = None, probe: bool = False) -> np.ndarray:
+    """A file's sound as mono int16 at ``sample_rate`` (deterministic; no dither).
+
+    ``probe`` only reads the file's header (the first 0.1 s of an M4A) and returns no
+    samples: the same errors, without the time and memory of decoding (``check``).
+    """
     path = os.fspath(path)
     hint = "use a WAV, MP3, FLAC, OGG (Vorbis) or M4A file"
     if not os.path.isabs(path):
@@ -113,9 +118,9 @@ def decode_audio(path: str | os.PathLike, *, sample_rate: int, what: str = "audi
         raise _file_error(what, path, "is not a known audio file type", location, hint)
     try:
         if extension in _MINIAUDIO_EXTENSIONS:
-            samples = _decode_miniaudio(path, sample_rate)
+            samples = _probe_miniaudio(path) if probe else _decode_miniaudio(path, sample_rate)
         else:
-            samples = _decode_ffmpeg(path, sample_rate)
+            samples = _decode_ffmpeg(path, sample_rate, seconds=0.1 if probe else None)
     except FileNotFoundError:
         raise _file_error(what, path, "was not found", location, "check the path") from None
     except OSError as error:
@@ -140,10 +145,23 @@ def _decode_miniaudio(path: str, sample_rate: int) -> np.ndarray:
     return np.frombuffer(decoded.samples, dtype=np.int16).copy()
 
 
-def _decode_ffmpeg(path: str, sample_rate: int) -> np.ndarray:
+def _probe_miniaudio(path: str) -> np.ndarray:
+    import miniaudio
+
+    try:
+        info = miniaudio.get_file_info(path)
+    except miniaudio.DecodeError as error:
+        raise ValueError(str(error) or "not a supported audio stream") from None
+    if info.num_frames == 0:
+        raise ValueError("it has no sound")
+    return np.zeros(0, dtype=np.int16)
+
+
+def _decode_ffmpeg(path: str, sample_rate: int, seconds: float | None = None) -> np.ndarray:
     from .encode import ffmpeg_exe
 
-    command = [ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-nostdin", "-i", path, "-vn", "-ac", "1",
+    limit = ["-t", str(seconds)] if seconds is not None else []
+    command = [ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-nostdin", "-i", path, *limit, "-vn", "-ac", "1",
                "-ar", str(sample_rate), "-f", "s16le", "-acodec", "pcm_s16le", "-bitexact", "-"]
     done = subprocess.run(command, capture_output=True, check=False)
     if done.returncode != 0:
@@ -178,15 +196,15 @@ def load_audio(path: str | os.PathLike, *, sample_rate: int, cache: Cache, what:
 
 def prepare_sound(samples: np.ndarray, tone: Tone, *, sample_rate: int) -> np.ndarray:
     """A decoded file made a tone: silence trimmed, peak of the built-in tone, ends at zero."""
-    from .mix import _fade, _trim_bounds
+    from .mix import fade, trim_bounds
 
     x = samples.astype(np.float64) / 32768.0
-    bounds = _trim_bounds(x, sample_rate)
+    bounds = trim_bounds(x, sample_rate)
     if bounds is None:
         raise ValueError("is silent")
     x = x[bounds[0] : bounds[1]].copy()
-    _fade(x, round(_SOUND_FADE_IN_S * sample_rate), rising=True)
-    _fade(x, round(_SOUND_FADE_OUT_S * sample_rate), rising=False)
+    fade(x, round(_SOUND_FADE_IN_S * sample_rate), rising=True)
+    fade(x, round(_SOUND_FADE_OUT_S * sample_rate), rising=False)
     peak = float(np.max(np.abs(x)))
     target = float(np.max(np.abs(tone_samples(tone, sample_rate=sample_rate))))
     out = (x * (target / peak) if peak > 0 else x).astype(np.float32)
@@ -392,6 +410,13 @@ def load_sound_design(routine: Routine, *, sample_rate: int, cache: Cache | None
             raise _file_error("music file", spec.file, "has no sound", spec.loc, "choose another file")
         design.music = prepare_music(samples, spec, sample_rate=sample_rate, sha256=file_sha256(spec.file))
     return design
+
+
+def probe_music(routine: Routine) -> None:
+    """Read the header of the routine's music file: what :func:`load_sound_design` would refuse,
+    found without decoding it (``check``)."""
+    if routine.music is not None:
+        decode_audio(routine.music.file, sample_rate=44100, what="music file", location=routine.music.loc, probe=True)
 
 
 def _load_sound(sound: Sound, sample_rate: int, cache: Cache) -> tuple[np.ndarray, str]:

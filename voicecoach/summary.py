@@ -10,14 +10,11 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Sequence
 
+from .grammar import count
 from .model import Chapter, Cue, Event, StepKind, Timeline
 from .timing import format_duration
 
 _COUNTED = ((Cue.HOLD, "hold"), (Cue.STROKE, "stroke"), (Cue.SIDE, "side"), (Cue.SET, "set"))
-
-
-def _plural(n: int, noun: str) -> str:
-    return f"{n} {noun}{'s' if n != 1 else ''}"
 
 
 def breaths(events: Sequence[Event]) -> int:
@@ -37,10 +34,10 @@ def step_summary(chapter: Chapter, events: Sequence[Event], sample_rate: int) ->
     if chapter.kind is StepKind.SAY:
         return "narration"
     counts = Counter(e.cue for e in events)
-    parts = [_plural(counts[cue], noun) for cue, noun in _COUNTED if counts[cue]]
+    parts = [count(counts[cue], noun) for cue, noun in _COUNTED if counts[cue]]
     cycles = breaths(events)
     if cycles:
-        parts.append(_plural(cycles, "breath"))
+        parts.append(count(cycles, "breath"))
     return ", ".join(parts) or "narration"
 
 
@@ -48,8 +45,8 @@ def step_summary(chapter: Chapter, events: Sequence[Event], sample_rate: int) ->
 class StepPlan:
     """One step of a plan, as ``voicecoach preview`` shows it."""
 
-    step: int
-    """Index of the chapter, 0-based."""
+    number: int
+    """The step's number, from 1: as the text view shows it and ``play --from`` takes it."""
     title: str
     """The chapter's title."""
     kind: StepKind
@@ -64,7 +61,7 @@ class StepPlan:
     """:func:`step_summary`."""
 
     def as_json(self) -> dict[str, object]:
-        return {"step": self.step, "title": self.title, "kind": self.kind.value, "area": self.area,
+        return {"step": self.number, "title": self.title, "kind": self.kind.value, "area": self.area,
                 "start_s": self.start_s, "duration_s": self.duration_s, "summary": self.summary}
 
 
@@ -76,7 +73,7 @@ def plan_steps(timeline: Timeline) -> list[StepPlan]:
         by_step.setdefault(event.step, []).append(event)
     return [
         StepPlan(
-            step=chapter.step,
+            number=chapter.step + 1,
             title=chapter.title,
             kind=chapter.kind,
             area=chapter.area.value if chapter.area else None,

@@ -5,6 +5,7 @@ with espeak and with Piper, ``engine:``/``voice:`` in routines, and ``voices``."
 from __future__ import annotations
 
 import json
+import math
 import shutil
 from fractions import Fraction
 from pathlib import Path
@@ -140,26 +141,47 @@ def test_the_voice_is_identified_by_its_model_files(piper, tmp_path):
 
 
 def check_timing(result) -> None:
-    """The timing invariants: clips as long as their events, holds, counts and strokes exact."""
+    """The timing invariants, for every event: clips as long as their events, every event inside its
+    chapter, every hold exactly ``hold`` long with a count on each whole second, every stroke exactly
+    on its tempo grid (from the side's first stroke, never accumulated), chapters back to back."""
     timeline = result.timeline
     for event in timeline.events:
         if event.kind is EventKind.SPEECH:
             assert event.length_samples == len(result.speech.clip(event.text))
     steps = [step for step, _ in flat_steps(result.routine.steps)]
+    assert len(timeline.chapters) == len(steps)
+    checked = {"holds": 0, "strokes": 0}
     for chapter, step in zip(timeline.chapters, steps):
-        events = [e for e in timeline.events if e.step == chapter.step]
-        assert all(chapter.start_sample <= e.start_sample and e.end_sample <= max(chapter.end_sample, e.end_sample)
-                   for e in events)
+        events = sorted((e for e in timeline.events if e.step == chapter.step), key=lambda e: e.start_sample)
+        assert events
+        for e in events:
+            assert chapter.start_sample <= e.start_sample < e.end_sample <= chapter.end_sample, (chapter, e)
         if isinstance(step, Exercise):
             holds = [e.start_sample for e in events if e.cue is Cue.HOLD]
             bells = [e.start_sample for e in events if e.tone is Tone.BELL]
-            assert holds and [b - h for h, b in zip(holds, bells)] == [to_samples(step.hold_s, RATE)] * len(holds)
+            assert len(holds) == len(bells) == step.reps * step.sets * len(step.sides)
+            hold = to_samples(step.hold_s, RATE)
+            whole = [k for k in range(1, math.ceil(step.hold_s)) if k < step.hold_s]
             counts = [e.start_sample for e in events if e.cue is Cue.COUNT]
-            assert counts[:2] == [holds[0] + RATE, holds[0] + 2 * RATE]
+            for start, bell in zip(holds, bells):
+                assert bell - start == hold
+                assert [c - start for c in counts if start < c < bell] == [to_samples(k, RATE) for k in whole]
+            assert len(counts) == len(holds) * len(whole)
+            checked["holds"] += len(holds)
         if isinstance(step, Massage):
             strokes = [e.start_sample for e in events if e.cue is Cue.STROKE]
-            assert [b - a for a, b in zip(strokes, strokes[1:]) if b > a][:2] == [to_samples(step.tempo_s, RATE)] * 2
+            assert len(strokes) == step.strokes * len(step.sides)
+            for side in range(len(step.sides)):
+                mine = strokes[side * step.strokes : (side + 1) * step.strokes]
+                assert [b - mine[0] for b in mine] == [to_samples(k * step.tempo_s, RATE) for k in range(step.strokes)]
+            checked["strokes"] += len(strokes)
     assert [c.start_sample for c in timeline.chapters[1:]] == [c.end_sample for c in timeline.chapters[:-1]]
+    assert checked["holds"] and checked["strokes"]  # the routine has both
+
+
+def test_fake_compile_keeps_the_timing_invariants(routine_file, tmp_path):
+    result = build(routine_file, settings=Settings(engine="fake", cache_dir=tmp_path))
+    check_timing(result)
 
 
 @needs_piper

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -359,3 +360,62 @@ def test_real_speech_export(tmp_path, tiny):
     timeline = build(tiny, settings=settings).timeline
     assert id3_chapters(out / "tiny-quick.mp3") == ms_chapters(timeline)
     assert encode.read_chapters(out / "tiny-quick.mp3")[1][2] == "Cheek sweep"
+
+
+# ---------------------------------------------------------------------------------------
+# A full disk (issue 16): a real small filesystem, not a mocked write
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 400 KB tmpfs mounted on a fresh folder (we are root in CI; elsewhere it is skipped, never in CI)."""
+    folder = tmp_path / "disk"
+    folder.mkdir()
+    try:
+        mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=400k", "tmpfs", str(folder)],
+                                 capture_output=True, text=True)
+        problem = mounted.stderr.strip() or f"exit {mounted.returncode}" if mounted.returncode else ""
+    except OSError as error:  # no mount command
+        problem = str(error)
+    if problem:
+        pytest.skip(f"cannot mount a tmpfs here (needs root): {problem}")  # conftest: a failure in CI
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_export_onto_a_full_disk_is_one_line_and_leaves_nothing(run, tmp_path, small_disk):
+    out = small_disk / "phone"
+    result = run("export", SCRIPTS / "morning.yaml", "-d", out, "--engine", "fake")
+    assert result.exit_code == 2 and "Traceback" not in result.stderr and result.stdout == ""
+    assert result.stderr == (f"{SCRIPTS / 'morning.yaml'}:1:1: cannot write into {str(out)!r}: No space left on "
+                             "device; free some disk space, or export to another folder with -d\n")
+    assert list(small_disk.iterdir()) == []  # no cover, no manifest, no temporary files, not even the folder
+
+
+def test_export_onto_a_full_disk_keeps_the_previous_export_and_its_manifest(run, tmp_path, tiny, small_disk):
+    out = small_disk / "phone"
+    assert run("export", tiny, "-d", out, "--engine", "fake", "--format", "opus").exit_code == 0
+    before = snapshot(out)
+    assert MANIFEST_NAME in before and "tiny-quick.opus" in before
+    for args in ([SCRIPTS / "morning.yaml", tiny], [tiny, "--format", "wav"]):  # a new routine; the same one again
+        result = run("export", *args, "-d", out, "--engine", "fake")
+        assert result.exit_code == 2 and len(result.stderr.splitlines()) == 1, result.output
+        assert "No space left on device; free some disk space" in result.stderr
+        assert snapshot(out) == before  # manifest unchanged, nothing half-written or left behind
+
+
+def test_a_killed_exports_staging_folder_is_removed_once_stale(tmp_path, tiny, fake):
+    out = tmp_path / "phone"
+    stale, fresh = out / ".tiny-quick.0123456789ab.vctmp", out / ".other.ba9876543210.vctmp"
+    for folder in (stale, fresh):
+        folder.mkdir(parents=True)
+        (folder / "tiny-quick.png").write_bytes(b"half")
+    os.utime(stale, (1_000_000_000, 1_000_000_000))
+    assert export([tiny], out, fake).results[0].outcome is Outcome.EXPORTED
+    assert not stale.exists() and fresh.exists()  # a young one may be another export's, still writing

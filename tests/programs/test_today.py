@@ -20,12 +20,14 @@ steps:
     strokes: 3
     tempo: 1s
 """
-FAST = ("--no-keys", "--engine", "fake", "--backend", "fake")
+FAST = ("--no-keys", "--engine", "fake", "--backend", "fake")  # + the log file: fake sound is logged only there
 
 
 @pytest.fixture
 def env(tmp_path, monkeypatch):
     monkeypatch.setenv("VOICECOACH_DATA_DIR", str(tmp_path / "data"))
+    global FAST
+    FAST = FAST[:5] + ("--log-file", str(tmp_path / "data" / "practice.sqlite3"))
     monkeypatch.setenv("VOICECOACH_CACHE_DIR", str(tmp_path / "cache"))
     (tmp_path / "programs").mkdir()
     for name in ("a", "b", "c"):

@@ -221,7 +221,7 @@ def feed_cover_png(out_dir: str | os.PathLike, *, title: str) -> bytes:
     names: dict[str, None] = {}
     for entry in read_manifest(out_dir).values():
         names.update(dict.fromkeys(entry.areas))
-    return cover_png(title, areas=[Area(n) for n in names if n in Area._value2member_map_])
+    return cover_png(title, areas=[Area(n) for n in names if n in {a.value for a in Area}])
 
 
 def write_feed(out_dir: str | os.PathLike, *, settings: FeedSettings) -> tuple[Path, list[str]]:

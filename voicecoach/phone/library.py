@@ -22,6 +22,9 @@ import json
 import multiprocessing
 import os
 import re
+import secrets
+import shutil
+import time
 import traceback
 import unicodedata
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -30,15 +33,15 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
 from .. import __version__, formats, sidecars
 from ..cache import NOT_IN_KEY, default_cache_dir, digest, settings_key
-from ..errors import Location, VoicecoachError
+from ..errors import Location, VoicecoachError, init_worker_signals, stop_message, worker_job
 from .cover import cover_png, routine_areas, routine_cover_png
-from ..files import atomic_write
+from ..files import STALE_TEMP_S, TEMP_SUFFIX, atomic_write
 from ..encode import TrackTags
 from ..formats import FORMATS, FORMATS_VERSION, OutputFormat
 from ..sidecars import PlaylistEntry
@@ -350,6 +353,8 @@ class RoutineResult:
     """What it was exported to (exported or unchanged)."""
     warnings: tuple[str, ...] = ()
     """Problems worth a warning (e.g. a read-only cache)."""
+    stops_export: bool = False
+    """The output folder cannot take more (a full disk): the whole export stops with ``message``."""
 
 
 @dataclass(frozen=True)
@@ -393,8 +398,68 @@ def _export_one(job: _Job) -> RoutineResult:
     """Render, encode and write one routine; a user error becomes a failed result."""
     try:
         return _export(job)
-    except VoicecoachError as error:  # cover, encoder, disk: every failure names its routine
+    except VoicecoachError as error:  # cover, encoder: every failure names its routine
         return RoutineResult(job.path, Outcome.FAILED, error.at_file(job.path).format())
+    except _CannotWrite as error:  # the folder, not the routine: no use going on with the others
+        return RoutineResult(job.path, Outcome.FAILED, error.error.at_file(job.path).format(), stops_export=True)
+
+
+def _cannot_write(out: Path, error: OSError, location: Location | None = None) -> VoicecoachError:
+    return VoicecoachError(f"cannot write into {str(out)!r}: {error.strerror or error}", location=location,
+                           hint="free some disk space, or export to another folder with -d")
+
+
+class _CannotWrite(Exception):
+    """The output folder refused a write (full disk, quota, read-only): carries the user error."""
+
+    def __init__(self, out: Path, error: OSError) -> None:
+        super().__init__(str(error))
+        self.error = _cannot_write(out, error)
+
+
+@contextlib.contextmanager
+def _staging(out: Path, slug: str) -> Iterator[Path]:
+    """A hidden folder in ``out`` that one routine's files are written into, then moved into place
+    together by :func:`_publish`; removed whatever happens.  A failure half-way (a full disk)
+    so leaves the previous export of the routine as it was.  An OSError becomes _CannotWrite."""
+    stage = out / f".{slug}.{secrets.token_hex(6)}{TEMP_SUFFIX}"
+    try:
+        stage.mkdir()
+        yield stage
+    except OSError as error:
+        raise _CannotWrite(out, error) from None
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+
+
+def _publish(stage: Path, out: Path, names: Sequence[str]) -> None:
+    """Move the staged files into ``out`` (renames in one filesystem: no space needed)."""
+    for name in names:
+        (out / name).parent.mkdir(exist_ok=True)
+        os.replace(stage / name, out / name)
+
+
+def _remove_stale_staging(out: Path, *, max_age_s: float = STALE_TEMP_S) -> None:
+    """Remove staging folders a killed export left (once stale: a younger one may be in use)."""
+    limit = time.time() - max_age_s
+    with contextlib.suppress(OSError), os.scandir(out) as entries:
+        for entry in entries:
+            if entry.name.startswith(".") and entry.name.endswith(TEMP_SUFFIX) and entry.is_dir(follow_symlinks=False):
+                with contextlib.suppress(OSError):
+                    if entry.stat(follow_symlinks=False).st_mtime < limit:
+                        shutil.rmtree(entry.path)
+
+
+def _export_in_worker(job: _Job) -> RoutineResult:
+    """``_export_one`` in a worker process: stopped by a signal, it reports the routine failed (its
+    temporary files are gone by then); the command, signalled too, stops as it does."""
+    try:
+        with worker_job():
+            return _export_one(job)
+    except KeyboardInterrupt as stop:
+        message, _ = stop_message(stop)
+        return RoutineResult(job.path, Outcome.FAILED, f"{Location(job.path)}: the export worker was stopped "
+                             f"({message.rstrip('.').lower()}); run the export again")
 
 
 def _export(job: _Job) -> RoutineResult:
@@ -403,51 +468,53 @@ def _export(job: _Job) -> RoutineResult:
     result = build(job.routine, settings=job.settings)
     timeline = result.timeline
     routine = job.routine
-    rate = timeline.sample_rate
     cover_name = f"{job.slug}.png"
     if job.day is None:
         cover = routine_cover_png(routine)
     else:  # the program's cover with the day number
         cover = cover_png(f"Day {job.day}: {job.program}", areas=routine_areas(routine),
                           label=f"voicecoach - day {job.day} of {job.days}")
-    with atomic_write(out / cover_name) as handle:
-        handle.write(cover)
     tracks: list[ManifestTrack] = []
     playlist = None
-    if not job.library.split:
-        name = f"{job.slug}{fmt.extension}"
-        chapters_name = f"{job.slug}.chapters.json"
-        # The track streams from the mixer (or the track cache) into the encoder: memory stays flat.
-        formats.write_track(result.chunks(), out / name, fmt=fmt, timeline=timeline,
-                            tags=TrackTags(title=routine.title, album=ALBUM, cover_png=cover),
-                            mp3_bitrate_kbps=job.settings.bitrate_kbps, mp3_quality=job.settings.mp3_quality)
-        sidecars.write_podcast_chapters(timeline, out / chapters_name)
-        tracks.append(ManifestTrack(name, routine.title, timeline.duration_s, timeline.length_samples,
-                                    chapters=chapters_name))
-    else:
-        parts = formats.split_parts(timeline)
-        (out / job.slug).mkdir(exist_ok=True)
-        width = max(2, len(str(len(parts))))
-        for part, part_chunks in zip(parts, formats.split_stream(result.chunks(), parts)):
-            name = f"{job.slug}/{part.number:0{width}d}-{slugify(part.chapter.title)}{fmt.extension}"
-            tags = TrackTags(title=part.chapter.title, album=routine.title, track=(part.number, len(parts)),
-                             cover_png=cover)
-            formats.write_track(part_chunks, out / name, fmt=fmt, timeline=part.timeline, tags=tags,
+    with _staging(out, job.slug) as stage:
+        with atomic_write(stage / cover_name) as handle:
+            handle.write(cover)
+        if not job.library.split:
+            name = f"{job.slug}{fmt.extension}"
+            chapters_name = f"{job.slug}.chapters.json"
+            # The track streams from the mixer (or the track cache) into the encoder: memory stays flat.
+            formats.write_track(result.chunks(), stage / name, fmt=fmt, timeline=timeline,
+                                tags=TrackTags(title=routine.title, album=ALBUM, cover_png=cover),
                                 mp3_bitrate_kbps=job.settings.bitrate_kbps, mp3_quality=job.settings.mp3_quality)
-            tracks.append(ManifestTrack(name, part.chapter.title, part.timeline.duration_s,
-                                        part.timeline.length_samples, number=part.number))
-        playlist = f"{job.slug}.m3u8"
-        sidecars.write_m3u8([PlaylistEntry(t.file, t.title, t.duration_s) for t in tracks], out / playlist,
-                           title=routine.title)
-    names = [cover_name, *(t.file for t in tracks), *(t.chapters for t in tracks if t.chapters)]
-    if playlist:
-        names.append(playlist)
+            sidecars.write_podcast_chapters(timeline, stage / chapters_name)
+            tracks.append(ManifestTrack(name, routine.title, timeline.duration_s, timeline.length_samples,
+                                        chapters=chapters_name))
+        else:
+            parts = formats.split_parts(timeline)
+            (stage / job.slug).mkdir()
+            width = max(2, len(str(len(parts))))
+            for part, part_chunks in zip(parts, formats.split_stream(result.chunks(), parts)):
+                name = f"{job.slug}/{part.number:0{width}d}-{slugify(part.chapter.title)}{fmt.extension}"
+                tags = TrackTags(title=part.chapter.title, album=routine.title, track=(part.number, len(parts)),
+                                 cover_png=cover)
+                formats.write_track(part_chunks, stage / name, fmt=fmt, timeline=part.timeline, tags=tags,
+                                    mp3_bitrate_kbps=job.settings.bitrate_kbps, mp3_quality=job.settings.mp3_quality)
+                tracks.append(ManifestTrack(name, part.chapter.title, part.timeline.duration_s,
+                                            part.timeline.length_samples, number=part.number))
+            playlist = f"{job.slug}.m3u8"
+            sidecars.write_m3u8([PlaylistEntry(t.file, t.title, t.duration_s) for t in tracks], stage / playlist,
+                                title=routine.title)
+        names = [cover_name, *(t.file for t in tracks), *(t.chapters for t in tracks if t.chapters)]
+        if playlist:
+            names.append(playlist)
+        sizes = {n: (stage / n).stat().st_size for n in names}
+        _publish(stage, out, names)
     entry = ManifestEntry(
         slug=job.slug, source=job.source or os.path.realpath(job.path), title=routine.title, description=routine.description,
         language=routine.language, areas=tuple(a.value for a in routine_areas(routine)), format=fmt.name,
         split=job.library.split, key=job.key, track_key=result.track_key, exported_at=job.exported_at,
-        sample_rate=rate, length_samples=timeline.length_samples, steps=len(timeline.chapters), cover=cover_name,
-        tracks=tuple(tracks), playlist=playlist, files={n: (out / n).stat().st_size for n in names},
+        sample_rate=timeline.sample_rate, length_samples=timeline.length_samples, steps=len(timeline.chapters),
+        cover=cover_name, tracks=tuple(tracks), playlist=playlist, files=sizes,
         program=job.program, episode=job.day,
     )
     return RoutineResult(job.path, Outcome.EXPORTED, entry=entry, warnings=tuple(result.cache.stats.warnings))
@@ -472,15 +539,21 @@ def _entry_intact(out_dir: Path, entry: ManifestEntry) -> bool:
         return False
 
 
-def _prepare_out_dir(out_dir: Path) -> None:
+def _prepare_out_dir(out_dir: Path) -> bool:
+    """Check (or create) the output folder; whether it was created."""
     if out_dir.exists() and not out_dir.is_dir():
         raise VoicecoachError(f"{str(out_dir)!r} is a file, not a folder", hint="give a folder with -d")
     if not out_dir.exists():
         if not out_dir.parent.is_dir():
             raise VoicecoachError(f"folder {str(out_dir.parent)!r} does not exist", hint="create it first")
-        out_dir.mkdir()
+        try:
+            out_dir.mkdir()
+        except OSError as error:
+            raise _cannot_write(out_dir.parent, error) from None
+        return True
     if not os.access(out_dir, os.W_OK):
         raise VoicecoachError(f"output folder {str(out_dir)!r} is not writable", hint="choose another -d folder")
+    return False
 
 
 def _assign_slug(title: str, source: str, taken: dict[str, str]) -> str:
@@ -526,7 +599,8 @@ def export_library(
     and the others still export.  Only changed routines are rendered, in parallel.
     """
     out = Path(out_dir)
-    _prepare_out_dir(out)
+    created = _prepare_out_dir(out)
+    _remove_stale_staging(out)
     if settings.use_cache and settings.cache_dir is None:  # workers must share the parent's cache
         settings = dataclasses.replace(settings, cache_dir=default_cache_dir().resolve())
     identify, close_engines = _identifier()
@@ -605,12 +679,14 @@ def export_library(
             done += 1
             if progress:
                 progress("export", done, len(jobs))
+            if results[index].stops_export:
+                break
     else:
         # spawn: a fresh interpreter per worker, safe whatever threads the parent runs.
         context = multiprocessing.get_context("spawn")
-        pool = ProcessPoolExecutor(max_workers=workers, mp_context=context)
+        pool = ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=init_worker_signals)
         try:
-            futures = {pool.submit(_export_one, job): index for index, job in jobs.items()}
+            futures = {pool.submit(_export_in_worker, job): index for index, job in jobs.items()}
             for future in as_completed(futures):
                 index = futures[future]
                 path = jobs[index].path
@@ -627,6 +703,9 @@ def export_library(
                 done += 1
                 if progress:
                     progress("export", done, len(jobs))
+                if results[index].stops_export:  # the others would fail the same way
+                    pool.shutdown(wait=True, cancel_futures=True)
+                    break
         except BaseException:
             # Ctrl-C or SIGTERM: drop the queued routines, let the running ones finish (their
             # files are written atomically), and remember what is done before giving up.
@@ -635,10 +714,23 @@ def export_library(
             raise
         pool.shutdown(wait=True)
 
-    _update_manifest(out, manifest, [results[i] for i in sorted(results)])
+    finished = [results[i] for i in sorted(results)]
+    stop = next((r for r in finished if r.stops_export), None)
+    if stop is not None:
+        # One line, exit 2: what was exported before the disk filled stays recorded, nothing else changes.
+        with contextlib.suppress(OSError):
+            if any(r.outcome is Outcome.EXPORTED for r in finished):
+                _update_manifest(out, manifest, finished)
+            elif created:
+                out.rmdir()  # only if empty: the folder this run made for nothing
+        raise VoicecoachError(stop.message)
+    try:
+        _update_manifest(out, manifest, finished)
+    except OSError as error:
+        raise _cannot_write(out, error, Location(str(manifest_path(out)))) from None
     if bug is not None:
         raise bug
-    return LibraryReport(out, tuple(results[i] for i in sorted(results)))
+    return LibraryReport(out, tuple(finished))
 
 
 def _update_manifest(out: Path, manifest: dict[str, ManifestEntry], results: list[RoutineResult]) -> None:

@@ -27,6 +27,8 @@ COMPILE_HINT = "or write the routine to a file and play that: voicecoach compile
 
 class Backend(Protocol):
     name: str
+    audible: bool = True
+    """Someone can hear it: only such sessions are practice (the fake backend's are not logged)."""
 
     def start(self, player: Player) -> None:
         """Begin sounding the player (returns at once; audio runs on its own thread)."""
@@ -83,6 +85,7 @@ class FakeBackend(_AudioThread):
     """
 
     name = "fake"
+    audible = False
 
     def __init__(self, *, chunk_frames: int = 1024, keep: bool = False) -> None:
         super().__init__()

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
 from ..errors import AudioDeviceError, VoicecoachError
+from ..grammar import count
 from ..compile import step_title
 from ..model import Timeline, flat_steps
 from ..pipeline import LiveBuild, Settings
@@ -107,13 +108,14 @@ def area_seconds(timeline: Timeline, seconds_per_step: Sequence[float]) -> dict[
 def session_summary(result: SessionResult, *, stopped: bool = False) -> str:
     """``"Played 4:12: 5 of 6 steps completed, finished."`` (``Stopped`` after Ctrl-C)."""
     return (f"{'Stopped' if stopped else 'Played'} {format_duration(round(result.played_s))}: "
-            f"{result.steps_completed} of {result.steps_total} steps completed"
+            f"{result.steps_completed} of {count(result.steps_total, 'step')} completed"
+            + (f", {count(result.passes, 'pass', 'passes')}" if result.passes > 1 else "")
             + (", finished." if result.finished else "."))
 
 
 def streak_line(days: int) -> str:
     """``"Logged. Practice streak: 3 days."``"""
-    return f"Logged. Practice streak: {days} day{'s' if days != 1 else ''}."
+    return f"Logged. Practice streak: {count(days, 'day')}."
 
 
 # ---------------------------------------------------------------------------------------
@@ -205,7 +207,10 @@ def play_routine(
         start = find_step(titles, options.from_step, routine=title) if options.from_step else 0
         if hasattr(source, "wait"):
             source.wait(chapters=start + 1)
-        practice = PracticeLog(options.log_path) if options.log else None
+        # Nobody heard a session without sound: it is not practice, so it stays out of the real
+        # log (a log named explicitly, as tests do, still records it).
+        practised = getattr(audio, "audible", True) or options.log_path is not None
+        practice = PracticeLog(options.log_path) if options.log and practised else None
         if practice is not None:
             try:
                 practice.check()
@@ -217,7 +222,7 @@ def play_routine(
         if options.keys and RawTerminal.available():
             inputs.append(Keyboard(RawTerminal()))
         inputs.extend(options.extra_inputs)
-        show(f"{title}: {len(titles)} steps" + (f" | {HELP}" if any(isinstance(i, Keyboard) for i in inputs) else "")
+        show(f"{title}: {count(len(titles), 'step')}" + (f" | {HELP}" if any(isinstance(i, Keyboard) for i in inputs) else "")
              + "\n")
         live = sys.stdout.isatty() if options.live is None else options.live
         width = options.width or shutil.get_terminal_size().columns
@@ -243,6 +248,8 @@ def play_routine(
             "reconnect it or restart the sound server, then go on from this step: "
             f"{again}--from {player.current_step() + 1}"))
     show(session_summary(outcome, stopped=interrupt is not None) + "\n")
+    if options.log and not practised and outcome.played_s > 0:
+        show(f"Not logged: the {audio.name} backend plays no sound, so this was not practice.\n")
     streak = None
     if practice is not None and outcome.played_s > 0:
         streak = _record(practice, path, player.timeline, outcome, started, warn=warn, fields=options.log_fields)

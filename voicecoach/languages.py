@@ -1,0 +1,29 @@
+"""Language tags as users write them (BCP 47, in any case, ``_`` or ``-``), matched the way they expect.
+
+``de-AT``, ``DE-at`` and ``de_AT`` are one tag; a tag nothing has exactly falls back to the
+tag without its last subtag, down to the base language: ``pt-BR`` -> ``pt-br``, ``pt``.  The
+cue vocabularies (vocab.py) and the engines' voices (engines/) are looked up this way.
+"""
+
+from __future__ import annotations
+
+import re
+
+TAG = re.compile(r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{1,8})*$")
+"""What ``language:`` accepts: a base language of 2 or 3 letters and subtags (region, script, variant)."""
+
+
+def normalize(tag: str) -> str:
+    """``"pt_BR"`` -> ``"pt-br"``: one spelling of a tag, for comparing (tags are case-insensitive)."""
+    return tag.strip().replace("_", "-").lower()
+
+
+def fallbacks(tag: str) -> list[str]:
+    """The tag and each shorter one, most specific first: ``"de-AT-x-wien"`` -> ``de-at-x-wien, de-at-x, de-at, de``."""
+    parts = normalize(tag).split("-")
+    return ["-".join(parts[:n]) for n in range(len(parts), 0, -1) if parts[n - 1]]
+
+
+def base(tag: str) -> str:
+    """The base language of a tag: ``"EN-gb"`` -> ``"en"``."""
+    return normalize(tag).split("-")[0]
