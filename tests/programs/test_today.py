@@ -20,14 +20,12 @@ steps:
     strokes: 3
     tempo: 1s
 """
-FAST = ("--no-keys", "--engine", "fake", "--backend", "fake")  # + the log file: fake sound is logged only there
+FAST = ("--no-keys", "--engine", "fake", "--backend", "fake")
 
 
 @pytest.fixture
 def env(tmp_path, monkeypatch):
     monkeypatch.setenv("VOICECOACH_DATA_DIR", str(tmp_path / "data"))
-    global FAST
-    FAST = FAST[:5] + ("--log-file", str(tmp_path / "data" / "practice.sqlite3"))
     monkeypatch.setenv("VOICECOACH_CACHE_DIR", str(tmp_path / "cache"))
     (tmp_path / "programs").mkdir()
     for name in ("a", "b", "c"):
@@ -39,8 +37,9 @@ def env(tmp_path, monkeypatch):
 
 
 def run(*args: str):
-    result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
-    return result
+    if args[0] == "today":  # the fake backend's sessions are logged only into a log named explicitly
+        args += ("--log-file", os.path.join(os.environ["VOICECOACH_DATA_DIR"], "practice.sqlite3"))
+    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
 
 
 def played_days(tmp_path: Path) -> list[tuple[str, int, str, bool]]:
@@ -51,7 +50,7 @@ def played_days(tmp_path: Path) -> list[tuple[str, int, str, bool]]:
 def test_today_plays_the_right_day_and_logs_it(env, tmp_path):
     first = run("today", str(env), "--date", "2026-12-01", *FAST)
     assert first.exit_code == 0, first.output
-    assert first.output.startswith("Plan: day 1 of 9\nPlan, day 1: 1 steps")
+    assert first.output.startswith("Plan: day 1 of 9\nPlan, day 1: 1 step")
     assert "A sweep" in first.output and "finished." in first.output
     second = run("today", "--date", "2026-12-02", *FAST)  # without FILE: the program played last
     assert second.output.startswith("Plan: day 2 of 9\n") and "B sweep" in second.output
@@ -68,7 +67,7 @@ def test_today_plays_the_right_day_and_logs_it(env, tmp_path):
 
 def test_a_partial_session_is_played_again(env, tmp_path):
     stopped = run("today", str(env), "--date", "2026-12-01", *FAST, "--script-keys", "wait:0.5,q")
-    assert stopped.exit_code == 0 and "0 of 1 steps completed." in stopped.output
+    assert stopped.exit_code == 0 and "0 of 1 step completed." in stopped.output
     again = run("today", str(env), "--date", "2026-12-02", *FAST)
     assert again.output.startswith("Plan: day 1 of 9\n")  # not done: still day 1
     assert [d[3] for d in played_days(tmp_path)] == [False, True]
@@ -80,7 +79,7 @@ def test_a_partial_session_is_played_again(env, tmp_path):
 
 def test_day_option_and_progress(env, tmp_path):
     result = run("today", str(env), "--day", "9", "--date", "2026-12-01", *FAST)
-    assert result.output.startswith("Plan: day 9 of 9\nPlan, day 9: 1 steps")
+    assert result.output.startswith("Plan: day 9 of 9\nPlan, day 9: 1 step")
     assert "stroke 5 of 5" in result.output  # 3 strokes + 2 for the completed week
     out = run("today", str(env), "--day", "10", *FAST)
     assert out.exit_code == 2 and f"{env}:2:1: day 10 is not in the program: it has 9 days" in out.stderr
