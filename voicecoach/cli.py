@@ -76,7 +76,8 @@ def speech_options(func):
                                      "model file (Piper's .onnx)."),
         click.option("--rate", type=click.FloatRange(0.5, 2.0), help="Speech speed multiplier (0.5-2.0)."),
         click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path),
-                     help=f"Cache folder [default: ${ENV_VAR} or audio_cache/]."),
+                     help=f"Cache folder [default: ${ENV_VAR}, else the audio_cache/ of the routine's "
+                          "project, else ~/.cache/voicecoach]."),
         click.option("--no-cache", is_flag=True, help="Render everything afresh and store nothing."),
         click.option("--jobs", type=click.IntRange(1, 64), help="Parallel speech workers [default: one per core]."),
     ]
@@ -326,6 +327,7 @@ def export_command(routines: tuple[Path, ...], out_dir: Path, fmt: str, split: b
         report = export_library(routines, out_dir, settings=settings,
                                 library=LibrarySettings(format=FORMATS[fmt], split=split, jobs=jobs),
                                 progress=progress)
+    shown: set[str] = set()  # one cache folder for many routines: each warning once
     for result in report.results:
         if result.outcome is Outcome.SKIPPED:
             click.echo(f"note: {result.path}: {result.message}; skipped", err=True)
@@ -334,7 +336,9 @@ def export_command(routines: tuple[Path, ...], out_dir: Path, fmt: str, split: b
         elif result.entry is not None:
             entry = result.entry
             for warning in result.warnings:
-                click.echo(f"warning: {warning}", err=True)
+                if warning not in shown:
+                    shown.add(warning)
+                    click.echo(f"warning: {warning}", err=True)
             parts = count(len(entry.tracks), "track") if entry.split else count(entry.steps, "chapter")
             click.echo(f"{entry.playlist or entry.tracks[0].file}: {entry.title}, "
                        f"{format_duration(round(entry.duration_s))}, {parts} ({result.outcome.value})")
@@ -625,23 +629,20 @@ def program_status(file: Path | None, on, as_json: bool) -> None:
     click.echo(json.dumps(status_json(status), indent=1) if as_json else "\n".join(status_lines(status)))
 
 
-_SIZE_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
-
-
 class _Size(click.ParamType):
     """A size like 500M or 2G (powers of 1024), or a number of bytes."""
 
     name = "size"
 
     def convert(self, value, param, ctx) -> int:
-        import re
+        from .cache import parse_size
 
         if isinstance(value, int):
             return value
-        match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(?:i?B)?\s*", str(value), re.IGNORECASE)
-        if not match:
-            self.fail(f"{value!r} is not a size; write e.g. 500M, 2G or 1000000", param, ctx)
-        return int(float(match[1]) * _SIZE_UNITS[match[2].upper()])
+        try:
+            return parse_size(value)
+        except ValueError as error:
+            self.fail(str(error), param, ctx)
 
 
 def _human(size: int) -> str:
@@ -654,7 +655,8 @@ def _human(size: int) -> str:
 
 def _cache_dir_option(func):
     return click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path),
-                        help=f"Cache folder [default: ${ENV_VAR} or audio_cache/].")(func)
+                        help=f"Cache folder [default: ${ENV_VAR}, else the audio_cache/ of the project around "
+                             "the current folder, else ~/.cache/voicecoach].")(func)
 
 
 def _open_cache(cache_dir: Path | None):
@@ -663,10 +665,20 @@ def _open_cache(cache_dir: Path | None):
     return Cache(cache_dir or default_cache_dir())
 
 
+def _cache_location(cache_dir: Path | None):
+    from .cache import CacheLocation, locate_cache
+
+    return CacheLocation(cache_dir, "--cache-dir") if cache_dir else locate_cache()
+
+
 @cli.group(name="cache", context_settings=CONTEXT)
 def cache_group() -> None:
     """Inspect and manage the audio cache of synthesized clips and mixed tracks.
 
+    The cache is --cache-dir, else $VOICECOACH_CACHE_DIR, else the audio_cache/ folder of the
+    project you are in (the nearest existing one in the current folder or above, as git finds
+    .git), else ~/.cache/voicecoach ($XDG_CACHE_HOME/voicecoach). After each run it is pruned to
+    its size cap, least recently used first: 1 GiB, or $VOICECOACH_CACHE_MAX (500M, 2G, none).
     Entries carry a checksum: a damaged one is found, removed and rendered again when needed.
     Several runs may share one cache at the same time.
 
@@ -683,22 +695,30 @@ def cache_group() -> None:
 @_cache_dir_option
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def cache_info(cache_dir: Path | None, as_json: bool) -> None:
-    """Show how many entries the cache holds and their size, by kind.
+    """Show where the cache is and why, its entries and their size by kind, and its size cap.
 
     \b
     Example:
       voicecoach cache info --cache-dir audio_cache/
     """
-    info = _open_cache(cache_dir).info()
+    from .cache import MAX_ENV_VAR
+
+    location = _cache_location(cache_dir)
+    cache = _open_cache(location.path)
+    info = cache.info()
     if as_json:
-        click.echo(json.dumps({"cache_dir": str(info.root), "entries": info.entries, "bytes": info.bytes,
+        click.echo(json.dumps({"cache_dir": str(info.root), "chosen_by": location.reason, "entries": info.entries,
+                               "bytes": info.bytes, "max_bytes": cache.max_bytes,
                                "by_kind": {k: {"entries": v.entries, "bytes": v.bytes} for k, v in info.by_kind.items()},
                                "temp_files": info.temp_files}, indent=1))
         return
     click.echo(f"cache {info.root}")
+    click.echo(f"  chosen: {location.reason}")
     for kind, part in info.by_kind.items():
         click.echo(f"  {kind:<7} {part.entries:>7} {noun(part.entries, 'entry', 'entries'):<7}  {_human(part.bytes):>11}")
     click.echo(f"  {'total':<7} {info.entries:>7} {noun(info.entries, 'entry', 'entries'):<7}  {_human(info.bytes):>11}")
+    cap = _human(cache.max_bytes) if cache.max_bytes is not None else "none"
+    click.echo(f"  cap     {cap} (least recently used entries go after each run; set ${MAX_ENV_VAR})")
     if info.temp_files:
         click.echo(f"  {count(info.temp_files, 'temporary file')} (being written, or left by an interrupted run)")
 

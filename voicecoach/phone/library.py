@@ -38,7 +38,7 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 import numpy as np
 
 from .. import __version__, formats, sidecars
-from ..cache import NOT_IN_KEY, default_cache_dir, digest, settings_key
+from ..cache import NOT_IN_KEY, Cache, digest, settings_key
 from ..errors import Location, VoicecoachError, init_worker_signals, stop_message, worker_job
 from .cover import cover_png, routine_areas, routine_cover_png
 from ..files import STALE_TEMP_S, TEMP_SUFFIX, atomic_write
@@ -260,16 +260,16 @@ def _content_hash(path: str) -> str:
 def _identifier() -> tuple[Callable[[str, str], str], Callable[[], None]]:
     """``identify(engine, voice)`` backed by one engine object per name, and a closer."""
     from ..engines import engine_spec
+    from ..speech import voice_identity
 
     engines: dict[str, object] = {}
 
     def identify(name: str, voice: str) -> str:
-        spec = engine_spec(name)
         engine = engines.get(name)
         if engine is None:
-            engine = engines[name] = spec.create()
+            engine = engines[name] = engine_spec(name).create()
         try:
-            return f"{engine.identity()}|{spec.voice_identity(voice)}"
+            return voice_identity(engine, voice)  # as the clip keys say it
         except VoicecoachError:
             return f"{name}|unavailable|{voice}"  # the export itself then reports it, located
 
@@ -601,8 +601,6 @@ def export_library(
     out = Path(out_dir)
     created = _prepare_out_dir(out)
     _remove_stale_staging(out)
-    if settings.use_cache and settings.cache_dir is None:  # workers must share the parent's cache
-        settings = dataclasses.replace(settings, cache_dir=default_cache_dir().resolve())
     identify, close_engines = _identifier()
     manifest = read_manifest(out)
     taken = {slug: entry.source for slug, entry in manifest.items()}
@@ -715,6 +713,9 @@ def export_library(
         pool.shutdown(wait=True)
 
     finished = [results[i] for i in sorted(results)]
+    if settings.use_cache:  # each routine's cache (a project's, or the user's), back under its cap
+        for folder in sorted({job.settings.cache_folder(job.routine) for job in jobs.values()}):
+            Cache(folder).trim(force=True)
     stop = next((r for r in finished if r.stops_export), None)
     if stop is not None:
         # One line, exit 2: what was exported before the disk filled stays recorded, nothing else changes.
