@@ -783,6 +783,24 @@ def resolve_inside(base_dir: str | os.PathLike, root_dir: str | os.PathLike, rel
     return Path(real)
 
 
+def top_level_keys(path: str | os.PathLike) -> set[str] | None:
+    """The keys of a YAML file's top-level mapping, ``None`` if it is not one or unreadable.
+
+    Only composed (never constructed) and size-limited: for telling routines, blocks and
+    programs apart before loading them, which then reports any real problem.
+    """
+    try:
+        if os.path.getsize(path) > DEFAULT_LIMITS.max_file_bytes:
+            return None
+        with open(path, "rb") as handle:
+            node = yaml.compose(handle.read().decode("utf-8-sig"), Loader=yaml.SafeLoader)
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, RecursionError):
+        return None
+    if not isinstance(node, yaml.MappingNode):
+        return None
+    return {k.value for k, _ in node.value if isinstance(k, yaml.ScalarNode)}
+
+
 def _read(path: str, display: str, limits: Limits) -> bytes:
     """The file's bytes, refusing a too-large file before reading it."""
     where = Location(display)
@@ -881,6 +899,28 @@ def load_block(path: str | os.PathLike, *, limits: Limits = DEFAULT_LIMITS) -> t
 
 
 # ---------------------------------------------------------------------------------------
+# The parsing toolkit, public for the YAML formats built on the routine's (programs/format.py):
+# the same size limits, locations and error collection.
+
+BAD = _BAD
+"""A field value that already produced an error: parsers return it in place of the value."""
+TooManyErrors = _TooManyErrors
+"""Raised by :meth:`Parser.err` past the error limit."""
+Node = _Node
+"""A converted YAML value with its location."""
+Converter = _Converter
+"""YAML nodes -> :class:`Node` values, within the limits."""
+Parser = _Parser
+"""One load: shared error list, include cache and chain; subclass it for another format."""
+decode_text = _decode
+"""A file's bytes -> text (UTF-8, no binary), within the limits."""
+compose_yaml = _compose
+"""Text -> one YAML node (safe composing, clear syntax errors)."""
+read_limited = _read
+"""A file's bytes, refusing a too-large file before reading it."""
+
+
+# ---------------------------------------------------------------------------------------
 # Routine files: one notion for every command (check, export, ...)
 
 ROUTINE_SUFFIXES = (".yaml", ".yml")
@@ -893,16 +933,7 @@ def is_block_file(path: str | os.PathLike) -> bool:
     Only composed (never constructed), size-limited; anything unreadable is not a block, so
     loading it as a routine reports the real problem.
     """
-    try:
-        if os.path.getsize(path) > DEFAULT_LIMITS.max_file_bytes:
-            return False
-        with open(path, "rb") as handle:
-            node = yaml.compose(handle.read().decode("utf-8-sig"), Loader=yaml.SafeLoader)
-    except (OSError, UnicodeDecodeError, yaml.YAMLError, RecursionError):
-        return False
-    if not isinstance(node, yaml.MappingNode):
-        return False
-    keys = {k.value for k, _ in node.value if isinstance(k, yaml.ScalarNode)}
+    keys = top_level_keys(path) or set()
     return "routine" not in keys and "steps" in keys
 
 
