@@ -128,7 +128,7 @@ MOMENTS = [Moment(after_s=0.05, drop="all"), Moment(after_s=0.6, drop="all"), Mo
 
 
 def drop_entries(cache: Path, which: str) -> None:
-    for path in (cache if which == "all" else cache / "tracks").rglob("*.pcm"):
+    for path in (cache if which == "all" else cache / "tracks").rglob("*.vca"):
         path.unlink()
 CLEAN_EXIT = {signal.SIGINT: 130, signal.SIGTERM: 143}
 STOP_LINE = {signal.SIGINT: "Interrupted.", signal.SIGTERM: "Terminated."}
@@ -403,7 +403,7 @@ def test_read_only_cache_still_compiles(tmp_path, reference):
     cache, out = tmp_path / "cache", tmp_path / "out.mp3"
     warm = run("compile", SCRIPTS / "quick-3-minute.yaml", "-o", tmp_path / "q.mp3", "--engine", "fake", cache=cache)
     assert warm.returncode == 0, warm.stderr
-    before = {p: p.read_bytes() for p in cache.rglob("*.pcm")}
+    before = {p: p.read_bytes() for p in cache.rglob("*.vca")}
     locked = read_only(cache)
     try:
         done = run_unprivileged("compile", MORNING, "-o", out, "--engine", "fake", cache=cache)
@@ -414,7 +414,7 @@ def test_read_only_cache_still_compiles(tmp_path, reference):
     assert "warning: cannot write to cache folder" in done.stderr and "continuing without caching" in done.stderr
     assert done.stderr.count("warning:") == 1
     assert out.read_bytes() == reference["morning"]
-    assert {p: p.read_bytes() for p in cache.rglob("*.pcm")} == before  # used, not changed
+    assert {p: p.read_bytes() for p in cache.rglob("*.vca")} == before  # used, not changed
     assert not temp_files(cache)
 
 

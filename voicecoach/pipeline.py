@@ -64,7 +64,8 @@ class Settings:
     jobs: int | None = field(default=None, metadata=NOT_IN_KEY)
     """Parallel synthesis workers; ``None`` uses every core."""
     cache_dir: Path | None = field(default=None, metadata=NOT_IN_KEY)
-    """Cache folder; ``None`` means ``$VOICECOACH_CACHE_DIR`` or ``audio_cache/``."""
+    """Cache folder; ``None``: ``$VOICECOACH_CACHE_DIR``, else the routine's project's
+    ``audio_cache/``, else the user cache (see :func:`voicecoach.cache.locate_cache`)."""
     use_cache: bool = field(default=True, metadata=NOT_IN_KEY)
     """``False`` renders everything afresh and stores nothing."""
     strict_engine: bool = field(default=False, metadata=NOT_IN_KEY)
@@ -87,6 +88,12 @@ class Settings:
         own = self.engine is None or routine.engine in (None, AUTO, self.engine)
         voice = self.voice or (routine.voice if own else None)
         return choose_engine(asked, voice, routine.language, strict=self.strict_engine)
+
+    def cache_folder(self, routine: Routine) -> Path:
+        """The cache this routine uses: ``cache_dir``, or the one :func:`~voicecoach.cache.locate_cache` finds."""
+        if self.cache_dir is not None:
+            return self.cache_dir
+        return default_cache_dir(routine.path if os.path.exists(routine.path) else None)
 
     def engine_for(self, routine: Routine) -> str:
         """The engine that speaks ``routine`` (never ``auto``: what it picks)."""
@@ -228,7 +235,7 @@ def _parts(routine: Routine | str | os.PathLike, settings: Settings, on_clip: Ca
 
 def _routine_parts(routine: Routine, settings: Settings, on_clip: Callable[[str], None] | None) -> _Parts:
     vocab = routine_vocabulary(routine)
-    cache = Cache((settings.cache_dir or default_cache_dir()) if settings.use_cache else None)
+    cache = Cache(settings.cache_folder(routine) if settings.use_cache else None)
     sound = load_sound_design(routine, sample_rate=settings.sample_rate, cache=cache)
     choice = installed_engine(routine, settings)
     engine = choice.engine
@@ -454,6 +461,7 @@ class LiveBuild:
     def close(self) -> None:
         """Stop synthesizing (a player that quits early); what is scheduled stays readable."""
         self._parts.speech.engine.close()
+        self._parts.cache.trim()
 
 def track_key(timeline: Timeline, speech: Speech, render_settings: RenderSettings, *,
               sound: SoundDesign | None = None) -> str:
@@ -561,4 +569,5 @@ def export(
                               hint="free some disk space or choose a folder you may write to") from None
     finally:
         chunks.close()  # now, not at garbage collection: a track half cached on Ctrl-C is removed
+    result.cache.trim()  # the run is done: back under the cache's size cap
     return path
