@@ -8,6 +8,7 @@ import subprocess
 from datetime import datetime, timezone
 from pathlib import Path
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 from mutagen.id3 import ID3
@@ -263,8 +264,10 @@ def test_exporting_the_library_gives_chaptered_mp3s(tmp_path):
     out = tmp_path / "phone"
     report = export([SCRIPTS], out, settings, jobs=2)
     assert not report.failed
-    skipped = {Path(r.path).name for r in report.of(Outcome.SKIPPED)}
-    assert skipped and all(is_block_file(SCRIPTS / "library" / name) for name in skipped)
+    skipped = {Path(r.path) for r in report.of(Outcome.SKIPPED)}
+    blocks = {p for p in skipped if p.parent.name == "library"}
+    assert blocks and all(is_block_file(p) for p in blocks)
+    assert skipped - blocks == set((SCRIPTS / "programs").glob("*.yaml"))  # a program is exported by name
     exported = report.of(Outcome.EXPORTED)
     assert {os.path.realpath(r.path) for r in exported} == {os.path.realpath(p) for p in SCRIPTS.glob("*.yaml")}
     for result in exported:
@@ -417,3 +420,49 @@ def test_a_killed_exports_staging_folder_is_removed_once_stale(tmp_path, tiny, f
     os.utime(stale, (1_000_000_000, 1_000_000_000))
     assert export([tiny], out, fake).results[0].outcome is Outcome.EXPORTED
     assert not stale.exists() and fresh.exists()  # a young one may be another export's, still writing
+
+
+JOINS = TINY.replace("rest: 2s", "rest: 5s") + """\
+  - exercise: Brow lift
+    area: brows
+    reps: 2
+    hold: 2s
+    release: 2s
+"""
+
+
+def decoded(path: Path, rate: int) -> np.ndarray:
+    """What a player hears: ffmpeg decodes the file (honouring the Info frame's delay and padding)."""
+    from voicecoach.encode import ffmpeg_exe
+
+    out = subprocess.run([ffmpeg_exe(), "-v", "error", "-i", str(path), "-f", "s16le", "-ac", "1", "-ar", str(rate),
+                          "-"], capture_output=True, check=True).stdout
+    return np.frombuffer(out, dtype="<i2")
+
+
+@pytest.mark.parametrize("fmt", ["flac", "mp3"])
+def test_split_tracks_join_without_a_gap(tmp_path, fake, fmt):
+    """Decoded and put end to end, the tracks are the whole routine: FLAC sample for sample, MP3 to the
+    exact length with every track lined up with its stretch of the routine (a gap or an overlap at any
+    join would shift everything after it)."""
+    path = tmp_path / "joins.yaml"
+    path.write_text(JOINS.replace("Tiny & quick", "Joins"), encoding="utf-8")
+    out = tmp_path / "phone"
+    export([path], out, fake, split=True, format=FORMATS[fmt])
+    result = build(path, settings=fake)
+    rate, total = result.timeline.sample_rate, result.timeline.length_samples
+    whole = result.read(0, total)
+    entry = read_manifest(out)["joins"]
+    assert len(entry.tracks) == len(result.timeline.chapters) == 4
+    pieces = [decoded(out / track.file, rate) for track in entry.tracks]
+    assert [len(p) for p in pieces] == [c.end_sample - c.start_sample for c in result.timeline.chapters]
+    joined = np.concatenate(pieces)
+    assert len(joined) == total
+    if fmt == "flac":
+        assert np.array_equal(joined, whole)
+        return
+    for piece, chapter in zip(pieces, result.timeline.chapters):
+        original = whole[chapter.start_sample : chapter.end_sample].astype(np.float64)
+        error = piece.astype(np.float64) - original
+        snr_db = 10 * np.log10(np.sum(original**2) / max(np.sum(error**2), 1.0)) if original.any() else 99
+        assert snr_db > 15, f"{chapter.title}: {snr_db:.1f} dB: not lined up with its part of the routine"
