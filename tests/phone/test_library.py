@@ -24,14 +24,12 @@ from voicecoach.phone.library import (
     Outcome,
     export_key,
     export_library,
-    find_routine_files,
-    is_block_file,
     read_manifest,
     routine_key,
     slugify,
 )
 from voicecoach.pipeline import Settings, build
-from voicecoach.script import load_routine, parse_routine
+from voicecoach.script import find_routine_files, is_block_file, load_routine, parse_routine
 
 SCRIPTS = Path(__file__).resolve().parents[2] / "scripts"
 NOW = datetime(2025, 3, 1, 7, 30, tzinfo=timezone.utc)
@@ -202,7 +200,7 @@ def test_the_routines_own_engine_is_part_of_the_key(tmp_path, tiny):
     b = parse_routine(TINY.replace("steps:", "engine: fake\nsteps:", 1), path=str(tiny))
     key_a = export_key(a, settings=settings, library=LibrarySettings(), identify=identify)
     key_b = export_key(b, settings=settings, library=LibrarySettings(), identify=identify)
-    assert identities == ["espeak", "fake"] and key_a != key_b
+    assert identities == ["piper", "fake"] and key_a != key_b  # no engine: auto picks Piper for English
 
 
 def test_a_new_format_or_title_replaces_the_old_files(tmp_path, tiny, fake):
@@ -264,8 +262,10 @@ def test_exporting_the_library_gives_chaptered_mp3s(tmp_path):
     out = tmp_path / "phone"
     report = export([SCRIPTS], out, settings, jobs=2)
     assert not report.failed
-    skipped = {Path(r.path).name for r in report.of(Outcome.SKIPPED)}
-    assert skipped and all(is_block_file(SCRIPTS / "library" / name) for name in skipped)
+    skipped = {Path(r.path) for r in report.of(Outcome.SKIPPED)}
+    blocks = {p for p in skipped if p.parent.name == "library"}
+    assert blocks and all(is_block_file(p) for p in blocks)
+    assert skipped - blocks == set((SCRIPTS / "programs").glob("*.yaml"))  # a program is exported by name
     exported = report.of(Outcome.EXPORTED)
     assert {os.path.realpath(r.path) for r in exported} == {os.path.realpath(p) for p in SCRIPTS.glob("*.yaml")}
     for result in exported:
