@@ -96,3 +96,12 @@ def test_a_listed_voice_compiles_a_one_step_routine(voice, listed_voices, tmp_pa
     path.write_text(f"routine: One step\nvoice: {voice}\nsteps:\n  - say: Hello.\n", encoding="utf-8")
     result = build(path, settings=Settings(engine="espeak", cache_dir=tmp_path / "cache"))
     assert result.timeline.length_samples > 0
+
+
+def test_a_voice_nobody_has_is_found_by_plain_check_at_its_line(tmp_path):
+    path = tmp_path / "r.yaml"
+    path.write_text("routine: R\nlanguage: en\nvoice: no-such-voice\nsteps:\n  - say: Hello.\n", encoding="utf-8")
+    result = CliRunner().invoke(cli, ["check", str(path)])
+    assert result.exit_code == 2
+    assert result.stderr.startswith(f"{path}:3:1: ") and "no voice 'no-such-voice'" in result.stderr
+    assert "voices for en: " in result.stderr and "gmw/en-us" in result.stderr  # what exists
