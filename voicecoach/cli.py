@@ -26,6 +26,7 @@ from .summary import plan_steps
 from .timing import format_duration
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+_DATE = click.DateTime(["%Y-%m-%d"])
 
 
 class _Group(click.Group):
@@ -93,10 +94,11 @@ def speech_options(func):
 @speech_options
 def check(files: tuple[Path, ...], strict: bool, deep: bool, engine: str, voice: str | None, rate: float | None,
           cache_dir: Path | None, no_cache: bool, jobs: int | None) -> None:
-    """Validate routine files; print each problem as path:line:col: message.
+    """Validate routine and program files; print each problem as path:line:col: message.
 
-    Then the safety and quality rules run on every valid routine: each finding is printed as
-    path:line:col: RULE warning: reason (info notes never fail). The speech options apply to
+    Then the safety and quality rules run on every valid routine, and on every day of a
+    program as it will be played: each finding is printed as path:line:col: RULE warning:
+    reason (info notes never fail). The speech options apply to
     --deep only. Exits 0 when every file is valid (warnings allowed unless --strict), 2 otherwise.
 
     \b
@@ -104,14 +106,22 @@ def check(files: tuple[Path, ...], strict: bool, deep: bool, engine: str, voice:
       voicecoach check scripts/*.yaml
       voicecoach check --strict --deep scripts/morning.yaml
     """
+    _check_files(files, strict, _settings(engine, voice, rate, cache_dir, no_cache, jobs) if deep else None)
+
+
+def _check_files(files: tuple[Path, ...], strict: bool, deep_settings: Settings | None) -> None:
+    """`check` and `program check`: routines and programs (a file with `program:`), each problem once."""
+    from .programs.days import check_program
+    from .programs.format import is_program_file, load_program
     from .rules import Severity, check_routine
 
-    deep_settings = _settings(engine, voice, rate, cache_dir, no_cache, jobs) if deep else None
     problems = 0
     for path in files:
         try:
-            routine = load_routine(path)
-            findings = check_routine(routine, deep=deep_settings)
+            program = load_program(path) if is_program_file(path) else None
+            routine = load_routine(path) if program is None else None
+            findings = check_routine(routine, deep=deep_settings) if routine else check_program(program,
+                                                                                               deep=deep_settings)
         except RoutineErrors as errors:
             for error in errors.errors:
                 click.echo(error.at_file(path).format(), err=True)
@@ -128,7 +138,9 @@ def check(files: tuple[Path, ...], strict: bool, deep: bool, engine: str, voice:
         if not failing:
             warnings = sum(finding.severity is Severity.WARNING for finding in findings)
             noted = f", {count(warnings, 'warning')}" if warnings else ""
-            click.echo(f"{path}: ok ({count(len(flat_steps(routine.steps)), 'step')}{noted})")
+            size = (count(len(flat_steps(routine.steps)), 'step') if routine else
+                    f"{count(program.days, 'day')}, {count(len(program.practice_days()), 'practice day')}")
+            click.echo(f"{path}: ok ({size}{noted})")
     if problems:
         raise click.exceptions.Exit(2)
 
@@ -264,7 +276,8 @@ def new(name: str, out: Path | None, force: bool) -> None:
 @cli.command(context_settings=CONTEXT)
 @click.option("-o", "--output", "out", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the schema to this file instead of printing it.")
-def schema(out: Path | None) -> None:
+@click.option("--program", is_flag=True, help="The schema of program files instead (scripts/programs/).")
+def schema(out: Path | None, program: bool) -> None:
     """Print the JSON Schema (draft 2020-12) of the routine format, for editors.
 
     Routines that start with `# yaml-language-server: $schema=routine.schema.json` get
@@ -273,13 +286,14 @@ def schema(out: Path | None) -> None:
     \b
     Example:
       voicecoach schema -o scripts/routine.schema.json
+      voicecoach schema --program -o scripts/programs/program.schema.json
     """
     from .schema import schema_text, write_new_file
 
     if out is None:
-        click.echo(schema_text(), nl=False)
+        click.echo(schema_text(program=program), nl=False)
     else:
-        write_new_file(out, schema_text(), force=True)
+        write_new_file(out, schema_text(program=program), force=True)
 
 
 @cli.command(name="export", context_settings=CONTEXT)
@@ -414,26 +428,46 @@ def serve(folder: Path, host: str | None, port: int, no_qr: bool, new_token: boo
         server.server_close()
 
 
+def play_options(func):
+    """The options of `play` that `today` shares: where to start, the sound output, the keys, speech."""
+    options = [
+        click.option("--from", "from_step", metavar="STEP", help="Start at this step: its number or the start of its name."),
+        click.option("--loop", is_flag=True, help="When the routine ends, play it again from the start step (until q)."),
+        click.option("--no-keys", is_flag=True, help="Do not read keys from the terminal (scripted use)."),
+        click.option("--volume", type=click.IntRange(0, 100), default=100, show_default=True, help="Volume in percent."),
+        click.option("--backend", "backend_name", type=click.Choice(["miniaudio", "simpleaudio", "fake"]),
+                     default="miniaudio", show_default=True,
+                     help="Sound output: miniaudio (PulseAudio, PipeWire, ALSA, ...), simpleaudio "
+                          "(pip install 'voicecoach[simpleaudio]'), or fake (no sound, as fast as possible: for tests)."),
+        click.option("--device", help="Output device: a number or (part of) a name from --devices."),
+        click.option("--script-keys", hidden=True,
+                     help="Timed keys, e.g. 'wait:1.0,space,wait:1.0,space,n' (seconds of device time; for tests)."),
+        click.option("--log-file", hidden=True, type=click.Path(dir_okay=False, path_type=Path),
+                     help="Record in this practice log, even a session of the fake backend (for tests)."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return speech_options(func)
+
+
+def _play(source, *, from_step: str | None, loop: bool, no_keys: bool, volume: int, backend_name: str,
+          device: str | None, script_keys: str | None, log_file: Path | None, engine: str, voice: str | None,
+          rate: float | None, cache_dir: Path | None, no_cache: bool, jobs: int | None, log_fields=None) -> None:
+    """Play a routine file or a made source with the command line's options (`play`, `today`)."""
+    from .play.session import PlayOptions, play_routine
+
+    options = PlayOptions(from_step=from_step, loop=loop, keys=not no_keys, volume_percent=volume, backend=backend_name,
+                          device=device, script_keys=script_keys or "", log_path=log_file, log_fields=log_fields or {},
+                          settings=_settings(engine, voice, rate, cache_dir, no_cache, jobs))
+    play_routine(source, options, show=lambda text: click.echo(text, nl=False),
+                 warn=lambda line: click.echo(line, err=True))
+
+
 @cli.command(context_settings=CONTEXT)
 @click.argument("file", required=False, type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--from", "from_step", metavar="STEP", help="Start at this step: its number or the start of its name.")
-@click.option("--loop", is_flag=True, help="When the routine ends, play it again from the start step (until q).")
-@click.option("--no-keys", is_flag=True, help="Do not read keys from the terminal (scripted use).")
-@click.option("--volume", type=click.IntRange(0, 100), default=100, show_default=True, help="Volume in percent.")
-@click.option("--backend", "backend_name", type=click.Choice(["miniaudio", "simpleaudio", "fake"]), default="miniaudio",
-              show_default=True, help="Sound output: miniaudio (PulseAudio, PipeWire, ALSA, ...), simpleaudio "
-              "(pip install 'voicecoach[simpleaudio]'), or fake (no sound, as fast as possible: for tests).")
-@click.option("--device", help="Output device: a number or (part of) a name from --devices.")
 @click.option("--devices", "show_devices", is_flag=True, help="List the output devices and exit.")
-@click.option("--script-keys", hidden=True,
-              help="Timed keys, e.g. 'wait:1.0,space,wait:1.0,space,n' (seconds of device time; for tests).")
-@click.option("--log-file", hidden=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="Record in this practice log, even a session of the fake backend (for tests).")
-@speech_options
-def play(file: Path | None, from_step: str | None, loop: bool, no_keys: bool, volume: int, backend_name: str,
-         device: str | None, show_devices: bool, script_keys: str | None, log_file: Path | None, engine: str,
-         voice: str | None,
-         rate: float | None, cache_dir: Path | None, no_cache: bool, jobs: int | None) -> None:
+@play_options
+def play(file: Path | None, show_devices: bool, **options) -> None:
     """Play a routine hands-free, controlled with single keys.
 
     Shows the step, its phase (hold 3 of 5, stroke 4 of 8, rest), the time left and what is
@@ -454,18 +488,43 @@ def play(file: Path | None, from_step: str | None, loop: bool, no_keys: bool, vo
       voicecoach play scripts/morning.yaml --from 2
     """
     from .play.backends import list_devices
-    from .play.session import PlayOptions, play_routine
 
     if show_devices:
-        for info in list_devices(backend_name):
+        for info in list_devices(options["backend_name"]):
             click.echo(f"{info.number:>3}  {info.name}  ({info.backend})")
         return
     if file is None:
         raise VoicecoachError("no routine to play", hint="give its file: voicecoach play ROUTINE.yaml (--devices lists devices)")
-    options = PlayOptions(from_step=from_step, loop=loop, keys=not no_keys, volume_percent=volume, backend=backend_name,
-                          device=device, script_keys=script_keys or "", log_path=log_file,
-                          settings=_settings(engine, voice, rate, cache_dir, no_cache, jobs))
-    play_routine(file, options, show=lambda text: click.echo(text, nl=False), warn=lambda line: click.echo(line, err=True))
+    _play(file, **options)
+
+
+@cli.command(context_settings=CONTEXT)
+@click.argument("file", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--day", type=click.IntRange(1), help="Play this day of the program instead of today's.")
+@click.option("--date", "on", type=_DATE, help="Take today to be this date (YYYY-MM-DD); the session counts for it.")
+@play_options
+def today(file: Path | None, day: int | None, on, **options) -> None:
+    """Play today's session of a program: the day's routines in one track, with play's keys.
+
+    Where you are comes from the practice log: the first day not yet done (a missed day skips
+    no content; a day counts once 80 % of it is played). Without FILE: the program played last.
+
+    \b
+    Example:
+      voicecoach today scripts/programs/thirty-days-face-fitness.yaml
+      voicecoach today --day 15 --no-keys
+    """
+    from .pipeline import LiveBuild
+    from .practice_log import PracticeLog
+    from .programs.today import plan_today
+
+    plan = plan_today(file, day=day, today=on.date() if on else None, log=PracticeLog(options["log_file"]))
+    click.echo(plan.heading())
+    if plan.routine is not None:
+        keys = ("engine", "voice", "rate", "cache_dir", "no_cache", "jobs")
+        source = LiveBuild(plan.routine, settings=_settings(*(options[k] for k in keys)))
+        source.path = Path(plan.program.path)  # the log keeps the program file's hash
+        _play(source, **options, log_fields=plan.log_fields())
 
 
 @cli.command(name="log", context_settings=CONTEXT)
@@ -502,7 +561,72 @@ def log_command(as_json: bool, limit: int) -> None:
         steps = f"{s.steps_completed}/{s.steps_total}" if s.steps_total else str(s.steps_completed)
         click.echo(f"  {when}  {s.routine:<28} {format_duration(round(s.seconds_played)):>7}  {steps} "
                    f"{noun(s.steps_total or s.steps_completed, 'step')}"
-                   + ("  finished" if s.finished else ""))
+                   + ("  finished" if s.finished else "" if s.practised else "  (under 80 %: not a practice day)"))
+
+
+@cli.group(name="program", context_settings=CONTEXT)
+def program_group() -> None:
+    """Programs: routines day by day for weeks, each week a little harder (scripts/programs/).
+
+    \b
+    Example:
+      voicecoach program preview scripts/programs/thirty-days-face-fitness.yaml --day 15
+    """
+
+
+@program_group.command(name="check", context_settings=CONTEXT)
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--strict", is_flag=True, help="Treat safety and quality warnings as errors (exit 2).")
+@click.option("--deep", is_flag=True, help="Also compile every day with real speech (see `check --deep`).")
+@speech_options
+def program_check(files: tuple[Path, ...], strict: bool, deep: bool, engine: str, voice: str | None,
+                  rate: float | None, cache_dir: Path | None, no_cache: bool, jobs: int | None) -> None:
+    """Check programs: the file, its routines, and the safety rules on every day with progress.
+
+    A finding names the program's line, the first day it is played on and the routine's line.
+
+    \b
+    Example:
+      voicecoach program check --strict scripts/programs/*.yaml
+    """
+    _check_files(files, strict, _settings(engine, voice, rate, cache_dir, no_cache, jobs) if deep else None)
+
+
+@program_group.command(name="preview", context_settings=CONTEXT)
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--day", type=click.IntRange(1), help="One day's plan, step by step.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def program_preview(file: Path, day: int | None, as_json: bool) -> None:
+    """Print the calendar (day -> routines, minutes) or one day's steps with progress applied.
+
+    \b
+    Example:
+      voicecoach program preview scripts/programs/thirty-days-face-fitness.yaml --day 15 --json
+    """
+    from .programs.days import preview_lines, program_plan
+    from .programs.format import load_program
+
+    data = program_plan(load_program(file), day=day)
+    click.echo(json.dumps(data, indent=1) if as_json else "\n".join(preview_lines(data)))
+
+
+@program_group.command(name="status", context_settings=CONTEXT)
+@click.argument("file", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--date", "on", type=_DATE, help="Show it as of this date (YYYY-MM-DD) [default: today].")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def program_status(file: Path | None, on, as_json: bool) -> None:
+    """Day n of N, days done, streak, what is next, and a calendar heatmap (no colour needed).
+
+    Without FILE: the program played last (see `voicecoach today`).
+
+    \b
+    Example:
+      voicecoach program status scripts/programs/thirty-days-face-fitness.yaml
+    """
+    from .programs.today import plan_today, status_json, status_lines
+
+    status = plan_today(file, today=on.date() if on else None).status
+    click.echo(json.dumps(status_json(status), indent=1) if as_json else "\n".join(status_lines(status)))
 
 
 class _Size(click.ParamType):

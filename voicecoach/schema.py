@@ -25,7 +25,7 @@ from .model import Area, CountMode, Pressure, Side
 from .script import DEFAULT_LIMITS, routine_format
 from .vocab import available_languages
 
-__all__ = ["SCHEMA_FILE", "routine_schema", "schema_text", "starter_routine", "write_new_file"]
+__all__ = ["PROGRAM_SCHEMA_FILE", "SCHEMA_FILE", "program_schema", "routine_schema", "schema_text", "starter_routine", "write_new_file"]
 
 SCHEMA_FILE = "routine.schema.json"
 """The name routines point their ``# yaml-language-server: $schema=`` line at."""
@@ -235,9 +235,74 @@ def routine_schema() -> dict[str, Any]:
     }
 
 
-def schema_text() -> str:
-    """The schema as the text ``voicecoach schema`` prints (and scripts/routine.schema.json holds)."""
-    return json.dumps(routine_schema(), indent=2, ensure_ascii=False) + "\n"
+def schema_text(*, program: bool = False) -> str:
+    """The schema as the text ``voicecoach schema`` prints (and scripts/routine.schema.json holds);
+    ``program``: the program schema (scripts/programs/program.schema.json)."""
+    return json.dumps(program_schema() if program else routine_schema(), indent=2, ensure_ascii=False) + "\n"
+
+
+# ---------------------------------------------------------------------------------------
+# Programs (programs/format.py)
+
+PROGRAM_SCHEMA_FILE = "program.schema.json"
+"""The program schema's file name (``scripts/programs/`` holds it beside the programs)."""
+
+_PROGRAM_DESCRIPTIONS = {
+    "program": "Title of the program.",
+    "description": "What the program is for and who it helps (not spoken).",
+    "start": "Its first day, like 2026-12-01; leave it out to start on the day of the first session.",
+    "days": "Length in days, rest days included.",
+    "schedule": "A cycle of days, repeated until `days`: each a list of routine files (relative to this file, "
+                "inside the folder that holds programs/) played as one session, or `rest`.",
+    "progress": "What grows once per completed week, for every exercise and massage.",
+    "progress.reps": "Reps added per week, like +1.",
+    "progress.hold": "Seconds added to each hold per week, like +1s.",
+    "progress.strokes": "Strokes added per week, like +2.",
+    "progress.limits": "How far each value may grow: {reps: 10, hold: 20s, strokes: 16}.",
+    "progress.deload": "Weeks (2 or later) played at the routines' own values, to recover, like [4].",
+}
+
+
+def program_schema() -> dict[str, Any]:
+    """The JSON Schema (draft 2020-12) of a program file, from the program parser's tables."""
+    from .programs.format import program_format
+
+    fmt = program_format()
+    increment = {"anyOf": [{"type": "integer", "minimum": 0}, {"type": "string", "pattern": r"^\+?\s*\d+$"}]}
+    hold = {"anyOf": [{"type": "number", "minimum": 0},
+                      {"type": "string", "pattern": r"^\+?" + _DURATION_PATTERN.removeprefix("^")}]}
+    routine_file = {"type": "string", "pattern": r"\.[yY][aA]?[mM][lL]$"}
+    progress = {
+        "reps": increment, "hold": hold, "strokes": increment,
+        "limits": {"type": "object", "additionalProperties": False, "properties": {
+            "reps": {"type": "integer", "minimum": 1}, "hold": {"$ref": "#/$defs/duration"},
+            "strokes": {"type": "integer", "minimum": 1}}},
+        "deload": {"anyOf": [{"type": "integer", "minimum": 2}, {"type": "array", "items": {"type": "integer",
+                                                                                          "minimum": 2}}]},
+    }
+    top = {
+        "program": {"type": "string", "pattern": r"\S"},
+        "description": {"type": "string"},
+        "start": {"type": "string", "pattern": r"^\d{4}-\d{2}-\d{2}$"},
+        "days": {"type": "integer", "minimum": 1, "maximum": fmt["max_days"]},
+        "schedule": {"type": "array", "minItems": 1, "maxItems": fmt["max_cycle"], "items": {"anyOf": [
+            {"const": fmt["rest"]}, routine_file,
+            {"type": "array", "minItems": 1, "maxItems": fmt["max_routines_per_day"], "items": routine_file}]}},
+        "progress": {"type": "object", "additionalProperties": False,
+                     "properties": {key: {**progress[key], "description": _PROGRAM_DESCRIPTIONS[f"progress.{key}"]}
+                                    for key in fmt["progress_keys"]}},
+    }
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "voicecoach program",
+        "description": "Routines day by day, growing a little each week. `voicecoach program check` is the full "
+                       "check; this schema helps editors complete fields.",
+        "type": "object",
+        "properties": {key: {**top[key], "description": _PROGRAM_DESCRIPTIONS[key]} for key in fmt["top_keys"]},
+        "required": ["program", "days", "schedule"],
+        "additionalProperties": False,
+        "$defs": {"duration": routine_schema()["$defs"]["duration"]},
+    }
 
 
 # ---------------------------------------------------------------------------------------

@@ -778,6 +778,24 @@ def resolve_inside(base_dir: str | os.PathLike, root_dir: str | os.PathLike, rel
     return Path(real)
 
 
+def top_level_keys(path: str | os.PathLike) -> set[str] | None:
+    """The keys of a YAML file's top-level mapping, ``None`` if it is not one or unreadable.
+
+    Only composed (never constructed) and size-limited: for telling routines, blocks and
+    programs apart before loading them, which then reports any real problem.
+    """
+    try:
+        if os.path.getsize(path) > DEFAULT_LIMITS.max_file_bytes:
+            return None
+        with open(path, "rb") as handle:
+            node = yaml.compose(handle.read().decode("utf-8-sig"), Loader=yaml.SafeLoader)
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, RecursionError):
+        return None
+    if not isinstance(node, yaml.MappingNode):
+        return None
+    return {k.value for k, _ in node.value if isinstance(k, yaml.ScalarNode)}
+
+
 def _read(path: str, display: str, limits: Limits) -> bytes:
     """The file's bytes, refusing a too-large file before reading it."""
     where = Location(display)

@@ -36,19 +36,19 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
-import yaml
 
 from .. import __version__, formats, sidecars
 from ..cache import NOT_IN_KEY, Cache, digest, settings_key
 from ..errors import Location, VoicecoachError, init_worker_signals, stop_message, worker_job
-from .cover import routine_areas, routine_cover_png
+from .cover import cover_png, routine_areas, routine_cover_png
 from ..files import STALE_TEMP_S, TEMP_SUFFIX, atomic_write
 from ..encode import TrackTags
 from ..formats import FORMATS, FORMATS_VERSION, OutputFormat
 from ..sidecars import PlaylistEntry
 from ..model import Routine
 from ..pipeline import Settings, build
-from ..script import DEFAULT_LIMITS, load_routine
+from ..programs.format import is_program_file
+from ..script import load_routine, top_level_keys
 from ..sound import file_sha256
 
 MANIFEST_NAME = ".voicecoach-export.json"
@@ -135,6 +135,10 @@ class ManifestEntry:
     """The ``.m3u8`` playlist of a split export."""
     files: dict[str, int] = field(default_factory=dict)
     """Every file written, with its size in bytes (checked before an export is reused)."""
+    program: str | None = None
+    """The program this is a day of (the feed is then serial)."""
+    episode: int | None = None
+    """The program day (the feed's episode number)."""
 
     @property
     def duration_s(self) -> float:
@@ -286,17 +290,17 @@ def is_block_file(path: str | os.PathLike) -> bool:
     Only composed (never constructed), size-limited; anything unreadable is not a block, so
     loading it as a routine reports the real problem.
     """
-    try:
-        if os.path.getsize(path) > DEFAULT_LIMITS.max_file_bytes:
-            return False
-        with open(path, "rb") as handle:
-            node = yaml.compose(handle.read().decode("utf-8-sig"), Loader=yaml.SafeLoader)
-    except (OSError, UnicodeDecodeError, yaml.YAMLError, RecursionError):
-        return False
-    if not isinstance(node, yaml.MappingNode):
-        return False
-    keys = {k.value for k, _ in node.value if isinstance(k, yaml.ScalarNode)}
+    keys = top_level_keys(path) or set()
     return "routine" not in keys and "steps" in keys
+
+
+def program_days(path: str | os.PathLike) -> list[tuple[Any, int, Routine]]:
+    """``(program, day, session)`` for every practice day of the program file at ``path``."""
+    from ..programs.days import day_routine
+    from ..programs.format import load_program
+
+    program = load_program(path)
+    return [(program, day, day_routine(program, day)) for day in program.practice_days()]
 
 
 def find_routine_files(paths: Iterable[str | os.PathLike]) -> list[Path]:
@@ -384,6 +388,10 @@ class _Job:
     settings: Settings
     library: LibrarySettings
     exported_at: str
+    source: str = ""
+    program: str | None = None  # a program day: the program's title, its day and its length
+    day: int | None = None
+    days: int | None = None
 
 
 def _export_one(job: _Job) -> RoutineResult:
@@ -461,7 +469,11 @@ def _export(job: _Job) -> RoutineResult:
     timeline = result.timeline
     routine = job.routine
     cover_name = f"{job.slug}.png"
-    cover = routine_cover_png(routine)
+    if job.day is None:
+        cover = routine_cover_png(routine)
+    else:  # the program's cover with the day number
+        cover = cover_png(f"Day {job.day}: {job.program}", areas=routine_areas(routine),
+                          label=f"voicecoach - day {job.day} of {job.days}")
     tracks: list[ManifestTrack] = []
     playlist = None
     with _staging(out, job.slug) as stage:
@@ -498,11 +510,12 @@ def _export(job: _Job) -> RoutineResult:
         sizes = {n: (stage / n).stat().st_size for n in names}
         _publish(stage, out, names)
     entry = ManifestEntry(
-        slug=job.slug, source=os.path.realpath(job.path), title=routine.title, description=routine.description,
+        slug=job.slug, source=job.source or os.path.realpath(job.path), title=routine.title, description=routine.description,
         language=routine.language, areas=tuple(a.value for a in routine_areas(routine)), format=fmt.name,
         split=job.library.split, key=job.key, track_key=result.track_key, exported_at=job.exported_at,
         sample_rate=timeline.sample_rate, length_samples=timeline.length_samples, steps=len(timeline.chapters),
         cover=cover_name, tracks=tuple(tracks), playlist=playlist, files=sizes,
+        program=job.program, episode=job.day,
     )
     return RoutineResult(job.path, Outcome.EXPORTED, entry=entry, warnings=tuple(result.cache.stats.warnings))
 
@@ -595,11 +608,39 @@ def export_library(
     results: dict[int, RoutineResult] = {}
     jobs: dict[int, _Job] = {}
     files = find_routine_files(paths)
-    for index, path in enumerate(files):
+    named = {os.path.realpath(p) for p in paths if not Path(p).is_dir()}
+    index = 0
+    for path in files:
         shown = os.fspath(path)
+        index += 1
         if path.is_file() and is_block_file(path):
             results[index] = RoutineResult(shown, Outcome.SKIPPED,
                                            "an include-only block (no 'routine:'), not a routine to export")
+            continue
+        if path.is_file() and is_program_file(path):
+            if os.path.realpath(path) not in named:
+                results[index] = RoutineResult(shown, Outcome.SKIPPED, "a program: export it by name, one file "
+                                               f"per day: voicecoach export {shown} -d DIR")
+                continue
+            try:
+                days = program_days(path)
+            except VoicecoachError as error:
+                results[index] = RoutineResult(shown, Outcome.FAILED, error.at_file(shown).format())
+                continue
+            for program, day, routine in days:
+                index += 1
+                width = max(2, len(str(program.days)))
+                slug = f"day-{day:0{width}d}-{slugify(program.title)}"
+                source = f"{os.path.realpath(path)}#day-{day}"
+                taken[slug] = source
+                key = digest("program-day", export_key(routine, settings=settings, library=library,
+                                                       identify=identify), program.title, day, program.days)
+                old = manifest.get(slug)
+                if old is not None and old.key == key and _entry_intact(out, old):
+                    results[index] = RoutineResult(shown, Outcome.UNCHANGED, entry=old)
+                    continue
+                jobs[index] = _Job(shown, routine, slug, key, os.fspath(out), settings, library, exported_at,
+                                   source=source, program=program.title, day=day, days=program.days)
             continue
         try:
             routine = load_routine(path)

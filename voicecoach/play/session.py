@@ -152,6 +152,9 @@ class PlayOptions:
     """Width of the status line (``None``: the terminal's)."""
     extra_inputs: tuple[InputSource, ...] = field(default=())
     """More input sources, started with the keyboard's (voice commands, media keys)."""
+    log_fields: Mapping[str, object] = field(default_factory=dict)
+    """More for the practice log's session: a program's ``program``, ``program_path``,
+    ``program_day`` and the ``local_date`` it counts for (``voicecoach today``)."""
 
 
 @dataclass(frozen=True)
@@ -249,7 +252,7 @@ def play_routine(
         show(f"Not logged: the {audio.name} backend plays no sound, so this was not practice.\n")
     streak = None
     if practice is not None and outcome.played_s > 0:
-        streak = _record(practice, path, player.timeline, outcome, started, warn=warn)
+        streak = _record(practice, path, player.timeline, outcome, started, warn=warn, fields=options.log_fields)
         if streak is not None:
             show(streak_line(streak) + "\n")
     report = PlayReport(outcome, streak is not None, streak, controller.counts())
@@ -261,16 +264,17 @@ def play_routine(
 
 
 def _record(practice: PracticeLog, path: Path | None, timeline: Timeline, outcome: SessionResult,
-            started: datetime, *, warn: Callable[[str], None]) -> int | None:
+            started: datetime, *, warn: Callable[[str], None], fields: Mapping[str, object] = {}) -> int | None:
     """Record a played session; returns the streak, or ``None`` (a broken log only warns)."""
     session = new_session(
         routine=timeline.routine, file_hash=file_hash(path) if path is not None else "", started=started,
         seconds_played=outcome.played_s, steps_completed=outcome.steps_completed, steps_total=outcome.steps_total,
         finished=outcome.finished, area_seconds=area_seconds(timeline, outcome.seconds_per_step),
+        seconds_total=timeline.duration_s, **fields,  # type: ignore[arg-type]
     )
     try:
         practice.record(session)
-        return practice.summary().current_streak_days
+        return practice.summary(today=session.local_date).current_streak_days
     except PracticeLogError as error:
         warn(f"warning: {error.format()}; this session was not logged")
         return None
