@@ -87,15 +87,17 @@ def speech_options(func):
 
 
 @cli.command(context_settings=CONTEXT)
-@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--strict", is_flag=True, help="Treat safety and quality warnings as errors (exit 2).")
 @click.option("--deep", is_flag=True,
               help="Also compile with real speech (synthesized and cached) to find speech too long for its slot.")
 @speech_options
 def check(files: tuple[Path, ...], strict: bool, deep: bool, engine: str, voice: str | None, rate: float | None,
           cache_dir: Path | None, no_cache: bool, jobs: int | None) -> None:
-    """Validate routine and program files; print each problem as path:line:col: message.
+    """Validate routine and program files (a folder means every one in it); print each problem as
+    path:line:col: message.
 
+    Include-only blocks (steps without a title, like scripts/library/) are checked as blocks.
     Then the safety and quality rules run on every valid routine, and on every day of a
     program as it will be played: each finding is printed as path:line:col: RULE warning:
     reason (info notes never fail). The speech options apply to
@@ -103,7 +105,7 @@ def check(files: tuple[Path, ...], strict: bool, deep: bool, engine: str, voice:
 
     \b
     Example:
-      voicecoach check scripts/*.yaml
+      voicecoach check scripts/
       voicecoach check --strict --deep scripts/morning.yaml
     """
     _check_files(files, strict, _settings(engine, voice, rate, cache_dir, no_cache, jobs) if deep else None)
@@ -114,10 +116,19 @@ def _check_files(files: tuple[Path, ...], strict: bool, deep_settings: Settings 
     from .programs.days import check_program
     from .programs.format import is_program_file, load_program
     from .rules import Severity, check_routine
+    from .script import find_routine_files, is_block_file, load_block
 
     problems = 0
-    for path in files:
+    found = find_routine_files(files)
+    if not found:
+        raise VoicecoachError("no routines found in " + ", ".join(map(str, files)),
+                              hint="give routine .yaml files, or folders that hold them")
+    for path in found:
         try:
+            if path.is_file() and is_block_file(path):  # what export skips, checked as what it is
+                block = load_block(path)
+                click.echo(f"{path}: ok (include-only block, {count(len(flat_steps(block)), 'step')})")
+                continue
             program = load_program(path) if is_program_file(path) else None
             routine = load_routine(path) if program is None else None
             findings = check_routine(routine, deep=deep_settings) if routine else check_program(program,
@@ -247,7 +258,7 @@ def voices(engine: str | None, language: str | None, as_json: bool) -> None:
             click.echo(f"{name}: not installed ({missing[name].about}); install it with: {missing[name].install}")
             continue
         these = [v for v in found if v.engine == name]
-        click.echo(f"{name}: {len(these)} voice{'s' if len(these) != 1 else ''} (write the id in a routine's `voice:` or pass --voice)")
+        click.echo(f"{name}: {count(len(these), 'voice')} (write the id in a routine's `voice:` or pass --voice)")
         for v in these:
             click.echo(f"  {v.id:<24} {', '.join(v.languages):<12} {v.name}")
 
@@ -260,16 +271,19 @@ def voices(engine: str | None, language: str | None, as_json: bool) -> None:
 def new(name: str, out: Path | None, force: bool) -> None:
     """Write a commented starter routine titled NAME that documents every field.
 
-    It passes `check --strict` and compiles as it is; edit it from there.
+    It passes `check --strict` and compiles as it is; edit it from there. A NAME that is a
+    file name (scripts/evening-calm.yaml) is the file to write, titled after it.
 
     \b
     Example:
       voicecoach new "Evening calm" -o scripts/evening-calm.yaml
+      voicecoach new scripts/evening-calm.yaml
     """
-    from .schema import default_file_name, starter_routine, write_new_file
+    from .schema import new_routine_target, starter_routine, write_new_file
 
-    text = starter_routine(name)
-    target = write_new_file(out or Path(default_file_name(name)), text, force=force)
+    title, path = new_routine_target(name, out)
+    text = starter_routine(title)
+    target = write_new_file(path, text, force=force)
     click.echo(f"wrote {target}")
 
 

@@ -24,14 +24,12 @@ from voicecoach.phone.library import (
     Outcome,
     export_key,
     export_library,
-    find_routine_files,
-    is_block_file,
     read_manifest,
     routine_key,
     slugify,
 )
 from voicecoach.pipeline import Settings, build
-from voicecoach.script import load_routine, parse_routine
+from voicecoach.script import find_routine_files, is_block_file, load_routine, parse_routine
 
 SCRIPTS = Path(__file__).resolve().parents[2] / "scripts"
 NOW = datetime(2025, 3, 1, 7, 30, tzinfo=timezone.utc)

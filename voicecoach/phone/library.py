@@ -48,7 +48,7 @@ from ..sidecars import PlaylistEntry
 from ..model import Routine
 from ..pipeline import Settings, build
 from ..programs.format import is_program_file
-from ..script import load_routine, top_level_keys
+from ..script import find_routine_files, is_block_file, load_routine
 from ..sound import file_sha256
 
 MANIFEST_NAME = ".voicecoach-export.json"
@@ -62,9 +62,6 @@ ALBUM = "voicecoach routines"
 
 RESERVED_NAMES = frozenset({"feed", "index"})
 """Slugs a routine may not take: the feed's own files are ``feed.xml`` and ``feed.png``."""
-
-ROUTINE_SUFFIXES = (".yaml", ".yml")
-"""Files a folder argument contributes."""
 
 _SLUG_MAX_CHARS = 60
 _PRIVATE_FIELDS = {"loc", "locs", "path"}  # where things are written: no effect on the audio
@@ -284,16 +281,6 @@ def _identifier() -> tuple[Callable[[str, str], str], Callable[[], None]]:
 # Finding routines
 
 
-def is_block_file(path: str | os.PathLike) -> bool:
-    """A YAML file of steps meant for ``include:`` only: a top-level mapping without ``routine:``.
-
-    Only composed (never constructed), size-limited; anything unreadable is not a block, so
-    loading it as a routine reports the real problem.
-    """
-    keys = top_level_keys(path) or set()
-    return "routine" not in keys and "steps" in keys
-
-
 def program_days(path: str | os.PathLike) -> list[tuple[Any, int, Routine]]:
     """``(program, day, session)`` for every practice day of the program file at ``path``."""
     from ..programs.days import day_routine
@@ -301,29 +288,6 @@ def program_days(path: str | os.PathLike) -> list[tuple[Any, int, Routine]]:
 
     program = load_program(path)
     return [(program, day, day_routine(program, day)) for day in program.practice_days()]
-
-
-def find_routine_files(paths: Iterable[str | os.PathLike]) -> list[Path]:
-    """Files named, and every ``.yaml``/``.yml`` below a folder named (sorted, hidden ones left
-    out); each file once."""
-    found: list[Path] = []
-    seen: set[str] = set()
-    for given in paths:
-        path = Path(given)
-        if path.is_dir():
-            candidates = sorted(
-                p for p in path.rglob("*")
-                if p.suffix.lower() in ROUTINE_SUFFIXES and p.is_file()
-                and not any(part.startswith(".") for part in p.relative_to(path).parts)
-            )
-        else:
-            candidates = [path]
-        for candidate in candidates:
-            real = os.path.realpath(candidate)
-            if real not in seen:
-                seen.add(real)
-                found.append(candidate)
-    return found
 
 
 # ---------------------------------------------------------------------------------------
@@ -766,8 +730,6 @@ __all__ = [
     "RoutineResult",
     "export_key",
     "export_library",
-    "find_routine_files",
-    "is_block_file",
     "read_manifest",
     "routine_key",
     "slugify",

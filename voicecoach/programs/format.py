@@ -37,8 +37,15 @@ import yaml
 
 from ..errors import Location, RoutineErrors, VoicecoachError
 from ..model import Routine
-from ..script import (DEFAULT_LIMITS, Limits, _BAD, _compose, _Converter, _decode, _Node, _Parser, _read,
-                      _TooManyErrors, load_routine, resolve_inside, top_level_keys)
+from ..script import BAD as _BAD
+from ..script import DEFAULT_LIMITS, Limits, load_routine, resolve_inside, top_level_keys
+from ..script import Converter as _Converter
+from ..script import Node as _Node
+from ..script import Parser as _Parser
+from ..script import TooManyErrors as _TooManyErrors
+from ..script import compose_yaml as _compose
+from ..script import decode_text as _decode
+from ..script import read_limited as _read
 from .progress import DAYS_PER_LEVEL, Progress
 
 __all__ = ["MAX_DAYS", "PROGRAM_FOLDER", "Program", "ScheduleDay", "is_program_file", "load_program",
