@@ -10,6 +10,7 @@ from click.testing import CliRunner
 
 from voicecoach.cli import cli
 from voicecoach.model import Exercise, Massage, Say, flat_steps
+from voicecoach.pipeline import Settings
 from voicecoach.programs.days import check_program, day_routine, program_plan
 from voicecoach.programs.format import load_program
 from voicecoach.script import load_routine
@@ -139,3 +140,18 @@ def test_plan_of_the_whole_calendar_matches_each_day(program_path):
     whole = program_plan(program)["calendar"]
     for day in (1, 9, 29):
         assert whole[day - 1]["duration_s"] == program_plan(program, day=day)["duration_s"]
+
+
+def test_deep_check_compiles_each_day_as_played(tmp_path):
+    # A rest at the end of a routine is long enough alone, but in a day it must also announce the
+    # next routine: only the day as played shows it (VC108 at the rest's line, on that day).
+    (tmp_path / "a.yaml").write_text("routine: A\nsteps:\n  - massage: Sweep\n    area: face\n    strokes: 2\n"
+                                     "    tempo: 2s\n  - rest: 3s\n")
+    (tmp_path / "b.yaml").write_text("routine: B\nsteps:\n  - massage: Glide\n    area: face\n    strokes: 2\n"
+                                     "    tempo: 2s\n")
+    path = tmp_path / "p.yaml"
+    path.write_text("program: P\ndays: 2\nschedule:\n  - [a.yaml]\n  - [a.yaml, b.yaml]\n")
+    deep = Settings(engine="fake", cache_dir=tmp_path / "cache")
+    findings = [f for f in check_program(load_program(path), deep=deep) if f.finding.rule == "VC108"]
+    assert [f.days for f in findings] == [(2,)]
+    assert findings[0].format().startswith(f"{path}:5:5: day 2: {tmp_path / 'a.yaml'}:7:5: VC108 error: rest: 3 s")
