@@ -848,6 +848,33 @@ def _parse(data: str | bytes, path: str, base_dir: Path | None, limits: Limits, 
     )
 
 
+# ---------------------------------------------------------------------------------------
+# Shared with programs/format.py: program files are read with the same safeguards (size, tags,
+# aliases, duplicate keys) and their values checked by the same parser.
+
+Node = _Node
+"""A converted YAML value with where it was written."""
+FieldParser = _Parser
+"""Checks and converts values (text, durations, counts, mappings), collecting located errors."""
+TooManyErrors = _TooManyErrors
+"""Raised by a :class:`FieldParser` that has found enough problems to report."""
+BAD = _BAD
+"""What a :class:`FieldParser` check returns for a value it reported as an error."""
+
+
+def read_yaml(path: str | os.PathLike, *, limits: Limits = DEFAULT_LIMITS) -> Node | None:
+    """A YAML file's value with positions, read safely; ``None`` for an empty document.
+
+    Raises :class:`VoicecoachError` at ``path:line:col`` for anything unreadable.
+    """
+    display = os.fspath(path)
+    text = _decode(_read(display, display, limits), display, limits)
+    node = _compose(text, display)
+    if node is None or (isinstance(node, yaml.ScalarNode) and node.tag == _YAML + "null"):
+        return None
+    return _Converter(display, limits).convert(node)
+
+
 def parse_routine(text_or_bytes: str | bytes, *, path: str = "<routine>", base_dir: Path | None = None,
                   limits: Limits = DEFAULT_LIMITS) -> Routine:
     """Parse routine text; ``path`` names it in messages, ``base_dir`` is where includes live.

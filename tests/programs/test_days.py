@@ -129,6 +129,10 @@ def test_preview_day_15_shows_two_weeks_of_progress():
     calendar = json.loads(CliRunner().invoke(cli, ["program", "preview", str(path), "--json"]).output)["calendar"]
     assert [d["day"] for d in calendar] == list(range(1, 31)) and calendar[6]["rest"]
     assert calendar[0]["duration_s"] < calendar[28]["duration_s"]  # day 29 is day 1 grown by four weeks
+    brow = [[w for w in calendar[d]["work"] if w["title"].startswith("Brow lift")][0] for d in (0, 14, 28)]
+    assert [(w["reps"], w["hold_s"]) for w in brow] == [(4, 6), (6, 8), (8, 10)]  # reps capped at 8
+    whole = CliRunner().invoke(cli, ["program", "preview", str(path)]).output
+    assert "Brow lift against the fingers 6 x 8 s, Cheek lift smile 7 x 8 s" in whole
     text = CliRunner().invoke(cli, ["program", "preview", str(path), "--day", "15"]).output
     assert "day  15  week 3  Morning wake-up" in text and "Brow lift against the fingers - 6 x 8 s" in text
     out_of_range = CliRunner().invoke(cli, ["program", "preview", str(path), "--day", "31"])
