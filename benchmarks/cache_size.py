@@ -44,7 +44,8 @@ def compile_once(source: Path, routine: Path, out: Path, cache: Path) -> float:
     env = {**os.environ, "PYTHONPATH": str(source), "VOICECOACH_CACHE_MAX": "none"}
     started = time.perf_counter()
     done = subprocess.run([sys.executable, "-m", "voicecoach.cli", "compile", str(routine), "-o", str(out),
-                           "--cache-dir", str(cache)], env=env, capture_output=True, text=True)
+                           "--cache-dir", str(cache)], env=env, capture_output=True, text=True,
+                          cwd=out.parent)  # not the repository: `-m` puts the current folder first on sys.path
     elapsed = time.perf_counter() - started
     if done.returncode != 0:
         raise SystemExit(f"compile failed with {source}: {done.stderr.strip()}")
@@ -77,12 +78,14 @@ def main() -> None:
         for routine in args.routines:
             for name, source in sides.items():
                 cold[name] += compile_once(source, routine, work / "out.mp3", caches[name])
+        old_name, new_name = sides
+        if not any(caches[old_name].rglob("*.pcm")) or any(caches[new_name].rglob("*.pcm")):
+            raise SystemExit("the baseline did not write raw .pcm entries: both sides ran the same code?")
         for _ in range(args.repeats):
             for routine in args.routines:
                 for name, source in sides.items():
                     warm[name].append(compile_once(source, routine, work / "out.mp3", caches[name]))
 
-        old_name, new_name = sides
         sizes = {name: entry_bytes(caches[name]) for name in sides}
         print(f"{len(args.routines)} routines, {args.repeats} warm compiles each per side; "
               f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")

@@ -659,3 +659,14 @@ def test_the_yaml_values_limit_is_100000_by_default():
     assert not _over_the_values_limit(at_limit)  # exactly 100,000 values: fine (it fails later, on `x`)
     assert _over_the_values_limit(over)
     assert error_of(parse_routine, over).message == "the YAML expands to more than the limit of 100000 values"
+
+
+@pytest.mark.parametrize(("text", "hint"), [
+    # 'stroke' is already there (a text key), so 'strokse' is most likely the missing 'strokes'
+    ("routine: T\nsteps:\n  - massage: M\n    stroke: up\n    strokse: 4\n", "did you mean 'strokes'?"),
+    ("routine: T\nsteps:\n  - massage: M\n    strokes: 4\n    strokse: up\n", "did you mean 'stroke'?"),
+    ("routine: T\nrouine: x\nsteps:\n  - say: hi\n", "did you mean 'routine'?"),  # nothing closer unused
+])
+def test_typo_hints_pick_the_nearest_unused_field(text, hint):
+    error = error_of(parse_routine, text)
+    assert [e.hint for e in getattr(error, "errors", [error])] == [hint]

@@ -310,6 +310,19 @@ class Cache:
             self.stats.hits += 1
         return samples
 
+    def clip_samples(self, key: str, *, sample_rate: int) -> int | None:
+        """The length of a valid cached clip, without decoding it (a hit or a miss, like
+        :meth:`get_clip`): a warm compile needs only the lengths to schedule."""
+        if self.root is None or not self._usable():
+            return None
+        reader = self._open(self.clip_path(key), sample_rate)
+        if reader is None:
+            self.stats.misses += 1
+            return None
+        reader.close()
+        self.stats.hits += 1
+        return len(reader)
+
     def put_clip(self, key: str, samples: np.ndarray, *, sample_rate: int) -> bool:
         """Store a clip; whether it is in the cache now (so it can be read back later)."""
         if self.root is None or not self._writable:

@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from .engines import ENGINES
+from .engines import AUTO, ENGINES
 from .errors import VoicecoachError
 from .files import atomic_write
 from .model import Area, CountMode, Pressure, Side
@@ -97,7 +97,8 @@ def _words(enum: type) -> list[str]:
 
 def engine_description() -> str:
     """The ``engine:`` field's description, from the engine registry."""
-    choices = [f"{spec.name} ({spec.about}{'; the default' if spec.default else ''})" for spec in ENGINES.values()]
+    choices = [f"{AUTO} (the default: the most natural installed voice for the routine's language)",
+               *(f"{spec.name} ({spec.about})" for spec in ENGINES.values())]
     return f"Speech engine: {', '.join(choices[:-1])} or {choices[-1]}. --engine on the command line wins."
 
 
@@ -333,6 +334,31 @@ def default_file_name(title: str) -> str:
     """``"Evening calm!"`` -> ``evening-calm.yaml``."""
     slug = re.sub(r"[\W_]+", "-", title.lower()).strip("-")
     return f"{slug or 'routine'}.yaml"
+
+
+def _looks_like_a_path(name: str) -> bool:
+    return "/" in name or os.sep in name or name.lower().endswith((".yaml", ".yml"))
+
+
+def new_routine_target(name: str, out: str | os.PathLike | None) -> tuple[str, Path]:
+    """The title and the file of ``voicecoach new NAME [-o OUT]``.
+
+    NAME is a title; a NAME that looks like a path (``sub/evening.yaml``) is the file to write,
+    titled after its name (``Evening``).  With ``-o`` too, such a NAME is refused: which is meant?
+
+    >>> new_routine_target("Evening calm", None)
+    ('Evening calm', PosixPath('evening-calm.yaml'))
+    >>> new_routine_target("sub/evening-calm.yaml", None)
+    ('Evening calm', PosixPath('sub/evening-calm.yaml'))
+    """
+    if not _looks_like_a_path(name):
+        return name, Path(out) if out is not None else Path(default_file_name(name))
+    if out is not None:
+        raise VoicecoachError(f"the name {name!r} looks like a file name, and -o gives the file too",
+                              hint=f"give the routine's title as NAME, e.g. voicecoach new \"Evening calm\" -o {out}")
+    path = Path(name) if Path(name).suffix else Path(name + ".yaml")
+    title = " ".join(re.sub(r"[-_]+", " ", path.stem).split())
+    return (title[:1].upper() + title[1:]) or "Routine", path
 
 
 def write_new_file(path: str | os.PathLike, text: str, *, force: bool = False) -> Path:

@@ -103,11 +103,12 @@ class Speech:
         for text in dict.fromkeys(texts):
             if text in self._lengths:
                 continue
-            clip = self.cache.get_clip(self.key(text), sample_rate=self.settings.sample_rate)
-            if clip is None:
+            length = self.cache.clip_samples(self.key(text), sample_rate=self.settings.sample_rate)
+            if length is None:
                 missing.append(text)
                 continue
-            self._remember(text, clip, stored=True)
+            with self._lock:  # read back when mixed (a track from the cache needs no clip at all)
+                self._lengths[text] = length
             self.stats.cached += 1
             if self.on_clip:
                 self.on_clip(text)

@@ -24,14 +24,12 @@ from voicecoach.phone.library import (
     Outcome,
     export_key,
     export_library,
-    find_routine_files,
-    is_block_file,
     read_manifest,
     routine_key,
     slugify,
 )
 from voicecoach.pipeline import Settings, build
-from voicecoach.script import load_routine, parse_routine
+from voicecoach.script import find_routine_files, is_block_file, load_routine, parse_routine
 
 SCRIPTS = Path(__file__).resolve().parents[2] / "scripts"
 NOW = datetime(2025, 3, 1, 7, 30, tzinfo=timezone.utc)
@@ -202,7 +200,7 @@ def test_the_routines_own_engine_is_part_of_the_key(tmp_path, tiny):
     b = parse_routine(TINY.replace("steps:", "engine: fake\nsteps:", 1), path=str(tiny))
     key_a = export_key(a, settings=settings, library=LibrarySettings(), identify=identify)
     key_b = export_key(b, settings=settings, library=LibrarySettings(), identify=identify)
-    assert identities == ["espeak", "fake"] and key_a != key_b
+    assert identities == ["piper", "fake"] and key_a != key_b  # no engine: auto picks Piper for English
 
 
 def test_a_new_format_or_title_replaces_the_old_files(tmp_path, tiny, fake):

@@ -48,7 +48,7 @@ from ..sidecars import PlaylistEntry
 from ..model import Routine
 from ..pipeline import Settings, build
 from ..programs.format import is_program_file
-from ..script import load_routine, top_level_keys
+from ..script import find_routine_files, is_block_file, load_routine
 from ..sound import file_sha256
 
 MANIFEST_NAME = ".voicecoach-export.json"
@@ -62,9 +62,6 @@ ALBUM = "voicecoach routines"
 
 RESERVED_NAMES = frozenset({"feed", "index"})
 """Slugs a routine may not take: the feed's own files are ``feed.xml`` and ``feed.png``."""
-
-ROUTINE_SUFFIXES = (".yaml", ".yml")
-"""Files a folder argument contributes."""
 
 _SLUG_MAX_CHARS = 60
 _PRIVATE_FIELDS = {"loc", "locs", "path"}  # where things are written: no effect on the audio
@@ -238,7 +235,7 @@ def export_key(routine: Routine, *, settings: Settings, library: LibrarySettings
     """Everything an export's files depend on; equal keys mean equal files.
 
     Like the pipeline's clip and track keys, it covers the engine the routine really uses
-    (command line, else the routine's, else espeak) with its version and voice model, and the
+    (command line, else the routine's, else what ``auto`` picks) with its version and voice model, and the
     contents of its music and sound files, not just their names -- without synthesizing.
     ``identify(engine, voice)`` names an engine's identity and voice (see :func:`_identifier`).
     """
@@ -284,16 +281,6 @@ def _identifier() -> tuple[Callable[[str, str], str], Callable[[], None]]:
 # Finding routines
 
 
-def is_block_file(path: str | os.PathLike) -> bool:
-    """A YAML file of steps meant for ``include:`` only: a top-level mapping without ``routine:``.
-
-    Only composed (never constructed), size-limited; anything unreadable is not a block, so
-    loading it as a routine reports the real problem.
-    """
-    keys = top_level_keys(path) or set()
-    return "routine" not in keys and "steps" in keys
-
-
 def program_days(path: str | os.PathLike) -> list[tuple[Any, int, Routine]]:
     """``(program, day, session)`` for every practice day of the program file at ``path``."""
     from ..programs.days import day_routine
@@ -301,29 +288,6 @@ def program_days(path: str | os.PathLike) -> list[tuple[Any, int, Routine]]:
 
     program = load_program(path)
     return [(program, day, day_routine(program, day)) for day in program.practice_days()]
-
-
-def find_routine_files(paths: Iterable[str | os.PathLike]) -> list[Path]:
-    """Files named, and every ``.yaml``/``.yml`` below a folder named (sorted, hidden ones left
-    out); each file once."""
-    found: list[Path] = []
-    seen: set[str] = set()
-    for given in paths:
-        path = Path(given)
-        if path.is_dir():
-            candidates = sorted(
-                p for p in path.rglob("*")
-                if p.suffix.lower() in ROUTINE_SUFFIXES and p.is_file()
-                and not any(part.startswith(".") for part in p.relative_to(path).parts)
-            )
-        else:
-            candidates = [path]
-        for candidate in candidates:
-            real = os.path.realpath(candidate)
-            if real not in seen:
-                seen.add(real)
-                found.append(candidate)
-    return found
 
 
 # ---------------------------------------------------------------------------------------
@@ -353,6 +317,8 @@ class RoutineResult:
     """What it was exported to (exported or unchanged)."""
     warnings: tuple[str, ...] = ()
     """Problems worth a warning (e.g. a read-only cache)."""
+    notes: tuple[str, ...] = ()
+    """Worth knowing (e.g. an engine that fell back to another for the routine's language)."""
     stops_export: bool = False
     """The output folder cannot take more (a full disk): the whole export stops with ``message``."""
 
@@ -517,7 +483,8 @@ def _export(job: _Job) -> RoutineResult:
         cover=cover_name, tracks=tuple(tracks), playlist=playlist, files=sizes,
         program=job.program, episode=job.day,
     )
-    return RoutineResult(job.path, Outcome.EXPORTED, entry=entry, warnings=tuple(result.cache.stats.warnings))
+    return RoutineResult(job.path, Outcome.EXPORTED, entry=entry, warnings=tuple(result.cache.stats.warnings),
+                         notes=result.notes)
 
 
 # ---------------------------------------------------------------------------------------
@@ -649,10 +616,16 @@ def export_library(
             continue
         source = os.path.realpath(path)
         slug = _assign_slug(routine.title, source, taken)
-        key = export_key(routine, settings=settings, library=library, identify=identify)
+        try:
+            note = settings.engine_choice(routine).note  # --strict-engine: an error for this routine
+            key = export_key(routine, settings=settings, library=library, identify=identify)
+        except VoicecoachError as error:
+            results[index] = RoutineResult(shown, Outcome.FAILED, error.at_file(shown).format())
+            continue
         old = manifest.get(slug)
         if old is not None and old.key == key and _entry_intact(out, old):
-            results[index] = RoutineResult(shown, Outcome.UNCHANGED, entry=old)
+            results[index] = RoutineResult(shown, Outcome.UNCHANGED, entry=old,
+                                           notes=(f"{routine.path}: {note}",) if note else ())
             continue
         jobs[index] = _Job(shown, routine, slug, key, os.fspath(out), settings, library, exported_at)
 
@@ -766,8 +739,6 @@ __all__ = [
     "RoutineResult",
     "export_key",
     "export_library",
-    "find_routine_files",
-    "is_block_file",
     "read_manifest",
     "routine_key",
     "slugify",

@@ -35,7 +35,7 @@ from typing import Any, Mapping
 
 from ..errors import Location, RoutineErrors, VoicecoachError
 from ..model import Routine
-from ..script import (BAD, DEFAULT_LIMITS, FieldParser, Limits, Node, TooManyErrors, load_routine, read_yaml,
+from ..script import (BAD, DEFAULT_LIMITS, Limits, Node, Parser, TooManyErrors, load_routine, read_yaml,
                       resolve_inside, top_level_keys)
 from .progress import DAYS_PER_LEVEL, Progress
 
@@ -118,7 +118,7 @@ def program_root(path: str | os.PathLike) -> Path:
     return folder.parent if folder.name == PROGRAM_FOLDER else folder
 
 
-class _ProgramParser(FieldParser):
+class _ProgramParser(Parser):
     """The routine parser's value checks (text, durations, counts) for a program's keys."""
 
     def __init__(self, limits: Limits, path: str) -> None:
