@@ -32,7 +32,7 @@ CHOICES: dict[type, dict[str, list]] = {
     Settings: {
         "engine": [None, "espeak"], "voice": [None, "en-us"], "rate": [None, Fraction(3, 2)],
         "sample_rate": [44100, 22050], "bitrate_kbps": [96, 128], "mp3_quality": [5, 2], "jobs": [None, 3],
-        "cache_dir": [None, Path("elsewhere")], "use_cache": [True, False],
+        "cache_dir": [None, Path("elsewhere")], "use_cache": [True, False], "strict_engine": [False, True],
     },
     LibrarySettings: {
         "format": [FORMATS["mp3"], FORMATS["m4b"]], "split": [False, True], "jobs": [None, 2],
@@ -43,7 +43,7 @@ CHOICES: dict[type, dict[str, list]] = {
     },
 }
 
-OUTSIDE_THE_KEY = {RenderSettings: ["chunk_samples"], Settings: ["jobs", "cache_dir", "use_cache"],
+OUTSIDE_THE_KEY = {RenderSettings: ["chunk_samples"], Settings: ["jobs", "cache_dir", "use_cache", "strict_engine"],
                    LibrarySettings: ["jobs"], SpeechSettings: ["voice"]}
 """The fields that do not change the output: memory, workers, the cache folder; a clip's voice
 enters its key as the engine's voice identity (a model's hash), not as written."""

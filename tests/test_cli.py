@@ -183,7 +183,7 @@ def test_compile_timing_error_names_step_and_line(run, tmp_path):
 def test_voices_lists_fake_engine(run):
     result = run("voices", "--engine", "fake", "--json")
     assert json.loads(result.output) == [{"engine": "fake", "id": "hum", "name": "Test hum (no speech)",
-                                          "languages": ["en"]}]
+                                          "languages": ["en"], "auto": []}]
 
 
 def test_missing_file_is_exit_2(run, tmp_path):

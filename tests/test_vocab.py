@@ -90,9 +90,10 @@ def test_a_german_routine_speaks_german_cues(tmp_path):
 
 @pytest.mark.espeak
 def test_a_german_routine_is_spoken_by_the_german_espeak_voice(tmp_path):
-    result = build(SCRIPTS / "morgen.yaml", settings=Settings(cache_dir=tmp_path))
+    result = build(SCRIPTS / "morgen.yaml", settings=Settings(cache_dir=tmp_path))  # auto: espeak for German
     assert result.speech.settings.voice_id == "de" and result.speech.engine.name == "espeak"
-    english = build(parse_routine("routine: R\nsteps: [{say: Halten.}]\n"), settings=Settings(cache_dir=tmp_path))
+    english = build(parse_routine("routine: R\nsteps: [{say: Halten.}]\n"),
+                    settings=Settings(engine="espeak", cache_dir=tmp_path))
     assert result.speech.clip("Halten.").tobytes() != english.speech.clip("Halten.").tobytes()
 
 

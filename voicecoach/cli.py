@@ -21,7 +21,7 @@ from .grammar import count, noun
 from .pipeline import Settings, build, check_output_path, export, plan
 from .model import flat_steps
 from .script import load_routine
-from .engines import DEFAULT_ENGINE, ENGINES
+from .engines import AUTO, DEFAULT_ENGINE, ENGINE_CHOICES, ENGINES
 from .summary import plan_steps
 from .timing import format_duration
 
@@ -63,15 +63,24 @@ def _settings(engine: str, voice: str | None, rate: float | None, cache_dir: Pat
         cache_dir=cache_dir,
         use_cache=not no_cache,
         jobs=jobs,
+        strict_engine=click.get_current_context().meta.get("voicecoach.strict_engine", False),
     )
+
+
+def _remember_strict_engine(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    ctx.meta["voicecoach.strict_engine"] = value
 
 
 def speech_options(func):
     """Options shared by the commands that make sound."""
     options = [
-        click.option("--engine", type=click.Choice(sorted(ENGINES)),
-                     help=f"Speech engine [default: the routine's engine:, else {DEFAULT_ENGINE}]: "
+        click.option("--engine", type=click.Choice(ENGINE_CHOICES),
+                     help=f"Speech engine [default: the routine's engine:, else {DEFAULT_ENGINE}]: {AUTO}: the most "
+                          "natural installed voice for the routine's language; "
                           + "; ".join(f"{spec.name}: {spec.about}" for spec in ENGINES.values()) + "."),
+        click.option("--strict-engine", is_flag=True, expose_value=False, callback=_remember_strict_engine,
+                     help="Fail when the engine asked for has no voice for a routine's language "
+                          "[default: note it and speak with auto's choice]."),
         click.option("--voice", help="Voice to use instead of the routine's (see `voicecoach voices`), or a voice "
                                      "model file (Piper's .onnx)."),
         click.option("--rate", type=click.FloatRange(0.5, 2.0), help="Speech speed multiplier (0.5-2.0)."),
@@ -214,6 +223,8 @@ def compile_command(file: Path, out: Path, timeline_path: Path | None, captions:
     with _Progress() as progress:
         result = build(file, settings=settings, progress=progress)
         export(result, out, settings=settings, timeline_json=timeline_path, captions=captions, progress=progress)
+    for note in result.notes:
+        click.echo(f"note: {note}", err=True)
     for warning in result.cache.stats.warnings:
         click.echo(f"warning: {warning}", err=True)
     cache_stats = result.cache.stats
@@ -232,26 +243,33 @@ def compile_command(file: Path, out: Path, timeline_path: Path | None, captions:
     )
 
 
-@cli.command(context_settings=CONTEXT)
+@cli.group(context_settings=CONTEXT, invoke_without_command=True)
 @click.option("--engine", type=click.Choice(sorted(ENGINES)), help="Only this engine [default: every speech engine].")
 @click.option("--language", help="Only voices for this language (e.g. en, de).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def voices(engine: str | None, language: str | None, as_json: bool) -> None:
+@click.pass_context
+def voices(ctx: click.Context, engine: str | None, language: str | None, as_json: bool) -> None:
     """List the speech engines, their voices and languages, and how to install a missing engine.
+
+    A voice marked [auto: ...] is the one the default engine, auto, speaks those languages with.
+    Add a Piper voice with `voicecoach voices add MODEL.onnx`.
 
     \b
     Example:
       voicecoach voices --language en
       voicecoach voices --engine piper
     """
-    from .engines import list_voices, missing_engines, speech_engines
+    if ctx.invoked_subcommand is not None:
+        return
+    from .engines import auto_picks, list_voices, missing_engines, speech_engines
 
     missing = missing_engines()
     names = [engine] if engine else list(dict.fromkeys([*speech_engines(), *missing]))
     found = list_voices(engine, language)
+    picks = auto_picks(found)
     if as_json:
-        click.echo(json.dumps([{"engine": v.engine, "id": v.id, "name": v.name, "languages": list(v.languages)}
-                               for v in found], indent=1))
+        click.echo(json.dumps([{"engine": v.engine, "id": v.id, "name": v.name, "languages": list(v.languages),
+                                "auto": list(picks.get((v.engine, v.id), ()))} for v in found], indent=1))
         return
     for name in names:
         if name in missing:
@@ -260,7 +278,48 @@ def voices(engine: str | None, language: str | None, as_json: bool) -> None:
         these = [v for v in found if v.engine == name]
         click.echo(f"{name}: {count(len(these), 'voice')} (write the id in a routine's `voice:` or pass --voice)")
         for v in these:
-            click.echo(f"  {v.id:<24} {', '.join(v.languages):<12} {v.name}")
+            auto = picks.get((v.engine, v.id))
+            mark = f"  [auto: {', '.join(auto)}]" if auto else ""
+            click.echo(f"  {v.id:<24} {', '.join(v.languages):<12} {v.name}{mark}")
+
+
+@voices.command("add", context_settings=CONTEXT)
+@click.argument("model", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--name", help="What `voice:` will call it [default: the model file's name without .onnx].")
+@click.option("--language", help="Refuse the model unless its config says it speaks this language (e.g. de).")
+def voices_add(model: Path, name: str | None, language: str | None) -> None:
+    """Add a Piper voice: MODEL.onnx with its MODEL.onnx.json beside it.
+
+    The model is checked (it loads and speaks; language, sample rate and speakers come from
+    its config) and copied with its config into the data folder's voices/
+    ($VOICECOACH_DATA_DIR/voices). From then on auto speaks its language with it, and
+    `voice: NAME` (or NAME#speaker for a multi-speaker model) picks it in any routine.
+
+    \b
+    Example:
+      voicecoach voices add ~/Downloads/de_DE-thorsten-medium.onnx
+    """
+    from .engines.piper_voices import add_voice, voices_dir
+
+    added = add_voice(model, name=name, language=language)
+    speakers = f", {len(added.speakers)} speakers (voice: {added.name}#SPEAKER)" if added.speakers else ""
+    click.echo(f"added {added.name}: {added.language}, {added.sample_rate} Hz{speakers}; licence: {added.licence} "
+               f"-> {voices_dir()}")
+
+
+@voices.command("remove", context_settings=CONTEXT)
+@click.argument("name")
+def voices_remove(name: str) -> None:
+    """Remove a Piper voice added with `voicecoach voices add`.
+
+    \b
+    Example:
+      voicecoach voices remove de_DE-thorsten-medium
+    """
+    from .engines.piper_voices import remove_voice
+
+    removed = remove_voice(name)
+    click.echo(f"removed {removed.name} ({removed.language})")
 
 
 @cli.command(context_settings=CONTEXT)
@@ -349,6 +408,8 @@ def export_command(routines: tuple[Path, ...], out_dir: Path, fmt: str, split: b
             click.echo(result.message, err=True)
         elif result.entry is not None:
             entry = result.entry
+            for note in result.notes:
+                click.echo(f"note: {note}", err=True)
             for warning in result.warnings:
                 if warning not in shown:
                     shown.add(warning)

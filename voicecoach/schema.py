@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from .engines import ENGINES
+from .engines import AUTO, ENGINES
 from .errors import VoicecoachError
 from .files import atomic_write
 from .model import Area, CountMode, Pressure, Side
@@ -97,7 +97,8 @@ def _words(enum: type) -> list[str]:
 
 def engine_description() -> str:
     """The ``engine:`` field's description, from the engine registry."""
-    choices = [f"{spec.name} ({spec.about}{'; the default' if spec.default else ''})" for spec in ENGINES.values()]
+    choices = [f"{AUTO} (the default: the most natural installed voice for the routine's language)",
+               *(f"{spec.name} ({spec.about})" for spec in ENGINES.values())]
     return f"Speech engine: {', '.join(choices[:-1])} or {choices[-1]}. --engine on the command line wins."
 
 

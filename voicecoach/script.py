@@ -30,7 +30,7 @@ from .model import (Area, Breathe, CountMode, Exercise, Massage, Music, Pressure
 from .text import MAX_SENTENCE_CHARS, longest_sentence
 from .languages import TAG as LANGUAGE_TAG
 from .sound import AUDIO_EXTENSIONS
-from .engines import ENGINES, model_extensions
+from .engines import ENGINE_CHOICES, model_extensions
 from .timing import has_pauses, parse_duration, split_pauses
 from .vocab import REQUIRED_PHRASES, phrase_problem
 
@@ -428,7 +428,7 @@ class _Parser:
         if self.missing(key, node):
             return _BAD
         if key == "engine":
-            return self.word(key, node, tuple(ENGINES))
+            return self.word(key, node, ENGINE_CHOICES)
         if key == "cues":
             return self.cues(node)
         if key == "music":
@@ -853,6 +853,20 @@ def _parse(data: str | bytes, path: str, base_dir: Path | None, limits: Limits, 
     )
 
 
+def read_yaml(path: str | os.PathLike, *, limits: Limits = DEFAULT_LIMITS) -> "Node | None":
+    """A YAML file's value with positions, read safely (the toolkit below, in one call); ``None`` for
+    an empty document.
+
+    Raises :class:`VoicecoachError` at ``path:line:col`` for anything unreadable.
+    """
+    display = os.fspath(path)
+    text = _decode(_read(display, display, limits), display, limits)
+    node = _compose(text, display)
+    if node is None or (isinstance(node, yaml.ScalarNode) and node.tag == _YAML + "null"):
+        return None
+    return _Converter(display, limits).convert(node)
+
+
 def parse_routine(text_or_bytes: str | bytes, *, path: str = "<routine>", base_dir: Path | None = None,
                   limits: Limits = DEFAULT_LIMITS) -> Routine:
     """Parse routine text; ``path`` names it in messages, ``base_dir`` is where includes live.
@@ -973,7 +987,7 @@ def routine_format(limits: Limits = DEFAULT_LIMITS) -> dict[str, Any]:
     return {
         "top_keys": _TOP_KEYS,
         "reserved_top_keys": _RESERVED_TOP_KEYS,
-        "engines": tuple(ENGINES),
+        "engines": ENGINE_CHOICES,
         "cues": {key: tuple(sorted(names)) for key, names in REQUIRED_PHRASES.items()},
         "music": {key: _MUSIC_RANGES.get(key) for key in _MUSIC_KEYS},
         "sounds": tuple(_SOUND_KEYS),

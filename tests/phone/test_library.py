@@ -200,7 +200,7 @@ def test_the_routines_own_engine_is_part_of_the_key(tmp_path, tiny):
     b = parse_routine(TINY.replace("steps:", "engine: fake\nsteps:", 1), path=str(tiny))
     key_a = export_key(a, settings=settings, library=LibrarySettings(), identify=identify)
     key_b = export_key(b, settings=settings, library=LibrarySettings(), identify=identify)
-    assert identities == ["espeak", "fake"] and key_a != key_b
+    assert identities == ["piper", "fake"] and key_a != key_b  # no engine: auto picks Piper for English
 
 
 def test_a_new_format_or_title_replaces_the_old_files(tmp_path, tiny, fake):

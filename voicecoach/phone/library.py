@@ -235,7 +235,7 @@ def export_key(routine: Routine, *, settings: Settings, library: LibrarySettings
     """Everything an export's files depend on; equal keys mean equal files.
 
     Like the pipeline's clip and track keys, it covers the engine the routine really uses
-    (command line, else the routine's, else espeak) with its version and voice model, and the
+    (command line, else the routine's, else what ``auto`` picks) with its version and voice model, and the
     contents of its music and sound files, not just their names -- without synthesizing.
     ``identify(engine, voice)`` names an engine's identity and voice (see :func:`_identifier`).
     """
@@ -317,6 +317,8 @@ class RoutineResult:
     """What it was exported to (exported or unchanged)."""
     warnings: tuple[str, ...] = ()
     """Problems worth a warning (e.g. a read-only cache)."""
+    notes: tuple[str, ...] = ()
+    """Worth knowing (e.g. an engine that fell back to another for the routine's language)."""
     stops_export: bool = False
     """The output folder cannot take more (a full disk): the whole export stops with ``message``."""
 
@@ -481,7 +483,8 @@ def _export(job: _Job) -> RoutineResult:
         cover=cover_name, tracks=tuple(tracks), playlist=playlist, files=sizes,
         program=job.program, episode=job.day,
     )
-    return RoutineResult(job.path, Outcome.EXPORTED, entry=entry, warnings=tuple(result.cache.stats.warnings))
+    return RoutineResult(job.path, Outcome.EXPORTED, entry=entry, warnings=tuple(result.cache.stats.warnings),
+                         notes=result.notes)
 
 
 # ---------------------------------------------------------------------------------------
@@ -613,10 +616,16 @@ def export_library(
             continue
         source = os.path.realpath(path)
         slug = _assign_slug(routine.title, source, taken)
-        key = export_key(routine, settings=settings, library=library, identify=identify)
+        try:
+            note = settings.engine_choice(routine).note  # --strict-engine: an error for this routine
+            key = export_key(routine, settings=settings, library=library, identify=identify)
+        except VoicecoachError as error:
+            results[index] = RoutineResult(shown, Outcome.FAILED, error.at_file(shown).format())
+            continue
         old = manifest.get(slug)
         if old is not None and old.key == key and _entry_intact(out, old):
-            results[index] = RoutineResult(shown, Outcome.UNCHANGED, entry=old)
+            results[index] = RoutineResult(shown, Outcome.UNCHANGED, entry=old,
+                                           notes=(f"{routine.path}: {note}",) if note else ())
             continue
         jobs[index] = _Job(shown, routine, slug, key, os.fspath(out), settings, library, exported_at)
 
