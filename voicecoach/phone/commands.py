@@ -65,6 +65,8 @@ def export_command(routines: tuple[Path, ...], out_dir: Path, fmt: str, split: b
             parts = count(len(entry.tracks), "track") if entry.split else count(entry.steps, "chapter")
             click.echo(f"{entry.playlist or entry.tracks[0].file}: {entry.title}, "
                        f"{format_duration(round(entry.duration_s))}, {parts} ({result.outcome.value})")
+    for path, layout, files in report.replaced:  # one export per routine and folder: say what went
+        click.echo(f"note: {path}: replaced its earlier {layout} export ({', '.join(files)})", err=True)
     counts = {o: len(report.of(o)) for o in Outcome}
     if counts[Outcome.SKIPPED] == len(report.results):
         raise VoicecoachError("no routines found in " + ", ".join(map(str, routines)),

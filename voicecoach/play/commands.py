@@ -41,11 +41,14 @@ def play(file: Path | None, show_devices: bool, **options) -> None:
     Example:
       voicecoach play scripts/morning.yaml --from 2
     """
-    from .backends import list_devices
+    from .backends import device_report
 
     if show_devices:
-        for info in list_devices(options["backend_name"]):
+        devices, why = device_report(options["backend_name"])
+        for info in devices:
             click.echo(f"{info.number:>3}  {info.name}  ({info.backend})")
+        if not devices:  # what exists is nothing: say why and what to do (not an error)
+            click.echo(f"no output devices: {why}")
         return
     if file is None:
         raise VoicecoachError("no routine to play", hint="give its file: voicecoach play ROUTINE.yaml (--devices lists devices)")
