@@ -3,7 +3,9 @@
     python benchmarks/bench.py                      # 5, 15, 30, 60 minutes; naive baseline up to 30
     python benchmarks/bench.py --minutes 5 15 --naive-max 15
 
-For each generated routine (benchmarks/routines.py) it measures, each in a fresh process:
+With espeak (the engine the naive baseline uses too; benchmarks/piper.py measures Piper and
+the default engine, auto).  For each generated routine (benchmarks/routines.py) it measures,
+each in a fresh process:
 - cold: compile to MP3 with an empty cache;
 - naive: the baseline of benchmarks/naive.py on the same timeline (pyttsx3 per cue, pydub
   concatenation, pydub/ffmpeg MP3), and the ratio naive / cold (target >= 10);
@@ -42,7 +44,7 @@ _RUNNER = textwrap.dedent(
     result = {{}}
     if kind == "compile":
         from voicecoach.pipeline import Settings, build, export
-        settings = Settings(cache_dir=cache)
+        settings = Settings(engine="espeak", cache_dir=cache)
         built = build(routine, settings=settings)
         export(built, out, settings=settings)
         result.update(synthesized=built.speech.stats.synthesized, track_cached=built.track_was_cached,
@@ -50,20 +52,20 @@ _RUNNER = textwrap.dedent(
     elif kind == "export":  # `voicecoach export` to MP3, the track cached: streamed, never held whole
         from voicecoach.phone.library import LibrarySettings, export_library
         from voicecoach.pipeline import Settings
-        report = export_library([routine], out, settings=Settings(cache_dir=cache), library=LibrarySettings(jobs=1))
+        report = export_library([routine], out, settings=Settings(engine="espeak", cache_dir=cache), library=LibrarySettings(jobs=1))
         assert not report.failed
     elif kind == "naive":
         import warnings
         warnings.simplefilter("ignore")
         from naive import naive_compile
         from voicecoach.pipeline import Settings, build
-        timeline = build(routine, settings=Settings(cache_dir=cache)).timeline  # cached: not timed below
+        timeline = build(routine, settings=Settings(engine="espeak", cache_dir=cache)).timeline  # cached: not timed below
         began = time.perf_counter()
         naive_compile(timeline, out)
     elif kind == "encode":
         import lameenc, numpy as np
         from voicecoach.pipeline import Settings, build
-        settings = Settings(cache_dir=cache)
+        settings = Settings(engine="espeak", cache_dir=cache)
         pcm = np.concatenate(list(build(routine, settings=settings).chunks())).astype("<i2").tobytes()
         began = time.perf_counter()
         encoder = lameenc.Encoder()
@@ -100,7 +102,8 @@ def first_sound(routine: Path, cache: Path) -> float | None:
     probe = HERE / "first_sound.py"
     if not probe.exists():
         return None
-    proc = subprocess.run([sys.executable, str(probe), str(routine), str(cache)], capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, str(probe), str(routine), str(cache), "--engine", "espeak"],
+                          capture_output=True, text=True)
     if proc.returncode:
         raise SystemExit(f"first-sound probe failed:\n{proc.stderr}")
     return float(proc.stdout.strip().splitlines()[-1])

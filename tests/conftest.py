@@ -77,3 +77,9 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config)
         terminalreporter.section("reliability figures")
         for line in lines:
             terminalreporter.write_line(line)
+
+
+@pytest.fixture(autouse=True)
+def _user_cache_in_tmp(monkeypatch, tmp_path_factory):
+    """Tests never fill the user's own cache: routines outside a project cache go to ~/.cache/voicecoach."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.getbasetemp() / "xdg-cache"))

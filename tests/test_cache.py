@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from voicecoach.cache import HEADER_BYTES, Cache, default_cache_dir, digest
+from voicecoach.cache import DEFAULT_MAX_BYTES, HEADER_BYTES, Cache, cache_limit, default_cache_dir, digest
+from voicecoach.errors import VoicecoachError
 from voicecoach.files import TEMP_SUFFIX, atomic_write
 
 RATE = 44100
@@ -67,6 +69,7 @@ def test_track_streams_through_and_reads_back_with_random_access(tmp_path):
     for start, stop in [(0, 1), (699, 701), (1000, 1005), (333, 334), (0, 1005), (1004, 1005)]:  # players seek
         assert np.array_equal(np.asarray(track[start:stop]), whole[start:stop]), (start, stop)
     assert np.asarray(track).dtype == np.int16
+    assert np.array_equal(track.read(990, 50), whole[990:])
 
 
 def test_track_streams_back_in_chunks_read_not_mapped(tmp_path):
@@ -124,11 +127,80 @@ def test_disabled_cache_stores_nothing(tmp_path, monkeypatch):
     assert list(tmp_path.iterdir()) == []  # not a file, not a folder
 
 
-def test_default_dir_honours_environment(monkeypatch, tmp_path):
+def test_cache_location_project_then_user_cache_and_environment_wins(monkeypatch, tmp_path):
     monkeypatch.delenv("VOICECOACH_CACHE_DIR", raising=False)
-    assert str(default_cache_dir()) == "audio_cache"
-    monkeypatch.setenv("VOICECOACH_CACHE_DIR", str(tmp_path))
-    assert default_cache_dir() == tmp_path
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    project = tmp_path / "project"
+    routine = project / "routines" / "face" / "morning.yaml"
+    routine.parent.mkdir(parents=True)
+    routine.write_text("title: x\n")
+    loose = tmp_path / "loose" / "evening.yaml"
+    loose.parent.mkdir()
+    assert not any((folder / "audio_cache").is_dir() for folder in tmp_path.parents)  # nothing above the test
+    # no project: the user cache, whatever the current folder
+    monkeypatch.chdir(project)
+    assert default_cache_dir(routine) == tmp_path / "xdg" / "voicecoach"
+    # an audio_cache/ marks the project: found from the routine (file or folder), however deep
+    (project / "audio_cache").mkdir()
+    assert default_cache_dir(routine) == project / "audio_cache"
+    assert default_cache_dir(routine.parent) == project / "audio_cache"
+    assert default_cache_dir() == project / "audio_cache"  # the cache commands: the current folder's project
+    monkeypatch.chdir(tmp_path)
+    assert default_cache_dir(loose) == tmp_path / "xdg" / "voicecoach"
+    assert default_cache_dir(Path("project/routines/face/morning.yaml")) == project / "audio_cache"
+    # a relative XDG_CACHE_HOME is ignored (XDG base directory spec)
+    monkeypatch.setenv("XDG_CACHE_HOME", "relative")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert default_cache_dir(loose) == tmp_path / "home" / ".cache" / "voicecoach"
+    monkeypatch.setenv("VOICECOACH_CACHE_DIR", str(tmp_path / "chosen"))
+    assert default_cache_dir(routine) == tmp_path / "chosen"
+
+
+def test_size_cap_is_kept_after_a_run_least_recently_used_first(monkeypatch, tmp_path):
+    rng = np.random.default_rng(3)
+    noise = [rng.integers(-20000, 20000, 4000).astype(np.int16) for _ in range(6)]
+    monkeypatch.setenv("VOICECOACH_CACHE_MAX", "none")
+    cache = Cache(tmp_path)
+    for i, clip in enumerate(noise):
+        cache.put_clip(digest("clip", i), clip, sample_rate=RATE)
+        os.utime(cache.clip_path(digest("clip", i)), (1000 + i, 1000 + i))
+    sizes = [cache.clip_path(digest("clip", i)).stat().st_size for i in range(6)]
+    assert cache.trim() is None and all(cache.clip_path(digest("clip", i)).exists() for i in range(6))
+    cache.put_clip(digest("clip", "new"), noise[0][:100], sample_rate=RATE)
+    new_size = cache.clip_path(digest("clip", "new")).stat().st_size
+    cap = sizes[0] + sizes[4] + sizes[5] + new_size
+    monkeypatch.setenv("VOICECOACH_CACHE_MAX", str(cap))
+    reader = Cache(tmp_path)
+    assert reader.get_clip(digest("clip", 0), sample_rate=RATE) is not None  # used now: the most recent
+    assert reader.trim() is None  # a run that stored nothing leaves the cache as it is
+    writer = Cache(tmp_path)
+    writer.put_clip(digest("clip", "new"), noise[0][:100], sample_rate=RATE)  # a run that stores something
+    report = writer.trim()
+    assert report is not None and report.removed == 3 and report.kept_bytes == cap
+    kept = [cache.clip_path(digest("clip", i)).exists() for i in range(6)]
+    assert kept == [True, False, False, False, True, True] and cache.clip_path(digest("clip", "new")).exists()
+
+
+def test_size_cap_default_and_bad_values(monkeypatch):
+    monkeypatch.delenv("VOICECOACH_CACHE_MAX", raising=False)
+    assert cache_limit() == DEFAULT_MAX_BYTES == 1 << 30
+    monkeypatch.setenv("VOICECOACH_CACHE_MAX", "200M")
+    assert cache_limit() == 200 << 20
+    monkeypatch.setenv("VOICECOACH_CACHE_MAX", "lots")
+    with pytest.raises(VoicecoachError, match="VOICECOACH_CACHE_MAX: 'lots' is not a size"):
+        cache_limit()
+
+
+def test_a_cache_folder_that_cannot_be_used_warns_once_for_all_entries(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    cache = Cache(blocker / "cache")  # the path runs through a file
+    for i in range(30):
+        assert cache.get_clip(digest("clip", i), sample_rate=RATE) is None
+        cache.put_clip(digest("clip", i), samples(), sample_rate=RATE)
+    assert cache.get_track("t", sample_rate=RATE) is None
+    assert list(cache.put_track("t", [samples()], sample_rate=RATE))
+    assert len(cache.stats.warnings) == 1 and "cannot use cache folder" in cache.stats.warnings[0]
 
 
 def test_atomic_write_keeps_old_file_on_error(tmp_path):

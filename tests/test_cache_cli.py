@@ -12,7 +12,8 @@ import pytest
 from click.testing import CliRunner
 
 from voicecoach.cache import HEADER_BYTES, Cache, digest, entry_ok
-from voicecoach.cli import _Size, cli
+from voicecoach.cache_commands import _human, _Size
+from voicecoach.cli import cli
 from voicecoach.errors import VoicecoachError
 from voicecoach.files import STALE_TEMP_S, TEMP_SUFFIX
 
@@ -45,7 +46,7 @@ def compiled(run, tmp_path) -> Path:
 
 
 def entries(cache_dir: Path, kind: str) -> list[Path]:
-    return sorted((cache_dir / kind).rglob("*.pcm"))
+    return sorted((cache_dir / kind).rglob("*.vca"))
 
 
 def put(cache: Cache, name: str, n: int = 1000) -> Path:
@@ -115,14 +116,14 @@ def test_prune_removes_the_least_recently_used_first(cache_dir, run):
     cache = Cache(cache_dir)
     paths = [put(cache, f"clip {i}") for i in range(5)]
     size = paths[0].stat().st_size
-    assert size == HEADER_BYTES + 2000
+    assert all(p.stat().st_size == size for p in paths) and 3 * size < 1024  # sizes below print in bytes
     for age, path in zip([500, 400, 300, 200, 100], paths):
         set_last_use(path, age)
     # a hit makes an old entry recent (its time is updated on use: atime alone is not trusted)
     assert Cache(cache_dir).get_clip(digest("clip 0"), sample_rate=RATE) is not None
     result = run("cache", "prune", "--max-size", str(3 * size))
     assert result.exit_code == 0
-    assert result.output.strip() == "removed 2 entries (4.0 KiB); kept 3 entries (5.9 KiB)"
+    assert result.output.strip() == f"removed 2 entries ({2 * size} B); kept 3 entries ({3 * size} B)"
     assert [p.exists() for p in paths] == [True, False, False, True, True]
 
 
@@ -163,7 +164,7 @@ def test_stale_temp_files_go_with_the_next_run_and_fresh_ones_stay(cache_dir):
     cache = Cache(cache_dir)
     entry = put(cache, "a")
     stale = entry.parent / f".{entry.name}.dead01{TEMP_SUFFIX}"
-    fresh = cache_dir / "tracks" / f".t.pcm.live01{TEMP_SUFFIX}"
+    fresh = cache_dir / "tracks" / f".t.vca.live01{TEMP_SUFFIX}"
     fresh.parent.mkdir()
     for path in (stale, fresh):
         path.write_bytes(b"\0" * 10)
@@ -180,7 +181,7 @@ def test_entry_ok_checks_the_whole_entry(cache_dir):
     path.write_bytes(path.read_bytes() + b"\0\0")
     assert not entry_ok(path)
     with pytest.raises(FileNotFoundError):
-        entry_ok(cache_dir / "nope.pcm")
+        entry_ok(cache_dir / "nope.vca")
 
 
 def test_verify_without_removing(cache_dir):
@@ -195,3 +196,86 @@ def test_library_errors_are_voicecoach_errors(cache_dir, monkeypatch):
     monkeypatch.setattr(Path, "unlink", lambda self, *a, **k: (_ for _ in ()).throw(OSError(30, "Read-only file system")))
     with pytest.raises(VoicecoachError, match="Read-only file system"):
         Cache(cache_dir).prune(max_bytes=0)
+
+
+ROUTINE = "routine: Fast\nsteps:\n  - massage: Quick taps\n    strokes: 4\n    tempo: 1s\n"
+
+
+@pytest.fixture
+def no_cache_env(monkeypatch, tmp_path):
+    """No $VOICECOACH_CACHE_DIR; the user cache in tmp_path/xdg; the current folder elsewhere."""
+    monkeypatch.delenv("VOICECOACH_CACHE_DIR", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    cwd = tmp_path / "elsewhere"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    return cwd
+
+
+def invoke(*args):
+    return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
+
+
+def test_compile_outside_a_project_uses_the_user_cache_not_the_current_folder(no_cache_env, tmp_path):
+    routine = tmp_path / "routines" / "fast.yaml"
+    routine.parent.mkdir()
+    routine.write_text(ROUTINE)
+    assert invoke("compile", routine, "-o", tmp_path / "a.wav", "--engine", "fake").exit_code == 0
+    assert list(no_cache_env.iterdir()) == []  # no audio_cache/ where the command ran
+    user_cache = tmp_path / "xdg" / "voicecoach"
+    assert entries(user_cache, "tracks") and entries(user_cache, "clips")
+    # a project's audio_cache/ (above the routine, wherever the command runs) is the routine's cache
+    (tmp_path / "audio_cache").mkdir()
+    second = invoke("compile", routine, "-o", tmp_path / "b.wav", "--engine", "fake")
+    assert second.exit_code == 0 and "0 clips synthesized" not in second.output  # another cache: made anew
+    assert entries(tmp_path / "audio_cache", "tracks") and list(no_cache_env.iterdir()) == []
+    # and `cache info` run in the project finds the same cache, saying why
+    os.chdir(routine.parent)
+    info = invoke("cache", "info")
+    assert info.output.startswith(f"cache {tmp_path / 'audio_cache'}\n  chosen: the project's audio_cache/")
+
+
+def test_every_command_that_caches_goes_to_the_routine_s_cache(no_cache_env, tmp_path):
+    project = tmp_path / "project"
+    (project / "audio_cache").mkdir(parents=True)
+    routine = project / "fast.yaml"
+    routine.write_text(ROUTINE)
+    assert invoke("check", "--deep", "--engine", "fake", routine).exit_code == 0
+    assert entries(project / "audio_cache", "clips")
+    assert invoke("export", routine, "-d", tmp_path / "phone", "--engine", "fake").exit_code == 0
+    assert entries(project / "audio_cache", "tracks")
+    assert list(no_cache_env.iterdir()) == [] and not (tmp_path / "xdg").exists()
+
+
+def test_the_cache_is_kept_under_its_cap_after_each_run(no_cache_env, tmp_path, monkeypatch):
+    monkeypatch.setenv("VOICECOACH_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("VOICECOACH_CACHE_MAX", "none")
+    assert invoke("compile", MORNING, "-o", tmp_path / "m.wav", "--engine", "fake").exit_code == 0
+    full = json.loads(invoke("cache", "info", "--json").output)["bytes"]
+    cap = full // 2
+    monkeypatch.setenv("VOICECOACH_CACHE_MAX", str(cap))
+    quick = SCRIPTS / "quick-3-minute.yaml"
+    assert invoke("compile", quick, "-o", tmp_path / "q.wav", "--engine", "fake").exit_code == 0
+    info = json.loads(invoke("cache", "info", "--json").output)
+    assert info["max_bytes"] == cap and 0 < info["bytes"] <= cap
+    assert f"  cap     {_human(cap)} (least recently used" in invoke("cache", "info").output
+    # what the last run used stays: compiling it again takes its track from the cache
+    assert "track from cache" in invoke("compile", quick, "-o", tmp_path / "q.wav", "--engine", "fake").output
+    monkeypatch.delenv("VOICECOACH_CACHE_MAX")
+    assert json.loads(invoke("cache", "info", "--json").output)["max_bytes"] == 1 << 30  # the default
+
+
+def test_a_cache_path_through_a_file_gives_one_warning(no_cache_env, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    result = CliRunner().invoke(cli, ["compile", MORNING, "-o", str(tmp_path / "m.wav"), "--engine", "fake",
+                                      "--cache-dir", str(blocker / "cache")])
+    assert result.exit_code == 0
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
+    assert warnings == [f"warning: cannot use cache folder {blocker / 'cache'} (Not a directory); "
+                        "continuing without caching"]
+    routines = [SCRIPTS / "morning.yaml", SCRIPTS / "quick-3-minute.yaml"]
+    export = CliRunner().invoke(cli, ["export", *map(str, routines), "-d", str(tmp_path / "phone"), "--engine",
+                                      "fake", "--cache-dir", str(blocker / "cache"), "--jobs", "1"])
+    assert export.exit_code == 0
+    assert sum(line.startswith("warning:") for line in export.stderr.splitlines()) == 1

@@ -75,6 +75,14 @@ def test_preview_prints_the_plan(run):
     assert starts == sorted(starts) and starts[0] == 0
 
 
+def test_preview_json_numbers_steps_like_the_text_view_and_play_from(run):
+    text = run("preview", MORNING).output.splitlines()[1:-1]
+    data = json.loads(run("preview", MORNING, "--json").output)
+    shown = [int(line.split(".")[0].split()[-1]) for line in text]  # "  0:45   2. Brow lift ..."
+    assert [s["step"] for s in data["steps"]] == shown == list(range(1, 7))
+    assert data["steps"][1]["title"] in text[1]  # --from 2 starts at the step numbered 2 in both views
+
+
 def test_compile_writes_audio_timeline_and_captions(run, tmp_path):
     out, timeline, captions = tmp_path / "m.wav", tmp_path / "m.json", tmp_path / "m.vtt"
     result = run("compile", MORNING, "-o", str(out), "--timeline", str(timeline), "--captions", str(captions),
@@ -175,7 +183,7 @@ def test_compile_timing_error_names_step_and_line(run, tmp_path):
 def test_voices_lists_fake_engine(run):
     result = run("voices", "--engine", "fake", "--json")
     assert json.loads(result.output) == [{"engine": "fake", "id": "hum", "name": "Test hum (no speech)",
-                                          "languages": ["en"]}]
+                                          "languages": ["en"], "auto": []}]
 
 
 def test_missing_file_is_exit_2(run, tmp_path):
@@ -219,3 +227,24 @@ def test_the_package_loads_nothing_until_asked_and_its_public_names_resolve():
     assert all(getattr(voicecoach, name) is not None for name in voicecoach.__all__)
     with pytest.raises(AttributeError):
         voicecoach.no_such_name  # noqa: B018
+
+
+def test_check_takes_the_folders_export_takes_and_checks_blocks_as_blocks(run, tmp_path):
+    from voicecoach.script import find_routine_files, is_block_file
+
+    result = run("check", str(SCRIPTS))
+    assert result.exit_code == 0, result.stderr
+    lines = result.stdout.splitlines()
+    files = find_routine_files([SCRIPTS])  # what `export scripts/` goes through
+    assert [line.split(": ok (")[0] for line in lines] == [str(f) for f in files]
+    blocks = [line for line in lines if "include-only block" in line]
+    assert len(blocks) == sum(is_block_file(f) for f in files) > 0  # the ones export skips
+    assert f"{SCRIPTS / 'library' / 'jaw-release.yaml'}: ok (include-only block, 2 steps)" in lines
+    broken = tmp_path / "block.yaml"
+    broken.write_text("steps:\n  - massage: Sweep\n    strokes: many\n")
+    bad = run("check", str(broken))
+    assert bad.exit_code == 2 and bad.stderr.startswith(f"{broken}:3:14: strokes: ")  # not "no title"
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    nothing = run("check", str(empty))
+    assert nothing.exit_code == 2 and "no routines found in" in nothing.stderr

@@ -112,9 +112,9 @@ def test_holds_are_exact(exercise):
         if exercise.count is CountMode.NONE:
             assert all(e.tone is Tone.TICK for e in counts)
         elif exercise.count is CountMode.DOWN:
-            assert [e.text for e in counts] == [str(n) for n in range(len(counts), 0, -1)]
+            assert [e.text for e in counts] == [VOCAB.spoken(str(n)) for n in range(len(counts), 0, -1)]
         else:
-            assert [e.text for e in counts] == [str(n) for n in range(1, len(counts) + 1)]
+            assert [e.text for e in counts] == [VOCAB.spoken(str(n)) for n in range(1, len(counts) + 1)]
     # what follows a release starts exactly `release` later (onset to onset)
     release = to_samples(exercise.release_s, RATE)
     for r, h_next in zip(releases, holds[1:]):
@@ -135,7 +135,7 @@ def test_strokes_are_exact(massage):
             to_samples((k - 1) * massage.tempo_s, RATE) for k in range(1, massage.strokes + 1)
         ]
         if massage.count:
-            assert [e.text for e in these] == [str(k) for k in range(1, massage.strokes + 1)]
+            assert [e.text for e in these] == [VOCAB.spoken(str(k)) for k in range(1, massage.strokes + 1)]
         elif massage.cue:
             assert all(e.text == massage.cue for e in these)
         else:
@@ -168,7 +168,7 @@ def test_rest_is_onset_to_onset_and_announces_next():
     rest_chapter, massage_chapter = timeline.chapters
     rest = next(e for e in timeline.events if e.cue is Cue.REST)
     nxt = next(e for e in timeline.events if e.cue is Cue.NEXT)
-    assert rest.text == "Rest for 15 seconds."
+    assert rest.text == "Rest for fifteen seconds."  # written out: engines never read digits
     assert nxt.text == "Next up: Cheek sweep."
     assert massage_chapter.start_sample == rest.start_sample + 15 * RATE
     assert nxt.end_sample == massage_chapter.start_sample - RATE  # ends 1 s before the rest does

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import subprocess
 import wave
 
@@ -215,3 +216,33 @@ def test_chapter_frames_are_stored_in_time_order():
     assert found == sorted(found)
     parsed = ID3(io.BytesIO(tag))
     assert [str(f.sub_frames["TIT2"]) for f in parsed.getall("CHAP")] == titles
+
+
+@pytest.mark.parametrize("writer, suffix, codec, asked_kbps", [
+    ("write_m4b", ".m4b", "aac", 64), ("write_opus", ".opus", "libopus", 32),
+])
+def test_m4b_and_opus_bitrates(tmp_path, monkeypatch, writer, suffix, codec, asked_kbps):
+    """The README's bitrates: what ffmpeg is asked for (its command line), and what comes out for
+    sound that needs every bit (dense noise: speech with pauses averages less, as the README says)."""
+    import pydub.audio_segment
+
+    commands: list[list[str]] = []
+    real_popen = pydub.audio_segment.subprocess.Popen
+
+    def popen(args, *rest, **kwargs):
+        commands.append([str(a) for a in args])
+        return real_popen(args, *rest, **kwargs)
+
+    monkeypatch.setattr(pydub.audio_segment.subprocess, "Popen", popen)
+    seconds = 20
+    length = seconds * RATE
+    timeline = Timeline("Noise", RATE, length, (), (Chapter("All", 0, 0, length),))
+    noise = np.random.default_rng(7).normal(0, 6000, length).clip(-32768, 32767).astype(np.int16)
+    path = tmp_path / f"n{suffix}"
+    getattr(encode, writer)([noise[:length // 2], noise[length // 2:]], path, timeline=timeline,
+                            tags=encode.TrackTags(title="Noise", album="Tests"))
+    [command] = [c for c in commands if "-c:a" in c]
+    assert command[command.index("-c:a") + 1] == codec and command[command.index("-b:a") + 1] == f"{asked_kbps}k"
+    probe = subprocess.run([ffmpeg_exe(), "-hide_banner", "-i", str(path)], capture_output=True, text=True).stderr
+    reported = int(re.search(r"Duration: .*, bitrate: (\d+) kb/s", probe)[1])
+    assert 0.75 * asked_kbps <= reported <= 1.3 * asked_kbps, probe

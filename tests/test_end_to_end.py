@@ -1,4 +1,5 @@
-"""Real espeak-ng, end to end: routine file -> WAV and MP3, read back."""
+"""Real speech, end to end: routine file -> WAV and MP3, read back.  The README's first command:
+with the default engine (auto), the English morning routine speaks with Piper's bundled voice."""
 
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ def compiled(tmp_path_factory):
     folder = tmp_path_factory.mktemp("e2e")
     settings = Settings(cache_dir=folder / "cache")
     result = build(SCRIPTS / "morning.yaml", settings=settings)
+    assert result.speech.engine.name == "piper"  # auto's choice for English
     export(result, folder / "m.wav", settings=settings, timeline_json=folder / "m.json")
     export(result, folder / "m.mp3", settings=settings)
     return folder, settings, result

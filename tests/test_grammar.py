@@ -57,3 +57,9 @@ def test_session_lines_count_properly():
     one = SessionResult(played_s=61.0, seconds_per_step=(61.0,), steps_completed=1, steps_total=1, finished=True)
     assert session_summary(one) == "Played 1:01: 1 of 1 step completed, finished."
     assert streak_line(1) == "Logged. Practice streak: 1 day."
+
+
+def test_a_looped_session_counts_steps_per_pass_and_says_how_many_passes():
+    looped = SessionResult(played_s=900.0, seconds_per_step=(300.0,) * 5, steps_completed=5, steps_total=5,
+                           finished=True, passes=3)
+    assert session_summary(looped) == "Played 15:00: 5 of 5 steps completed, 3 passes, finished."

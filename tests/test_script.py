@@ -620,3 +620,53 @@ def test_damaged_routines_are_a_routine_or_a_user_error(edits) -> None:
     for position, insert in edits:
         text = text[:position] + insert + text[position + 1:]
     assert_is_user_error(lambda: parse_routine(text))
+
+
+def _values_text(aliases: int, scalars: int) -> str:
+    """A routine (with an unknown top key) whose YAML expands through aliases: ``aliases`` uses of a
+    ten-step list and ``scalars`` plain values."""
+    return ("routine: R\nsteps:\n  - &s {say: hi}\nx: &b [" + ", ".join(["*s"] * 10) + "]\n"
+            "y: [" + ", ".join(["*b"] * aliases + ["a"] * scalars) + "]\n")
+
+
+def _over_the_values_limit(text: str, limits: Limits | None = None) -> bool:
+    try:
+        parse_routine(text, **({"limits": limits} if limits else {}))
+    except VoicecoachError as error:
+        return "more than the limit of" in error.format() and "values" in error.format()
+    return False
+
+
+def _values(text: str) -> int:
+    """How many values the parser counts in ``text``: the smallest limit it fits in."""
+    low, high = 1, 1000
+    while low < high:
+        middle = (low + high) // 2
+        if _over_the_values_limit(text, Limits(max_yaml_nodes=middle)):
+            low = middle + 1
+        else:
+            high = middle
+    return low
+
+
+def test_the_yaml_values_limit_is_100000_by_default():
+    assert Limits().max_yaml_nodes == 100_000
+    base = _values(_values_text(0, 0))
+    per_alias = _values(_values_text(1, 0)) - base
+    assert _values(_values_text(0, 1)) == base + 1 and _values(_values_text(2, 0)) == base + 2 * per_alias
+    aliases, scalars = divmod(100_000 - base, per_alias)
+    at_limit, over = _values_text(aliases, scalars), _values_text(aliases, scalars + 1)
+    assert not _over_the_values_limit(at_limit)  # exactly 100,000 values: fine (it fails later, on `x`)
+    assert _over_the_values_limit(over)
+    assert error_of(parse_routine, over).message == "the YAML expands to more than the limit of 100000 values"
+
+
+@pytest.mark.parametrize(("text", "hint"), [
+    # 'stroke' is already there (a text key), so 'strokse' is most likely the missing 'strokes'
+    ("routine: T\nsteps:\n  - massage: M\n    stroke: up\n    strokse: 4\n", "did you mean 'strokes'?"),
+    ("routine: T\nsteps:\n  - massage: M\n    strokes: 4\n    strokse: up\n", "did you mean 'stroke'?"),
+    ("routine: T\nrouine: x\nsteps:\n  - say: hi\n", "did you mean 'routine'?"),  # nothing closer unused
+])
+def test_typo_hints_pick_the_nearest_unused_field(text, hint):
+    error = error_of(parse_routine, text)
+    assert [e.hint for e in getattr(error, "errors", [error])] == [hint]

@@ -82,17 +82,18 @@ def test_a_german_routine_speaks_german_cues(tmp_path):
     result = build(SCRIPTS / "morgen.yaml", settings=Settings(engine="fake", cache_dir=tmp_path))
     cues = {(e.cue, e.text) for e in result.timeline.events if e.kind is EventKind.SPEECH}
     assert {(Cue.HOLD, "Halten."), (Cue.RELEASE, "Loslassen."), (Cue.BREATHE, "Einatmen."),
-            (Cue.NAME, "Übung: Augenbrauen heben gegen die Finger."), (Cue.REST, "15 Sekunden Pause.")} <= cues
+            (Cue.NAME, "Übung: Augenbrauen heben gegen die Finger."), (Cue.REST, "fünfzehn Sekunden Pause.")} <= cues
     assert (Cue.NEXT, "Gleich folgt: Wache Atemzüge.") in cues  # the routine's own cue
     counts = [e.text for e in result.timeline.events if e.cue is Cue.COUNT]
-    assert counts[:4] == ["4", "3", "2", "1"]  # digits: espeak reads them in German
+    assert counts[:4] == ["vier", "drei", "zwei", "eins"]  # written out in German before any engine
 
 
 @pytest.mark.espeak
 def test_a_german_routine_is_spoken_by_the_german_espeak_voice(tmp_path):
-    result = build(SCRIPTS / "morgen.yaml", settings=Settings(cache_dir=tmp_path))
+    result = build(SCRIPTS / "morgen.yaml", settings=Settings(cache_dir=tmp_path))  # auto: espeak for German
     assert result.speech.settings.voice_id == "de" and result.speech.engine.name == "espeak"
-    english = build(parse_routine("routine: R\nsteps: [{say: Halten.}]\n"), settings=Settings(cache_dir=tmp_path))
+    english = build(parse_routine("routine: R\nsteps: [{say: Halten.}]\n"),
+                    settings=Settings(engine="espeak", cache_dir=tmp_path))
     assert result.speech.clip("Halten.").tobytes() != english.speech.clip("Halten.").tobytes()
 
 

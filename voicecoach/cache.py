@@ -1,14 +1,16 @@
 """The audio cache: synthesized clips and rendered tracks, content-addressed.
 
-Layout under the cache folder (``audio_cache/`` by default)::
+Layout under the cache folder::
 
-    clips/ab/abcdef....pcm     one processed speech clip
-    tracks/abcdef....pcm       one rendered, normalized track
+    clips/ab/abcdef....vca     one processed speech clip (or decoded music)
+    tracks/abcdef....vca       one rendered, normalized track
 
-Each entry is a small header (magic, sample rate, sample count, CRC-32 of the payload)
-followed by little-endian int16 samples.  Entries are written atomically; one that is
-corrupt, truncated or empty fails its check, counts as a miss and is rendered again.
-A cache folder that cannot be written to is not fatal: work goes on uncached, with a warning.
+Each entry is stored compactly, with random access (silence left out, repeats once, the rest
+losslessly compressed; see :mod:`voicecoach.cache_format`), with a CRC-32.  Entries are written
+atomically; one that is corrupt, truncated or empty fails its check, counts as a miss and is
+rendered again.  A cache folder that cannot be used is not fatal: work goes on uncached, with
+one warning.  Entries of cache format 1 (raw ``.pcm``) are removed by the first run that
+uses the folder.
 
 Several processes may share one cache: an entry appears whole (``os.replace``) or not at all,
 and two writers of one key write the same bytes.  A hit refreshes the entry's modification
@@ -25,24 +27,30 @@ import enum
 import hashlib
 import json
 import os
-import struct
-import zlib
+import re
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path, PurePath
-from typing import BinaryIO, Iterable, Iterator
+from typing import Iterable, Iterator
 
 import numpy as np
 
+from . import cache_format
+from .cache_format import EXTENSION, EntryReader, EntryWriter, FormatError
 from .errors import VoicecoachError
 from .files import TEMP_SUFFIX, atomic_write, remove_stale_temp_files
 
-MAGIC = b"VCPCM\x00\x01\x00"
-_HEADER = struct.Struct("<8sIIQ")  # magic, sample rate, crc32, number of samples
-HEADER_BYTES = _HEADER.size
+HEADER_BYTES = cache_format.HEADER.size
+OLD_EXTENSION = ".pcm"
+"""Entries of cache format 1 (raw PCM): never read, removed when a run first uses the folder."""
 ENV_VAR = "VOICECOACH_CACHE_DIR"
-DEFAULT_DIR = "audio_cache"
-_CRC_CHUNK = 1 << 22
+PROJECT_DIR = "audio_cache"
+"""A folder of this name marks a project: routines at or below its parent share it as their cache."""
+MAX_ENV_VAR = "VOICECOACH_CACHE_MAX"
+DEFAULT_MAX_BYTES = 1 << 30
+"""The size cap when ``$VOICECOACH_CACHE_MAX`` is not set (the library's routines take about
+110 MB per voice)."""
+_SIZE_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 KINDS = ("clips", "tracks")
 """The cache's entry kinds, each a subfolder."""
 
@@ -51,9 +59,70 @@ class _Abandoned(Exception):
     """Thrown into an entry's writer to discard its temporary file."""
 
 
-def default_cache_dir() -> Path:
-    """``$VOICECOACH_CACHE_DIR`` or ``audio_cache/`` in the working directory."""
-    return Path(os.environ.get(ENV_VAR) or DEFAULT_DIR)
+@dataclass(frozen=True)
+class CacheLocation:
+    """Where the cache of a routine (or of the current folder) is, and why there."""
+
+    path: Path
+    """The cache folder."""
+    reason: str
+    """How it was chosen, for ``voicecoach cache info``."""
+
+
+def user_cache_dir() -> Path:
+    """``$XDG_CACHE_HOME/voicecoach``, or ``~/.cache/voicecoach`` (a relative XDG path is ignored, as the spec says)."""
+    xdg = os.environ.get("XDG_CACHE_HOME", "")
+    base = Path(xdg) if os.path.isabs(xdg) else Path.home() / ".cache"
+    return base / "voicecoach"
+
+
+def locate_cache(near: str | os.PathLike | None = None) -> CacheLocation:
+    """The cache for a routine file or folder ``near`` (``None``: the current folder).
+
+    ``$VOICECOACH_CACHE_DIR`` if set; else the ``audio_cache/`` folder of the project around
+    ``near``, found as git finds ``.git``: the nearest existing ``audio_cache/`` in its folder
+    or any folder above; else the user's cache folder (:func:`user_cache_dir`).  Only an
+    existing ``audio_cache/`` marks a project (not ``.git`` or ``pyproject.toml``): nothing is
+    ever created in a folder the user did not choose.
+    """
+    from_env = os.environ.get(ENV_VAR)
+    if from_env:
+        return CacheLocation(Path(from_env).absolute(), f"${ENV_VAR}")
+    start = Path(near if near is not None else ".").absolute()
+    if not start.is_dir():
+        start = start.parent
+    for folder in (start, *start.parents):
+        candidate = folder / PROJECT_DIR
+        if candidate.is_dir():
+            return CacheLocation(candidate, f"the project's {PROJECT_DIR}/ (nearest above {start})")
+    return CacheLocation(user_cache_dir(), "the user cache (no project audio_cache/ above "
+                                           f"{start}; $XDG_CACHE_HOME/voicecoach or ~/.cache/voicecoach)")
+
+
+def default_cache_dir(near: str | os.PathLike | None = None) -> Path:
+    """The cache folder for a routine file or folder (``None``: the current folder); see :func:`locate_cache`."""
+    return locate_cache(near).path
+
+
+def parse_size(text: str) -> int:
+    """``"500M"``, ``"2G"``, ``"1.5k"``, ``"64MiB"`` (powers of 1024) or bytes; ValueError otherwise."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(?:i?B)?\s*", str(text), re.IGNORECASE)
+    if not match:
+        raise ValueError(f"{text!r} is not a size; write e.g. 500M, 2G or 1000000")
+    return int(float(match[1]) * _SIZE_UNITS[match[2].upper()])
+
+
+def cache_limit() -> int | None:
+    """The size cap: ``$VOICECOACH_CACHE_MAX`` (a size, or ``none``), else :data:`DEFAULT_MAX_BYTES`."""
+    text = os.environ.get(MAX_ENV_VAR, "").strip()
+    if not text:
+        return DEFAULT_MAX_BYTES
+    if text.lower() in ("none", "off", "unlimited"):
+        return None
+    try:
+        return parse_size(text)
+    except ValueError as error:
+        raise VoicecoachError(f"${MAX_ENV_VAR}: {error}", hint="or 'none' for no cap") from None
 
 
 FORMAT_VERSION = 2
@@ -189,26 +258,29 @@ def entry_ok(path: str | os.PathLike, *, sample_rate: int | None = None) -> bool
     Raises FileNotFoundError when there is no entry.
     """
     with open(path, "rb") as handle:
-        header = handle.read(HEADER_BYTES)
-        if len(header) < HEADER_BYTES:
+        try:
+            cache_format.check(handle, sample_rate=sample_rate)
+        except FormatError:
             return False
-        magic, rate, crc, count = _HEADER.unpack(header)
-        size = os.fstat(handle.fileno()).st_size
-        if magic != MAGIC or rate == 0 or size - HEADER_BYTES != 2 * count:
-            return False
-        if sample_rate is not None and rate != sample_rate:
-            return False
-        running = 0
-        while block := handle.read(_CRC_CHUNK):
-            running = zlib.crc32(block, running)
-    return running == crc
+    return True
 
 
-def _read_chunks(handle: BinaryIO, chunk_samples: int) -> Iterator[np.ndarray]:
-    with handle:
-        handle.seek(HEADER_BYTES)
-        while block := handle.read(2 * chunk_samples):
-            yield np.frombuffer(block, dtype="<i2")
+def _open_checked(path: Path, sample_rate: int) -> EntryReader:
+    """A reader of a whole entry; FormatError if it is not, OSError if it cannot be read."""
+    handle = open(path, "rb")  # entries are replaced whole (os.replace): this one stays as checked
+    try:
+        cache_format.check(handle, sample_rate=sample_rate)
+        return EntryReader(handle)
+    except BaseException:
+        handle.close()
+        raise
+
+
+def _read_chunks(reader: EntryReader, chunk_samples: int) -> Iterator[np.ndarray]:
+    try:
+        yield from reader.chunks(chunk_samples)
+    finally:
+        reader.close()
 
 
 class Cache:
@@ -216,26 +288,40 @@ class Cache:
 
     def __init__(self, root: str | os.PathLike | None) -> None:
         self.root = Path(root) if root is not None else None
+        self.max_bytes = cache_limit() if root is not None else None  # what trim() keeps it under
         self.stats = CacheStats()
-        self._writable = self.root is not None
+        self._readable = self._writable = self.root is not None
         self._swept = False
+        self._wrote = False
 
     # -- clips -------------------------------------------------------------------------
 
     def clip_path(self, key: str) -> Path:
         assert self.root is not None
-        return self.root / "clips" / key[:2] / f"{key}.pcm"
+        return self.root / "clips" / key[:2] / f"{key}{EXTENSION}"
 
     def get_clip(self, key: str, *, sample_rate: int) -> np.ndarray | None:
         if self.root is None:
             return None
-        self._sweep_once()
         samples = self._read(self.clip_path(key), sample_rate)
         if samples is None:
             self.stats.misses += 1
         else:
             self.stats.hits += 1
         return samples
+
+    def clip_samples(self, key: str, *, sample_rate: int) -> int | None:
+        """The length of a valid cached clip, without decoding it (a hit or a miss, like
+        :meth:`get_clip`): a warm compile needs only the lengths to schedule."""
+        if self.root is None or not self._usable():
+            return None
+        reader = self._open(self.clip_path(key), sample_rate)
+        if reader is None:
+            self.stats.misses += 1
+            return None
+        reader.close()
+        self.stats.hits += 1
+        return len(reader)
 
     def put_clip(self, key: str, samples: np.ndarray, *, sample_rate: int) -> bool:
         """Store a clip; whether it is in the cache now (so it can be read back later)."""
@@ -252,43 +338,18 @@ class Cache:
 
     def track_path(self, key: str) -> Path:
         assert self.root is not None
-        return self.root / "tracks" / f"{key}.pcm"
+        return self.root / "tracks" / f"{key}{EXTENSION}"
 
-    def get_track(self, key: str, *, sample_rate: int) -> np.ndarray | None:
-        """A read-only memory map of a valid cached track, or None."""
-        path = self._valid_track(key, sample_rate)
-        if path is None:
+    def get_track(self, key: str, *, sample_rate: int) -> EntryReader | None:
+        """Random access to a valid cached track (``len``, ``read(start, count)``, slices), or None."""
+        if self.root is None or not self._usable():
             return None
-        try:
-            count = (path.stat().st_size - HEADER_BYTES) // 2
-            if count == 0:
-                return np.zeros(0, dtype="<i2")
-            return np.memmap(path, dtype="<i2", mode="r", offset=HEADER_BYTES, shape=(count,))
-        except FileNotFoundError:  # pruned or cleared by another run just now
-            return None
+        return self._open(self.track_path(key), sample_rate)
 
     def track_chunks(self, key: str, *, sample_rate: int, chunk_samples: int) -> Iterator[np.ndarray] | None:
-        """A valid cached track as chunks read in order, or None.
-
-        Read rather than mapped (see :meth:`get_track` for random access): every page of a
-        mapped hour of audio that has been passed over would count in the process's memory.
-        """
-        path = self._valid_track(key, sample_rate)
-        if path is None:
-            return None
-        try:
-            handle = open(path, "rb")  # entries are replaced whole (os.replace): this one stays as checked
-        except FileNotFoundError:  # pruned or cleared by another run just now
-            return None
-        return _read_chunks(handle, chunk_samples)
-
-    def _valid_track(self, key: str, sample_rate: int) -> Path | None:
-        """The path of the cached track if there is a valid one (a damaged one is removed)."""
-        if self.root is None:
-            return None
-        self._sweep_once()
-        path = self.track_path(key)
-        return path if self._valid(path, sample_rate) else None
+        """A valid cached track as chunks read in order, or None."""
+        reader = self.get_track(key, sample_rate=sample_rate)
+        return None if reader is None else _read_chunks(reader, chunk_samples)
 
     def put_track(self, key: str, chunks: Iterable[np.ndarray], *, sample_rate: int) -> Iterator[np.ndarray]:
         """Pass ``chunks`` through while writing them to the cache (if it can be written)."""
@@ -300,35 +361,31 @@ class Cache:
     # -- entries -----------------------------------------------------------------------
 
     def _read(self, path: Path, sample_rate: int) -> np.ndarray | None:
+        if not self._usable():
+            return None
+        reader = self._open(path, sample_rate)
+        if reader is None:
+            return None
         try:
-            data = path.read_bytes()
-        except FileNotFoundError:
-            return None
-        except OSError as error:
-            self._warn(f"cannot read cache entry {path}: {error}")
-            return None
-        if len(data) < HEADER_BYTES:
+            return reader.read(0, len(reader))
+        except (FormatError, OSError):
             return self._corrupt(path)
-        magic, rate, crc, count = _HEADER.unpack_from(data)
-        payload = memoryview(data)[HEADER_BYTES:]
-        if magic != MAGIC or rate != sample_rate or len(payload) != 2 * count or zlib.crc32(payload) != crc:
-            return self._corrupt(path)
-        _touch(path)
-        return np.frombuffer(payload, dtype="<i2").astype(np.int16)
+        finally:
+            reader.close()
 
-    def _valid(self, path: Path, sample_rate: int) -> bool:
+    def _open(self, path: Path, sample_rate: int) -> EntryReader | None:
+        """A reader of the valid entry at ``path`` (a damaged one is removed), or None."""
         try:
-            ok = entry_ok(path, sample_rate=sample_rate)
-        except FileNotFoundError:
-            return False
-        except OSError as error:
-            self._warn(f"cannot read cache entry {path}: {error}")
-            return False
-        if not ok:
-            self._corrupt(path)
-            return False
+            reader = _open_checked(path, sample_rate)
+        except FileNotFoundError:  # not there (or pruned by another run just now)
+            return None
+        except FormatError:
+            return self._corrupt(path)
+        except OSError as error:  # one warning for the folder, not one per entry
+            self._unusable(error)
+            return None
         _touch(path)
-        return True
+        return reader
 
     def _corrupt(self, path: Path) -> None:
         self.stats.corrupt += 1
@@ -346,35 +403,30 @@ class Cache:
 
     def _write_stream(self, path: Path, chunks: Iterable[np.ndarray], sample_rate: int) -> Iterator[np.ndarray]:
         """Yield every chunk; write them too while the cache allows (a failure only drops the entry)."""
-        writer = handle = None
-        self._sweep_once()
-        crc = count = 0
+        writer = entry = None
+        self._usable()
         try:  # from the moment a temporary file may exist: whatever stops us removes it
             if self._writable:
                 try:
                     path.parent.mkdir(parents=True, exist_ok=True)
                     writer = atomic_write(path, fsync=False, sweep=False)
-                    handle = writer.__enter__()
-                    handle.write(b"\0" * HEADER_BYTES)
+                    entry = EntryWriter(writer.__enter__())
                 except OSError as error:
                     self._abandon(writer, error)
-                    writer = handle = None
+                    writer = entry = None
             for chunk in chunks:
-                if handle is not None:
-                    data = np.ascontiguousarray(chunk, dtype="<i2").tobytes()
+                if entry is not None:
                     try:
-                        handle.write(data)
+                        entry.write(chunk)
                     except OSError as error:  # e.g. a full disk: drop the entry, keep going
                         self._abandon(writer, error)
-                        writer = handle = None
-                    crc = zlib.crc32(data, crc)
-                    count += len(chunk)
+                        writer = entry = None
                 yield chunk
-            if writer is not None and handle is not None:
+            if writer is not None and entry is not None:
                 try:
-                    handle.seek(0)
-                    handle.write(_HEADER.pack(MAGIC, sample_rate, crc, count))
+                    entry.close(sample_rate)
                     writer.__exit__(None, None, None)
+                    self._wrote = True
                 except OSError as error:
                     self._abandon(writer, error)
                 writer = None
@@ -394,11 +446,36 @@ class Cache:
         if message not in self.stats.warnings:
             self.stats.warnings.append(message)
 
-    def _sweep_once(self) -> None:
-        """Remove stale temporary files of killed runs, once per run (before its first use)."""
+    def _unusable(self, error: OSError) -> None:
+        """The folder cannot be used at all (a file in its path, no permission): one warning."""
+        self._readable = False
+        self._warn(f"cannot use cache folder {self.root} ({error.strerror or error}); continuing without caching")
+
+    def _usable(self) -> bool:
+        """Whether entries can be read; on first use, make the folder and tidy it (stale
+        temporary files of killed runs, entries of an older format)."""
         if not self._swept and self.root is not None:
             self._swept = True
+            try:
+                self.root.mkdir(parents=True, exist_ok=True)
+            except OSError as error:
+                self._unusable(error)
+                return False
             self.stats.stale_removed += self.remove_stale_temp_files()
+            self.remove_old_format()
+        return self._readable
+
+    def trim(self, *, force: bool = False) -> PruneReport | None:
+        """After a run: if it stored anything (or ``force``), prune the least recently used
+        entries down to the cap (``max_bytes``).  Never fails the run: a problem is a warning."""
+        if not (self._wrote or force) or self.max_bytes is None or self.root is None:
+            return None
+        self._wrote = False
+        try:
+            return self.prune(max_bytes=self.max_bytes)
+        except VoicecoachError as error:
+            self._warn(f"cannot keep cache folder {self.root} under its size cap: {error.message}")
+            return None
 
     # -- management (``voicecoach cache ...``) ------------------------------------------
 
@@ -416,9 +493,21 @@ class Cache:
         for kind, folder in self._folders():
             with contextlib.suppress(OSError), os.scandir(folder) as found:
                 for entry in sorted(found, key=lambda e: e.name):
-                    if entry.name.endswith(".pcm") and not entry.name.startswith("."):
+                    if entry.name.endswith(EXTENSION) and not entry.name.startswith("."):
                         with contextlib.suppress(OSError):
                             yield kind, Path(entry.path), entry.stat(follow_symlinks=False)
+
+    def remove_old_format(self) -> int:
+        """Remove entries of cache format 1 (raw ``.pcm``; their keys are never asked for again)."""
+        removed = 0
+        for _, folder in self._folders():
+            with contextlib.suppress(OSError), os.scandir(folder) as found:
+                for entry in found:
+                    if entry.name.endswith(OLD_EXTENSION) and not entry.name.startswith("."):
+                        with contextlib.suppress(OSError):
+                            os.unlink(entry.path)
+                            removed += 1
+        return removed
 
     def remove_stale_temp_files(self, *, max_age_s: float | None = None) -> int:
         """Remove temporary files left by killed runs (only stale ones: others may be in use); how many."""
@@ -456,11 +545,14 @@ class Cache:
                     with contextlib.suppress(OSError):
                         path.unlink()
         stale = self.remove_stale_temp_files() if remove else 0
+        if remove:
+            self.remove_old_format()
         return VerifyReport(checked, tuple(bad), remove, stale)
 
     def prune(self, *, max_bytes: int) -> PruneReport:
         """Remove the least recently used entries until the rest take at most ``max_bytes``."""
         self.remove_stale_temp_files()
+        self.remove_old_format()
         found = [(max(info.st_mtime_ns, info.st_atime_ns), path, info.st_size) for _, path, info in self.entries()]
         found.sort()  # oldest use first; the path breaks ties, so the choice is stable
         total = sum(size for _, _, size in found)
@@ -479,6 +571,7 @@ class Cache:
         removed = 0
         for _, path, _ in list(self.entries()):
             removed += _remove(path)
+        removed += self.remove_old_format()
         self.remove_stale_temp_files()
         for folder in [*(folder for _, folder in self._folders()), self.root / "clips"]:
             with contextlib.suppress(OSError):

@@ -1,5 +1,11 @@
 """The command line: a thin layer over the library (which never imports click).
 
+This module holds the group, the core commands (check, preview, compile, new, schema) and the one
+error boundary; each feature brings its commands in its own ``commands.py`` (``engines/``,
+``play/``, ``phone/``, ``programs/``; the cache's in ``cache_commands.py``), registered below,
+and options that several commands share live in ``cli_options.py``. Every command parses its
+options, calls one library function and prints.
+
 User errors become one line on stderr and exit code 2, here and only here (see ``main``).
 """
 
@@ -7,25 +13,30 @@ from __future__ import annotations
 
 import json
 import signal
-import sys
 from fractions import Fraction
 from pathlib import Path
 
 import click
 
 from . import __version__
-from .cache import ENV_VAR, default_cache_dir
-from .errors import RoutineErrors, VoicecoachError, raise_terminated, stop_message
-from .formats import FORMAT_NAMES, FORMATS
-from .grammar import count, noun
+from .cache_commands import cache_group
+from .cli_options import (
+    CONTEXT,
+    Progress,
+    check_files,
+    settings_from_options,
+    speech_options,
+)
+from .engines.commands import voices
+from .errors import VoicecoachError, raise_terminated, stop_message
+from .formats import FORMAT_NAMES
+from .grammar import count
+from .phone.commands import export_command, feed, serve
 from .pipeline import Settings, build, check_output_path, export, plan
-from .model import flat_steps
-from .script import load_routine
-from .engines import DEFAULT_ENGINE, ENGINES
+from .play.commands import log_command, play
+from .programs.commands import program_group, today
 from .summary import plan_steps
 from .timing import format_duration
-
-CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
 class _Group(click.Group):
@@ -54,82 +65,31 @@ def cli() -> None:
     """
 
 
-def _settings(engine: str, voice: str | None, rate: float | None, cache_dir: Path | None, no_cache: bool, jobs: int | None) -> Settings:
-    return Settings(
-        engine=engine,
-        voice=voice,
-        rate=Fraction(repr(rate)) if rate is not None else None,
-        cache_dir=cache_dir,
-        use_cache=not no_cache,
-        jobs=jobs,
-    )
-
-
-def speech_options(func):
-    """Options shared by the commands that make sound."""
-    options = [
-        click.option("--engine", type=click.Choice(sorted(ENGINES)),
-                     help=f"Speech engine [default: the routine's engine:, else {DEFAULT_ENGINE}]: "
-                          + "; ".join(f"{spec.name}: {spec.about}" for spec in ENGINES.values()) + "."),
-        click.option("--voice", help="Voice to use instead of the routine's (see `voicecoach voices`), or a voice "
-                                     "model file (Piper's .onnx)."),
-        click.option("--rate", type=click.FloatRange(0.5, 2.0), help="Speech speed multiplier (0.5-2.0)."),
-        click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path),
-                     help=f"Cache folder [default: ${ENV_VAR} or audio_cache/]."),
-        click.option("--no-cache", is_flag=True, help="Render everything afresh and store nothing."),
-        click.option("--jobs", type=click.IntRange(1, 64), help="Parallel speech workers [default: one per core]."),
-    ]
-    for option in reversed(options):
-        func = option(func)
-    return func
-
-
 @cli.command(context_settings=CONTEXT)
-@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--strict", is_flag=True, help="Treat safety and quality warnings as errors (exit 2).")
 @click.option("--deep", is_flag=True,
               help="Also compile with real speech (synthesized and cached) to find speech too long for its slot.")
 @speech_options
 def check(files: tuple[Path, ...], strict: bool, deep: bool, engine: str, voice: str | None, rate: float | None,
           cache_dir: Path | None, no_cache: bool, jobs: int | None) -> None:
-    """Validate routine files; print each problem as path:line:col: message.
+    """Validate routine and program files (a folder means every one in it); print each problem as
+    path:line:col: message.
 
-    Then the safety and quality rules run on every valid routine: each finding is printed as
-    path:line:col: RULE warning: reason (info notes never fail). The speech options apply to
+    Include-only blocks (steps without a title, like scripts/library/) are checked as blocks.
+    Then the safety and quality rules run on every valid routine, and on every day of a
+    program as it will be played: each finding is printed as path:line:col: RULE warning:
+    reason (info notes never fail). The speech options apply to
     --deep only. Exits 0 when every file is valid (warnings allowed unless --strict), 2 otherwise.
 
     \b
     Example:
-      voicecoach check scripts/*.yaml
+      voicecoach check scripts/
       voicecoach check --strict --deep scripts/morning.yaml
     """
-    from .rules import Severity, check_routine
+    check_files(files, strict, settings_from_options(engine, voice, rate, cache_dir, no_cache, jobs) if deep else None)
 
-    deep_settings = _settings(engine, voice, rate, cache_dir, no_cache, jobs) if deep else None
-    problems = 0
-    for path in files:
-        try:
-            routine = load_routine(path)
-            findings = check_routine(routine, deep=deep_settings)
-        except RoutineErrors as errors:
-            for error in errors.errors:
-                click.echo(error.at_file(path).format(), err=True)
-            problems += len(errors.errors)
-            continue
-        except VoicecoachError as error:  # every line names its file, even an engine's failure
-            click.echo(error.at_file(path).format(), err=True)
-            problems += 1
-            continue
-        for finding in findings:
-            click.echo(finding.format(strict=strict), err=True)
-        failing = sum(finding.fails(strict=strict) for finding in findings)
-        problems += failing
-        if not failing:
-            warnings = sum(finding.severity is Severity.WARNING for finding in findings)
-            noted = f", {count(warnings, 'warning')}" if warnings else ""
-            click.echo(f"{path}: ok ({count(len(flat_steps(routine.steps)), 'step')}{noted})")
-    if problems:
-        raise click.exceptions.Exit(2)
+
 
 
 @cli.command(context_settings=CONTEXT)
@@ -154,7 +114,7 @@ def preview(file: Path, as_json: bool, rate: float | None) -> None:
     click.echo(f"{timeline.routine}  (about {format_duration(round(timeline.duration_s))})")
     for item in steps:
         area = f" [{item.area}]" if item.area else ""
-        click.echo(f"  {format_duration(round(item.start_s)):>7}  {item.step + 1:>2}. {item.title}{area} - {item.summary}")
+        click.echo(f"  {format_duration(round(item.start_s)):>7}  {item.number:>2}. {item.title}{area} - {item.summary}")
     click.echo(f"  {format_duration(round(timeline.duration_s)):>7}  end")
 
 
@@ -186,10 +146,12 @@ def compile_command(file: Path, out: Path, timeline_path: Path | None, captions:
     for extra in (timeline_path, captions):
         if extra is not None and not (extra.parent if str(extra.parent) else Path(".")).is_dir():
             raise VoicecoachError(f"output folder {str(extra.parent)!r} does not exist", hint="create it first")
-    settings = _settings(engine, voice, rate, cache_dir, no_cache, jobs)
-    with _Progress() as progress:
+    settings = settings_from_options(engine, voice, rate, cache_dir, no_cache, jobs)
+    with Progress() as progress:
         result = build(file, settings=settings, progress=progress)
         export(result, out, settings=settings, timeline_json=timeline_path, captions=captions, progress=progress)
+    for note in result.notes:
+        click.echo(f"note: {note}", err=True)
     for warning in result.cache.stats.warnings:
         click.echo(f"warning: {warning}", err=True)
     cache_stats = result.cache.stats
@@ -209,37 +171,6 @@ def compile_command(file: Path, out: Path, timeline_path: Path | None, captions:
 
 
 @cli.command(context_settings=CONTEXT)
-@click.option("--engine", type=click.Choice(sorted(ENGINES)), help="Only this engine [default: every speech engine].")
-@click.option("--language", help="Only voices for this language (e.g. en, de).")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def voices(engine: str | None, language: str | None, as_json: bool) -> None:
-    """List the speech engines, their voices and languages, and how to install a missing engine.
-
-    \b
-    Example:
-      voicecoach voices --language en
-      voicecoach voices --engine piper
-    """
-    from .engines import list_voices, missing_engines, speech_engines
-
-    missing = missing_engines()
-    names = [engine] if engine else list(dict.fromkeys([*speech_engines(), *missing]))
-    found = list_voices(engine, language)
-    if as_json:
-        click.echo(json.dumps([{"engine": v.engine, "id": v.id, "name": v.name, "languages": list(v.languages)}
-                               for v in found], indent=1))
-        return
-    for name in names:
-        if name in missing:
-            click.echo(f"{name}: not installed ({missing[name].about}); install it with: {missing[name].install}")
-            continue
-        these = [v for v in found if v.engine == name]
-        click.echo(f"{name}: {len(these)} voice{'s' if len(these) != 1 else ''} (write the id in a routine's `voice:` or pass --voice)")
-        for v in these:
-            click.echo(f"  {v.id:<24} {', '.join(v.languages):<12} {v.name}")
-
-
-@cli.command(context_settings=CONTEXT)
 @click.argument("name")
 @click.option("-o", "--output", "out", type=click.Path(dir_okay=False, path_type=Path),
               help="File to write [default: the name in lower case with dashes, .yaml].")
@@ -247,23 +178,27 @@ def voices(engine: str | None, language: str | None, as_json: bool) -> None:
 def new(name: str, out: Path | None, force: bool) -> None:
     """Write a commented starter routine titled NAME that documents every field.
 
-    It passes `check --strict` and compiles as it is; edit it from there.
+    It passes `check --strict` and compiles as it is; edit it from there. A NAME that is a
+    file name (scripts/evening-calm.yaml) is the file to write, titled after it.
 
     \b
     Example:
       voicecoach new "Evening calm" -o scripts/evening-calm.yaml
+      voicecoach new scripts/evening-calm.yaml
     """
-    from .schema import default_file_name, starter_routine, write_new_file
+    from .schema import new_routine_target, starter_routine, write_new_file
 
-    text = starter_routine(name)
-    target = write_new_file(out or Path(default_file_name(name)), text, force=force)
+    title, path = new_routine_target(name, out)
+    text = starter_routine(title)
+    target = write_new_file(path, text, force=force)
     click.echo(f"wrote {target}")
 
 
 @cli.command(context_settings=CONTEXT)
 @click.option("-o", "--output", "out", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the schema to this file instead of printing it.")
-def schema(out: Path | None) -> None:
+@click.option("--program", is_flag=True, help="The schema of program files instead (scripts/programs/).")
+def schema(out: Path | None, program: bool) -> None:
     """Print the JSON Schema (draft 2020-12) of the routine format, for editors.
 
     Routines that start with `# yaml-language-server: $schema=routine.schema.json` get
@@ -272,424 +207,19 @@ def schema(out: Path | None) -> None:
     \b
     Example:
       voicecoach schema -o scripts/routine.schema.json
+      voicecoach schema --program -o scripts/programs/program.schema.json
     """
     from .schema import schema_text, write_new_file
 
     if out is None:
-        click.echo(schema_text(), nl=False)
+        click.echo(schema_text(program=program), nl=False)
     else:
-        write_new_file(out, schema_text(), force=True)
+        write_new_file(out, schema_text(program=program), force=True)
 
 
-@cli.command(name="export", context_settings=CONTEXT)
-@click.argument("routines", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("-d", "--dir", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="Folder to export into (created if its parent exists).")
-@click.option("--format", "fmt", type=click.Choice(FORMAT_NAMES), default="mp3", show_default=True,
-              help="; ".join(f"{f.name}: {f.description}" for f in FORMATS.values()) + ".")
-@click.option("--split", is_flag=True, help="One numbered track per step, with an .m3u8 playlist per routine.")
-@speech_options
-def export_command(routines: tuple[Path, ...], out_dir: Path, fmt: str, split: bool, engine: str,
-                   voice: str | None, rate: float | None, cache_dir: Path | None, no_cache: bool,
-                   jobs: int | None) -> None:
-    """Export routines (files or folders of them) for a phone, in parallel.
-
-    Each routine becomes a file named after its title, with chapters, cover art and a
-    Podcasting 2.0 chapters file (or, with --split, one track per step and a playlist).
-    Unchanged routines are not encoded again. A folder means every routine in it;
-    include-only blocks are skipped. --jobs caps the worker processes. A routine that
-    fails is reported and the others still export (exit 2).
-
-    \b
-    Example:
-      voicecoach export scripts/ -d phone/
-      voicecoach export scripts/morning.yaml -d phone/ --format m4b --split
-    """
-    from .phone.library import LibrarySettings, Outcome, export_library
-
-    settings = _settings(engine, voice, rate, cache_dir, no_cache, jobs)
-    with _Progress() as progress:
-        report = export_library(routines, out_dir, settings=settings,
-                                library=LibrarySettings(format=FORMATS[fmt], split=split, jobs=jobs),
-                                progress=progress)
-    for result in report.results:
-        if result.outcome is Outcome.SKIPPED:
-            click.echo(f"note: {result.path}: {result.message}; skipped", err=True)
-        elif result.outcome is Outcome.FAILED:
-            click.echo(result.message, err=True)
-        elif result.entry is not None:
-            entry = result.entry
-            for warning in result.warnings:
-                click.echo(f"warning: {warning}", err=True)
-            parts = count(len(entry.tracks), "track") if entry.split else count(entry.steps, "chapter")
-            click.echo(f"{entry.playlist or entry.tracks[0].file}: {entry.title}, "
-                       f"{format_duration(round(entry.duration_s))}, {parts} ({result.outcome.value})")
-    counts = {o: len(report.of(o)) for o in Outcome}
-    if counts[Outcome.SKIPPED] == len(report.results):
-        raise VoicecoachError("no routines found in " + ", ".join(map(str, routines)),
-                              hint="give routine .yaml files, or folders that hold them")
-    click.echo(", ".join(f"{counts[o]} {o.value}" for o in Outcome if counts[o]) + f" -> {out_dir}")
-    if counts[Outcome.FAILED]:
-        raise VoicecoachError(f"{counts[Outcome.FAILED]} of {len(report.results) - counts[Outcome.SKIPPED]} "
-                              "routines failed to export", hint="fix the problems above and export again")
-
-
-@cli.command(context_settings=CONTEXT)
-@click.argument("folder", type=click.Path(file_okay=False, path_type=Path))
-@click.option("--base-url", required=True, help="Where FOLDER is served, e.g. http://192.168.1.20:8000/.")
-@click.option("--title", default="voicecoach routines", show_default=True, help="The podcast's title.")
-@click.option("--description", help="The podcast's description.")
-@click.option("--author", default="voicecoach", show_default=True, help="The podcast's author.")
-def feed(folder: Path, base_url: str, title: str, description: str | None, author: str) -> None:
-    """Write FOLDER/feed.xml: a podcast feed (RSS 2.0, iTunes, Podcasting 2.0) of the exports.
-
-    A phone's podcast app subscribes to it and downloads the routines with their chapters.
-    `voicecoach serve` serves the folder and this feed.
-
-    \b
-    Example:
-      voicecoach feed phone/ --base-url http://192.168.1.20:8000/ --title "My face routines"
-    """
-    from .phone.feed import FeedSettings, write_feed
-
-    extra = {"description": description} if description else {}
-    settings = FeedSettings(base_url=base_url, title=title, author=author, **extra)
-    path, missing = write_feed(folder, settings=settings)
-    for name in missing:
-        click.echo(f"warning: {folder / name} is missing; export again to bring it back", err=True)
-    click.echo(f"wrote {path}")
-
-
-@cli.command(context_settings=CONTEXT)
-@click.argument("folder", type=click.Path(file_okay=False, path_type=Path))
-@click.option("--host", help="Address to listen on [default: this machine's LAN address]; 0.0.0.0 for all.")
-@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True, help="Port (0: any free).")
-@click.option("--no-qr", is_flag=True, help="Do not print the QR code of the feed URL.")
-@click.option("--new-token", is_flag=True, help="Make a new secret for the URLs: old links and subscriptions stop working.")
-@click.option("--no-token", is_flag=True, help="Serve without the secret in the URLs: anyone on the network gets in.")
-@click.option("--verbose", is_flag=True, help="Print each request.")
-def serve(folder: Path, host: str | None, port: int, no_qr: bool, new_token: bool, no_token: bool,
-          verbose: bool) -> None:
-    """Serve FOLDER and its podcast feed over HTTP on the local network.
-
-    Prints the feed URL and a QR code of it: scan it with the phone, or add the URL to a
-    podcast app. Every URL carries a secret token (kept in the user's data folder and reused,
-    so subscriptions keep working); requests without it get 404. Players can seek (HTTP range
-    requests); only files in FOLDER are served. Ctrl-C stops.
-
-    \b
-    Example:
-      voicecoach serve phone/ --port 8000
-      voicecoach serve phone/ --new-token     # old links stop working
-    """
-    from .phone.library import read_manifest
-    from .phone.serve import feed_url, make_server, qr_text, serve_token
-
-    if new_token and no_token:
-        raise VoicecoachError("--new-token and --no-token contradict each other", hint="give one of them")
-    log = (lambda line: click.echo(line, err=True)) if verbose else None
-    token = None if no_token else serve_token(new=new_token)
-    server = make_server(folder, host=host, port=port, token=token, log=log)
-    if no_token:
-        click.echo("warning: --no-token: anyone on this network can list and download everything in "
-                   f"{folder}", err=True)
-    if not read_manifest(folder):
-        click.echo(f"warning: {folder} has no exported routines yet; run `voicecoach export ROUTINE... -d {folder}`",
-                   err=True)
-    url = feed_url(server)
-    click.echo(f"Serving {folder} at {server.app.base_url}")
-    click.echo(f"Podcast feed: {url}")
-    if not no_qr:
-        click.echo(qr_text(url), nl=False)
-    click.echo("Ctrl-C stops.")
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        click.echo("Stopped.")
-    finally:
-        server.server_close()
-
-
-@cli.command(context_settings=CONTEXT)
-@click.argument("file", required=False, type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--from", "from_step", metavar="STEP", help="Start at this step: its number or the start of its name.")
-@click.option("--loop", is_flag=True, help="When the routine ends, play it again from the start step (until q).")
-@click.option("--no-keys", is_flag=True, help="Do not read keys from the terminal (scripted use).")
-@click.option("--volume", type=click.IntRange(0, 100), default=100, show_default=True, help="Volume in percent.")
-@click.option("--backend", "backend_name", type=click.Choice(["miniaudio", "simpleaudio", "fake"]), default="miniaudio",
-              show_default=True, help="Sound output: miniaudio (PulseAudio, PipeWire, ALSA, ...), simpleaudio "
-              "(pip install 'voicecoach[simpleaudio]'), or fake (no sound, as fast as possible: for tests).")
-@click.option("--device", help="Output device: a number or (part of) a name from --devices.")
-@click.option("--devices", "show_devices", is_flag=True, help="List the output and input devices and exit.")
-@click.option("--listen", is_flag=True, help="Take voice commands from the microphone (offline; nothing is stored).")
-@click.option("--mic", help="Microphone for --listen: a number or (part of) a name from --devices.")
-@click.option("--wake-word", metavar="WORD", help="With --listen: only commands said after WORD count, e.g. coach.")
-@click.option("-v", "--verbose", is_flag=True, help="Also say what is off (e.g. no session D-Bus for media keys).")
-@click.option("--script-keys", hidden=True,
-              help="Timed keys, e.g. 'wait:1.0,space,wait:1.0,space,n' (seconds of device time; for tests).")
-@speech_options
-def play(file: Path | None, from_step: str | None, loop: bool, no_keys: bool, volume: int, backend_name: str,
-         device: str | None, show_devices: bool, listen: bool, mic: str | None, wake_word: str | None, verbose: bool,
-         script_keys: str | None, engine: str, voice: str | None,
-         rate: float | None, cache_dir: Path | None, no_cache: bool, jobs: int | None) -> None:
-    """Play a routine hands-free: single keys, voice commands (--listen) or media keys.
-
-    Shows the step, its phase (hold 3 of 5, stroke 4 of 8, rest), the time left and what is
-    next on one line (plain log lines when the output is not a terminal, one per action with
-    its source: `voice: pause at 0:12.34`). Each session is recorded in the practice log (see
-    `voicecoach log`).
-
-    \b
-    Voice commands (--listen; English words where the routine's language has no model):
-      pause, resume / continue, next, back, repeat, louder, softer, stop
-    With --wake-word coach only "coach pause", "coach next", ... count. A recognized command
-    plays two short rising blips; the microphone is open only with --listen.
-
-    \b
-    Media keys: headphone buttons, keyboard media keys and `playerctl` control the player
-    through MPRIS (org.mpris.MediaPlayer2.voicecoach on the session D-Bus): play/pause, next,
-    previous (twice: the step before), stop.
-
-    \b
-    Keys (no Enter):
-      space       pause / resume
-      n or ->     next step
-      p or <-     back to the start of the step (twice quickly: previous step)
-      r           repeat the current step
-      + / -       volume
-      q           quit (Ctrl-C too)
-
-    \b
-    Example:
-      voicecoach play scripts/morning.yaml --from 2
-      voicecoach play scripts/morning.yaml --listen --wake-word coach
-    """
-    from .play.backends import list_devices
-    from .play.session import PlayOptions, play_routine
-
-    if show_devices:
-        for info in list_devices(backend_name):
-            click.echo(f"{info.number:>3}  {info.name}  ({info.backend})")
-        if backend_name == "miniaudio":
-            click.echo("inputs (--mic):")
-            for info in list_devices(backend_name, inputs=True):
-                click.echo(f"{info.number:>3}  {info.name}  ({info.backend})")
-        return
-    if file is None:
-        raise VoicecoachError("no routine to play", hint="give its file: voicecoach play ROUTINE.yaml (--devices lists devices)")
-    if (mic or wake_word) and not listen:
-        raise VoicecoachError(f"{'--mic' if mic else '--wake-word'} needs --listen", hint="add --listen")
-    options = PlayOptions(from_step=from_step, loop=loop, keys=not no_keys, volume_percent=volume, backend=backend_name,
-                          device=device, script_keys=script_keys or "", listen=listen, mic=mic, wake_word=wake_word,
-                          verbose=verbose, settings=_settings(engine, voice, rate, cache_dir, no_cache, jobs))
-    play_routine(file, options, show=lambda text: click.echo(text, nl=False), warn=lambda line: click.echo(line, err=True))
-
-
-@cli.command(name="log", context_settings=CONTEXT)
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-@click.option("--limit", type=click.IntRange(1, 100_000), default=10, show_default=True, help="Recent sessions to show.")
-def log_command(as_json: bool, limit: int) -> None:
-    """Show recent practice sessions, the streak of practice days and minutes per face area.
-
-    Sessions are recorded by `voicecoach play` in practice.sqlite3 in $VOICECOACH_DATA_DIR,
-    else $XDG_DATA_HOME/voicecoach, else ~/.local/share/voicecoach.
-
-    \b
-    Example:
-      voicecoach log --limit 5
-    """
-    from .practice_log import PracticeLog
-
-    practice = PracticeLog()
-    summary = practice.summary(limit=limit)
-    if as_json:
-        click.echo(json.dumps(summary.as_json(database=practice.path), indent=1))
-        return
-    if not summary.total_sessions:
-        click.echo(f"No sessions logged yet in {practice.path}: play a routine with `voicecoach play ROUTINE`.")
-        return
-    click.echo(f"Streak: {count(summary.current_streak_days, 'day')} "
-               f"(longest {count(summary.longest_streak_days, 'day')})")
-    for label, minutes in (("last 7 days", summary.minutes_7_days), ("last 30 days", summary.minutes_30_days)):
-        areas = ", ".join(f"{area} {m:.1f}" for area, m in minutes.items()) or "none"
-        click.echo(f"Minutes per area, {label}: {areas}")
-    click.echo(f"Recent sessions ({len(summary.sessions)} of {summary.total_sessions}):")
-    for s in summary.sessions:
-        when = s.started_utc.astimezone().strftime("%Y-%m-%d %H:%M")
-        steps = f"{s.steps_completed}/{s.steps_total}" if s.steps_total else str(s.steps_completed)
-        click.echo(f"  {when}  {s.routine:<28} {format_duration(round(s.seconds_played)):>7}  {steps} "
-                   f"{noun(s.steps_total or s.steps_completed, 'step')}"
-                   + ("  finished" if s.finished else ""))
-
-
-_SIZE_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
-
-
-class _Size(click.ParamType):
-    """A size like 500M or 2G (powers of 1024), or a number of bytes."""
-
-    name = "size"
-
-    def convert(self, value, param, ctx) -> int:
-        import re
-
-        if isinstance(value, int):
-            return value
-        match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(?:i?B)?\s*", str(value), re.IGNORECASE)
-        if not match:
-            self.fail(f"{value!r} is not a size; write e.g. 500M, 2G or 1000000", param, ctx)
-        return int(float(match[1]) * _SIZE_UNITS[match[2].upper()])
-
-
-def _human(size: int) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if size < 1024 or unit == "GiB":
-            return f"{size} B" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    raise AssertionError("unreachable")
-
-
-def _cache_dir_option(func):
-    return click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path),
-                        help=f"Cache folder [default: ${ENV_VAR} or audio_cache/].")(func)
-
-
-def _open_cache(cache_dir: Path | None):
-    from .cache import Cache
-
-    return Cache(cache_dir or default_cache_dir())
-
-
-@cli.group(name="cache", context_settings=CONTEXT)
-def cache_group() -> None:
-    """Inspect and manage the audio cache of synthesized clips and mixed tracks.
-
-    Entries carry a checksum: a damaged one is found, removed and rendered again when needed.
-    Several runs may share one cache at the same time.
-
-    \b
-    Example:
-      voicecoach cache info
-      voicecoach cache verify
-      voicecoach cache prune --max-size 500M
-      voicecoach cache clear
-    """
-
-
-@cache_group.command(name="info", context_settings=CONTEXT)
-@_cache_dir_option
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def cache_info(cache_dir: Path | None, as_json: bool) -> None:
-    """Show how many entries the cache holds and their size, by kind.
-
-    \b
-    Example:
-      voicecoach cache info --cache-dir audio_cache/
-    """
-    info = _open_cache(cache_dir).info()
-    if as_json:
-        click.echo(json.dumps({"cache_dir": str(info.root), "entries": info.entries, "bytes": info.bytes,
-                               "by_kind": {k: {"entries": v.entries, "bytes": v.bytes} for k, v in info.by_kind.items()},
-                               "temp_files": info.temp_files}, indent=1))
-        return
-    click.echo(f"cache {info.root}")
-    for kind, part in info.by_kind.items():
-        click.echo(f"  {kind:<7} {part.entries:>7} {noun(part.entries, 'entry', 'entries'):<7}  {_human(part.bytes):>11}")
-    click.echo(f"  {'total':<7} {info.entries:>7} {noun(info.entries, 'entry', 'entries'):<7}  {_human(info.bytes):>11}")
-    if info.temp_files:
-        click.echo(f"  {count(info.temp_files, 'temporary file')} (being written, or left by an interrupted run)")
-
-
-@cache_group.command(name="verify", context_settings=CONTEXT)
-@_cache_dir_option
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def cache_verify(cache_dir: Path | None, as_json: bool) -> None:
-    """Check every entry's checksum; remove damaged ones (they are rendered again when needed).
-
-    Also removes temporary files that interrupted runs left behind. Exits 0 when every entry
-    was valid, 1 when damaged entries were found (and removed).
-
-    \b
-    Example:
-      voicecoach cache verify
-    """
-    report = _open_cache(cache_dir).verify()
-    if as_json:
-        click.echo(json.dumps({"checked": report.checked, "valid": report.valid, "damaged": [str(p) for p in report.bad],
-                               "stale_temp_files_removed": report.stale_removed}, indent=1))
-    else:
-        for path in report.bad:
-            click.echo(f"damaged, removed: {path}")
-        click.echo(f"{count(report.checked, 'entry', 'entries')} checked: {report.valid} valid, "
-                   f"{len(report.bad)} damaged" + (f", {count(report.stale_removed, 'leftover temporary file')} removed"
-                                                   if report.stale_removed else ""))
-    if report.bad:
-        raise click.exceptions.Exit(1)
-
-
-@cache_group.command(name="prune", context_settings=CONTEXT)
-@_cache_dir_option
-@click.option("--max-size", "max_size", type=_Size(), required=True,
-              help="Keep at most this much: 500M, 2G (powers of 1024) or bytes.")
-def cache_prune(cache_dir: Path | None, max_size: int) -> None:
-    """Remove the least recently used entries until the cache fits in --max-size.
-
-    Every use of an entry marks it as recently used, so routines you compile often stay.
-
-    \b
-    Example:
-      voicecoach cache prune --max-size 500M
-    """
-    report = _open_cache(cache_dir).prune(max_bytes=max_size)
-    click.echo(f"removed {count(report.removed, 'entry', 'entries')} ({_human(report.freed_bytes)}); "
-               f"kept {count(report.kept, 'entry', 'entries')} ({_human(report.kept_bytes)})")
-
-
-@cache_group.command(name="clear", context_settings=CONTEXT)
-@_cache_dir_option
-def cache_clear(cache_dir: Path | None) -> None:
-    """Remove every entry from the cache (it fills again as routines are compiled).
-
-    \b
-    Example:
-      voicecoach cache clear --cache-dir audio_cache/
-    """
-    cache = _open_cache(cache_dir)
-    removed = cache.clear()
-    click.echo(f"removed {count(removed, 'entry', 'entries')} from {cache.root}")
-
-
-class _Progress:
-    """A progress bar on stderr, only when stderr is a terminal."""
-
-    def __init__(self) -> None:
-        self.enabled = sys.stderr.isatty()
-        self.bar = None
-        self.stage = ""
-        self.done = 0
-
-    def __enter__(self) -> "_Progress":
-        return self
-
-    def __call__(self, stage: str, done: int, total: int) -> None:
-        if not self.enabled:
-            return
-        if stage != self.stage:
-            self._close()
-            self.stage = stage
-            self.done = 0
-            self.bar = click.progressbar(length=max(total, 1), label=f"{stage:>7}", file=sys.stderr)
-            self.bar.__enter__()
-        self.bar.update(done - self.done)
-        self.done = done
-
-    def _close(self) -> None:
-        if self.bar is not None:
-            self.bar.__exit__(None, None, None)
-            self.bar = None
-
-    def __exit__(self, *exc) -> None:
-        self._close()
+# Features bring their own commands (each feature's commands.py).
+for _command in (voices, export_command, feed, serve, play, log_command, today, program_group, cache_group):
+    cli.add_command(_command)
 
 
 def main() -> None:

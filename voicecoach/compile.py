@@ -371,10 +371,13 @@ class _Scheduler:
             self.samples(pause_s) for _, pause_s in self._parts(text))
 
     def _parts(self, text: str) -> list[tuple[str, Fraction]]:
+        """The spoken parts of ``text`` (around its pauses), written out as said: no engine reads
+        a symbol or a duration (``1m30s`` -> "one minute thirty seconds"; see spoken.py)."""
+        spoken = self.vocab.spoken
         if not has_pauses(text):
-            return [(text, Fraction(0))]
+            return [(spoken(text), Fraction(0))]
         try:
-            return split_pauses(text)
+            return [(spoken(words), pause_s) for words, pause_s in split_pauses(text)]
         except ValueError as error:  # script.py checks routine text; this is a phrase made elsewhere
             raise VoicecoachError(f"{_describe(self.step)}: {error}", location=self.step.loc if self.step else None,
                                   hint="write a pause like [pause 2s]") from None

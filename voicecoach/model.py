@@ -246,7 +246,7 @@ class Routine:
     loc: Location | None = None
     """Where ``routine:`` is written."""
     engine: str | None = None
-    """Speech engine (``espeak``, ``piper``); ``None``: the command line's choice, else espeak."""
+    """Speech engine (``auto``, ``espeak``, ``piper``); ``None``: the command line's choice, else ``auto``."""
     cues: tuple[tuple[str, str], ...] = ()
     """Cue phrases replacing the vocabulary's: ``(key, template)`` pairs as written under ``cues:``."""
     music: "Music | None" = None

@@ -23,14 +23,16 @@ from . import sidecars
 from .cache import NOT_IN_KEY, Cache, default_cache_dir, settings_key
 from .compile import CompileSettings, Overflow, Section, collect_phrases, compile_timeline, iter_sections
 from .encode import TrackTags
-from .errors import VoicecoachError
+from .errors import EngineError, VoicecoachError
 from .estimate import estimate_samples
 from .formats import OutputFormat, format_for_path, write_track
 from .mix import MIX_VERSION, Mixer, RenderSettings, limiter_reach
 from .model import EventKind, Routine, Timeline, flat_steps
 from .script import load_routine
 from .sound import SoundDesign, load_sound_design, probe_music
-from .engines import DEFAULT_ENGINE, get_engine, missing_engines
+from .engines import (AUTO, DEFAULT_ENGINE, ENGINES, EngineChoice, choose_engine, get_engine, list_voices,
+                      missing_engines, speaks)
+from .languages import base as base_language
 from .speech import Speech, SpeechSettings
 from .vocab import Vocabulary, load_vocabulary
 
@@ -50,7 +52,7 @@ class Settings:
     """
 
     engine: str | None = None
-    """Speech engine name; ``None``: the routine's ``engine:``, else espeak."""
+    """Speech engine name or ``auto``; ``None``: the routine's ``engine:``, else ``auto``."""
     voice: str | None = None
     """Voice overriding the routine's."""
     rate: Fraction | None = None
@@ -64,9 +66,12 @@ class Settings:
     jobs: int | None = field(default=None, metadata=NOT_IN_KEY)
     """Parallel synthesis workers; ``None`` uses every core."""
     cache_dir: Path | None = field(default=None, metadata=NOT_IN_KEY)
-    """Cache folder; ``None`` means ``$VOICECOACH_CACHE_DIR`` or ``audio_cache/``."""
+    """Cache folder; ``None``: ``$VOICECOACH_CACHE_DIR``, else the routine's project's
+    ``audio_cache/``, else the user cache (see :func:`voicecoach.cache.locate_cache`)."""
     use_cache: bool = field(default=True, metadata=NOT_IN_KEY)
     """``False`` renders everything afresh and stores nothing."""
+    strict_engine: bool = field(default=False, metadata=NOT_IN_KEY)
+    """An engine asked for that cannot speak the routine's language is an error, not a fallback."""
 
     def cache_key(self) -> str:
         """What in these settings changes the output (not workers or the cache folder)."""
@@ -77,15 +82,28 @@ class Settings:
         speech = self.speech_settings(routine)
         return dataclasses.replace(self, engine=self.engine_for(routine), voice=speech.voice, rate=speech.rate)
 
+    def engine_choice(self, routine: Routine) -> EngineChoice:
+        """The engine and voice that speak ``routine`` (see engines.choose_engine): the command
+        line's engine, else the routine's, else ``auto``; a note if it falls back."""
+        asked = self.engine or routine.engine or DEFAULT_ENGINE
+        # The routine's voice goes with its own engine (or with any, when it names none).
+        own = self.engine is None or routine.engine in (None, AUTO, self.engine)
+        voice = self.voice or (routine.voice if own else None)
+        return choose_engine(asked, voice, routine.language, strict=self.strict_engine)
+
+    def cache_folder(self, routine: Routine) -> Path:
+        """The cache this routine uses: ``cache_dir``, or the one :func:`~voicecoach.cache.locate_cache` finds."""
+        if self.cache_dir is not None:
+            return self.cache_dir
+        return default_cache_dir(routine.path if os.path.exists(routine.path) else None)
+
     def engine_for(self, routine: Routine) -> str:
-        """The engine that speaks ``routine``: the command line's, the routine's, or espeak."""
-        return self.engine or routine.engine or DEFAULT_ENGINE
+        """The engine that speaks ``routine`` (never ``auto``: what it picks)."""
+        return self.engine_choice(routine).engine
 
     def speech_settings(self, routine: Routine) -> SpeechSettings:
-        # The routine's voice is one of its own engine's; another engine gets its default voice.
-        routine_voice = routine.voice if self.engine_for(routine) == (routine.engine or DEFAULT_ENGINE) else None
         return SpeechSettings(
-            voice=self.voice or routine_voice,
+            voice=self.engine_choice(routine).voice,
             language=routine.language,
             rate=self.rate if self.rate is not None else routine.rate,
             sample_rate=self.sample_rate,
@@ -119,6 +137,8 @@ class Build:
     track_was_cached: bool = field(default=False)
     sound: SoundDesign | None = field(default=None)
     """The routine's music and replacement tones (``None``: built-in tones, no music)."""
+    notes: tuple[str, ...] = field(default=())
+    """Worth telling the user, not an error: an engine that fell back (``path: ...``)."""
     _samples: np.ndarray | Mixer | None = field(default=None, repr=False)
 
     def chunks(self, *, progress: Progress | None = None) -> Iterator[np.ndarray]:
@@ -174,6 +194,7 @@ class _Parts:
     phrases: list[str]
     speech: Speech
     sound: SoundDesign
+    notes: tuple[str, ...] = ()
 
 
 def routine_vocabulary(routine: Routine) -> Vocabulary:
@@ -190,15 +211,40 @@ def about(routine: Routine) -> Iterator[None]:
         raise error.at_file(routine.path) from None
 
 
-def installed_engine(routine: Routine, settings: Settings) -> str:
-    """The engine that speaks ``routine``; an error where it is asked for when it is not installed."""
-    engine = settings.engine_for(routine)
+def installed_engine(routine: Routine, settings: Settings) -> EngineChoice:
+    """The engine (and voice) that speaks ``routine``; an error where the routine asks for an
+    engine that is not installed, or (``strict_engine``) that cannot speak its language."""
+    try:
+        choice = settings.engine_choice(routine)
+    except EngineError as error:  # --strict-engine: said where the routine asks for the engine
+        if settings.engine is None and error.location is None:
+            error.location = routine.locs.get("engine")
+        raise
     missing = missing_engines()
-    if engine in missing:  # said where the routine asks for it
-        raise VoicecoachError(f"the {engine} engine is not installed",
+    if choice.engine in missing:  # said where the routine asks for it
+        raise VoicecoachError(f"the {choice.engine} engine is not installed",
                               location=None if settings.engine else routine.locs.get("engine"),
-                              hint=f"install it with: {missing[engine].install}")
-    return engine
+                              hint=f"install it with: {missing[choice.engine].install}")
+    if not speaks(ENGINES[choice.engine], choice.voice, routine.language):
+        raise _unspoken(routine, settings, choice)
+    return choice
+
+
+def _unspoken(routine: Routine, settings: Settings, choice: EngineChoice) -> EngineError:
+    """The error for a voice (or a language) no installed engine speaks: at the routine's
+    ``voice:`` (or ``language:``) line, with the voices there are for its language."""
+    language = base_language(routine.language)
+    ids = [voice.id for voice in list_voices(language=language)]
+    shown = ", ".join(ids[:12]) + (", ..." if len(ids) > 12 else "")
+    if choice.voice:
+        location = routine.locs.get("voice") if settings.voice is None else None
+        what = f"{choice.engine} has no voice {choice.voice!r}"
+    else:
+        location = routine.locs.get("language")
+        what = f"no installed speech engine speaks the language {routine.language!r}"
+    hint = f"voices for {language}: {shown} (all of them: voicecoach voices)" if ids else \
+        "pick a voice or language from `voicecoach voices`"
+    return EngineError(what, location=location, hint=hint)
 
 
 def _parts(routine: Routine | str | os.PathLike, settings: Settings, on_clip: Callable[[str], None] | None) -> _Parts:
@@ -210,9 +256,10 @@ def _parts(routine: Routine | str | os.PathLike, settings: Settings, on_clip: Ca
 
 def _routine_parts(routine: Routine, settings: Settings, on_clip: Callable[[str], None] | None) -> _Parts:
     vocab = routine_vocabulary(routine)
-    cache = Cache((settings.cache_dir or default_cache_dir()) if settings.use_cache else None)
+    cache = Cache(settings.cache_folder(routine) if settings.use_cache else None)
     sound = load_sound_design(routine, sample_rate=settings.sample_rate, cache=cache)
-    engine = installed_engine(routine, settings)
+    choice = installed_engine(routine, settings)
+    engine = choice.engine
     speech = Speech(
         engine=get_engine(engine),
         cache=cache,
@@ -220,7 +267,8 @@ def _routine_parts(routine: Routine, settings: Settings, on_clip: Callable[[str]
         jobs=settings.jobs or os.cpu_count() or 1,
         on_clip=on_clip,
     )
-    return _Parts(routine, vocab, cache, collect_phrases(routine, vocab=vocab), speech, sound)
+    notes = (f"{routine.path}: {choice.note}",) if choice.note else ()
+    return _Parts(routine, vocab, cache, collect_phrases(routine, vocab=vocab), speech, sound, notes)
 
 
 def build(
@@ -269,6 +317,7 @@ def build(
         render_settings=render_settings,
         track_key=track_key(timeline, parts.speech, render_settings, sound=parts.sound),
         sound=parts.sound,
+        notes=parts.notes,
     )
 
 
@@ -427,11 +476,13 @@ class LiveBuild:
             render_settings=self.render_settings,
             track_key=track_key(timeline, self._parts.speech, self.render_settings, sound=self._parts.sound),
             sound=self._parts.sound,
+            notes=self._parts.notes,
         )
 
     def close(self) -> None:
         """Stop synthesizing (a player that quits early); what is scheduled stays readable."""
         self._parts.speech.engine.close()
+        self._parts.cache.trim()
 
 def track_key(timeline: Timeline, speech: Speech, render_settings: RenderSettings, *,
               sound: SoundDesign | None = None) -> str:
@@ -539,4 +590,5 @@ def export(
                               hint="free some disk space or choose a folder you may write to") from None
     finally:
         chunks.close()  # now, not at garbage collection: a track half cached on Ctrl-C is removed
+    result.cache.trim()  # the run is done: back under the cache's size cap
     return path

@@ -53,7 +53,19 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         )""",
         "CREATE INDEX sessions_by_day ON sessions (local_date)",
     ),
-    # 2 -> 3: how the player was controlled: actions per input source (keys, voice, media).
+    # 2 -> 3: the routine's length, whether the session counts as a practice day, and the
+    # program and day it played. Old sessions count when they finished or completed 80 % of
+    # their steps (their length is unknown); before, any session counted.
+    (
+        "ALTER TABLE sessions ADD COLUMN seconds_total REAL NOT NULL DEFAULT 0",
+        "ALTER TABLE sessions ADD COLUMN practised INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE sessions ADD COLUMN program TEXT",
+        "ALTER TABLE sessions ADD COLUMN program_path TEXT",
+        "ALTER TABLE sessions ADD COLUMN program_day INTEGER",
+        "UPDATE sessions SET practised = (finished != 0 OR (steps_total > 0 AND steps_completed * 5 >= steps_total * 4))",
+        "CREATE INDEX sessions_by_program ON sessions (program_path, local_date)",
+    ),
+    # 3 -> 4: how the player was controlled: actions per input source (keys, voice, media).
     (
         """CREATE TABLE session_actions (
             session_id INTEGER NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
@@ -64,6 +76,9 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
+
+PRACTISED_FRACTION = 0.8
+"""A session counts as a practice day when it played this much of its length, or finished."""
 
 
 class PracticeLogError(VoicecoachError):
@@ -118,6 +133,16 @@ class Session:
     """Actions (pause, next, ...) per input source: ``{"keys": 2, "voice": 3, "media": 1}``."""
     id: int | None = None
     """Row id once stored."""
+    seconds_total: float = 0.0
+    """Length of the routine in seconds (0 when logged by an older version)."""
+    practised: bool = True
+    """It counts as a practice day (streaks, program progress): see :func:`counts_as_practice`."""
+    program: str | None = None
+    """Title of the program it was a day of, if any."""
+    program_path: str | None = None
+    """The program file, resolved (identifies the program across sessions)."""
+    program_day: int | None = None
+    """Which day of the program it played (1-based)."""
 
     def as_json(self) -> dict[str, object]:
         """The session as ``voicecoach log --json`` prints it (seconds and minutes rounded to ms)."""
@@ -130,9 +155,25 @@ class Session:
             "steps_completed": self.steps_completed,
             "steps_total": self.steps_total,
             "finished": self.finished,
+            "practised": self.practised,
+            "program": self.program,
+            "program_day": self.program_day,
             "minutes_per_area": {a: round(sec / 60, 3) for a, sec in sorted(self.area_seconds.items())},
             "actions": dict(sorted(self.action_counts.items())),
         }
+
+
+def counts_as_practice(*, seconds_played: float, seconds_total: float, steps_completed: int, steps_total: int,
+                       finished: bool) -> bool:
+    """Whether a session makes a practice day: it finished, or played 80 % of its length.
+
+    Without the length (0), 80 % of the steps completed counts instead.
+    """
+    if finished:
+        return True
+    if seconds_total > 0:
+        return seconds_played >= PRACTISED_FRACTION * seconds_total
+    return steps_total > 0 and steps_completed >= PRACTISED_FRACTION * steps_total
 
 
 def new_session(
@@ -146,9 +187,17 @@ def new_session(
     steps_total: int,
     finished: bool,
     area_seconds: Mapping[str, float] | None = None,
+    seconds_total: float = 0.0,
+    program: str | None = None,
+    program_path: str | None = None,
+    program_day: int | None = None,
+    local_date: date | None = None,
     action_counts: Mapping[str, int] | None = None,
 ) -> Session:
-    """A session started at ``started`` (aware), its local date taken in ``zone`` (default: here)."""
+    """A session started at ``started`` (aware), its local date taken in ``zone`` (default: here).
+
+    ``local_date`` overrides the day it counts for (``voicecoach today --date``).
+    """
     if started.tzinfo is None:
         raise ValueError("started must be timezone-aware")
     zone = zone or local_zone()
@@ -156,12 +205,18 @@ def new_session(
         routine=routine,
         file_hash=file_hash,
         started_utc=started.astimezone(timezone.utc),
-        local_date=started.astimezone(zone).date(),
+        local_date=local_date or started.astimezone(zone).date(),
         seconds_played=seconds_played,
         steps_completed=steps_completed,
         steps_total=steps_total,
         finished=finished,
         area_seconds=dict(area_seconds or {}),
+        seconds_total=seconds_total,
+        practised=counts_as_practice(seconds_played=seconds_played, seconds_total=seconds_total,
+                                     steps_completed=steps_completed, steps_total=steps_total, finished=finished),
+        program=program,
+        program_path=program_path,
+        program_day=program_day,
         action_counts={source: n for source, n in (action_counts or {}).items() if n},
     )
 
@@ -199,7 +254,7 @@ class Summary:
     total_sessions: int
     """Sessions ever logged."""
     current_streak_days: int
-    """Consecutive practice days up to today (or yesterday)."""
+    """Consecutive practice days up to today (or yesterday); only sessions that count (80 %)."""
     longest_streak_days: int
     """The longest run of consecutive practice days."""
     minutes_7_days: Mapping[str, float]
@@ -302,7 +357,8 @@ class PracticeLog:
             conn.execute("BEGIN IMMEDIATE")
             cursor = conn.execute(
                 "INSERT INTO sessions (routine, file_hash, started_utc, local_date, seconds_played,"
-                " steps_completed, finished, steps_total) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                " steps_completed, finished, steps_total, seconds_total, practised, program, program_path,"
+                " program_day) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     session.routine,
                     session.file_hash,
@@ -312,6 +368,11 @@ class PracticeLog:
                     int(session.steps_completed),
                     int(session.finished),
                     int(session.steps_total),
+                    float(session.seconds_total),
+                    int(session.practised),
+                    session.program,
+                    session.program_path,
+                    session.program_day,
                 ),
             )
             session_id = int(cursor.lastrowid)
@@ -340,7 +401,8 @@ class PracticeLog:
         try:
             rows = conn.execute(
                 "SELECT id, routine, file_hash, started_utc, local_date, seconds_played, steps_completed,"
-                " steps_total, finished FROM sessions ORDER BY started_utc DESC, id DESC LIMIT ?",
+                " steps_total, finished, seconds_total, practised, program, program_path, program_day"
+                " FROM sessions ORDER BY started_utc DESC, id DESC LIMIT ?",
                 (-1 if limit is None else limit,),
             ).fetchall()
             areas: dict[int, dict[str, float]] = {}
@@ -361,6 +423,11 @@ class PracticeLog:
                     steps_total=row[7],
                     finished=bool(row[8]),
                     area_seconds=areas.get(row[0], {}),
+                    seconds_total=row[9],
+                    practised=bool(row[10]),
+                    program=row[11],
+                    program_path=row[12],
+                    program_day=row[13],
                     action_counts=actions.get(row[0], {}),
                 )
                 for row in rows
@@ -370,12 +437,21 @@ class PracticeLog:
         finally:
             conn.close()
 
-    def summary(self, *, now: datetime | None = None, zone: tzinfo | None = None, limit: int = 10) -> Summary:
-        """Recent sessions, streaks and minutes per area as of ``now`` in ``zone`` (default: here)."""
+    def last_program(self) -> str | None:
+        """The program file of the most recent session that played a program day, if any."""
+        for session in self.sessions():
+            if session.program_path:
+                return session.program_path
+        return None
+
+    def summary(self, *, now: datetime | None = None, zone: tzinfo | None = None, limit: int = 10,
+                today: date | None = None) -> Summary:
+        """Recent sessions, streaks and minutes per area as of ``now`` in ``zone`` (default: here),
+        or as of the local date ``today``."""
         now = now or datetime.now(timezone.utc)
-        today = now.astimezone(zone or local_zone()).date()
+        today = today or now.astimezone(zone or local_zone()).date()
         everything = self.sessions()
-        current, longest = streaks((s.local_date for s in everything), today)
+        current, longest = streaks((s.local_date for s in everything if s.practised), today)
         return Summary(
             today=today,
             sessions=tuple(everything[:limit]),

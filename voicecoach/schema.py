@@ -18,14 +18,14 @@ from typing import Any
 
 import yaml
 
-from .engines import ENGINES
+from .engines import AUTO, ENGINES
 from .errors import VoicecoachError
 from .files import atomic_write
 from .model import Area, CountMode, Pressure, Side
 from .script import DEFAULT_LIMITS, routine_format
 from .vocab import available_languages
 
-__all__ = ["SCHEMA_FILE", "routine_schema", "schema_text", "starter_routine", "write_new_file"]
+__all__ = ["PROGRAM_SCHEMA_FILE", "SCHEMA_FILE", "program_schema", "routine_schema", "schema_text", "starter_routine", "write_new_file"]
 
 SCHEMA_FILE = "routine.schema.json"
 """The name routines point their ``# yaml-language-server: $schema=`` line at."""
@@ -97,7 +97,8 @@ def _words(enum: type) -> list[str]:
 
 def engine_description() -> str:
     """The ``engine:`` field's description, from the engine registry."""
-    choices = [f"{spec.name} ({spec.about}{'; the default' if spec.default else ''})" for spec in ENGINES.values()]
+    choices = [f"{AUTO} (the default: the most natural installed voice for the routine's language)",
+               *(f"{spec.name} ({spec.about})" for spec in ENGINES.values())]
     return f"Speech engine: {', '.join(choices[:-1])} or {choices[-1]}. --engine on the command line wins."
 
 
@@ -235,9 +236,74 @@ def routine_schema() -> dict[str, Any]:
     }
 
 
-def schema_text() -> str:
-    """The schema as the text ``voicecoach schema`` prints (and scripts/routine.schema.json holds)."""
-    return json.dumps(routine_schema(), indent=2, ensure_ascii=False) + "\n"
+def schema_text(*, program: bool = False) -> str:
+    """The schema as the text ``voicecoach schema`` prints (and scripts/routine.schema.json holds);
+    ``program``: the program schema (scripts/programs/program.schema.json)."""
+    return json.dumps(program_schema() if program else routine_schema(), indent=2, ensure_ascii=False) + "\n"
+
+
+# ---------------------------------------------------------------------------------------
+# Programs (programs/format.py)
+
+PROGRAM_SCHEMA_FILE = "program.schema.json"
+"""The program schema's file name (``scripts/programs/`` holds it beside the programs)."""
+
+_PROGRAM_DESCRIPTIONS = {
+    "program": "Title of the program.",
+    "description": "What the program is for and who it helps (not spoken).",
+    "start": "Its first day, like 2026-12-01; leave it out to start on the day of the first session.",
+    "days": "Length in days, rest days included.",
+    "schedule": "A cycle of days, repeated until `days`: each a list of routine files (relative to this file, "
+                "inside the folder that holds programs/) played as one session, or `rest`.",
+    "progress": "What grows once per completed week, for every exercise and massage.",
+    "progress.reps": "Reps added per week, like +1.",
+    "progress.hold": "Seconds added to each hold per week, like +1s.",
+    "progress.strokes": "Strokes added per week, like +2.",
+    "progress.limits": "How far each value may grow: {reps: 10, hold: 20s, strokes: 16}.",
+    "progress.deload": "Weeks (2 or later) played at the routines' own values, to recover, like [4].",
+}
+
+
+def program_schema() -> dict[str, Any]:
+    """The JSON Schema (draft 2020-12) of a program file, from the program parser's tables."""
+    from .programs.format import program_format
+
+    fmt = program_format()
+    increment = {"anyOf": [{"type": "integer", "minimum": 0}, {"type": "string", "pattern": r"^\+?\s*\d+$"}]}
+    hold = {"anyOf": [{"type": "number", "minimum": 0},
+                      {"type": "string", "pattern": r"^\+?" + _DURATION_PATTERN.removeprefix("^")}]}
+    routine_file = {"type": "string", "pattern": r"\.[yY][aA]?[mM][lL]$"}
+    progress = {
+        "reps": increment, "hold": hold, "strokes": increment,
+        "limits": {"type": "object", "additionalProperties": False, "properties": {
+            "reps": {"type": "integer", "minimum": 1}, "hold": {"$ref": "#/$defs/duration"},
+            "strokes": {"type": "integer", "minimum": 1}}},
+        "deload": {"anyOf": [{"type": "integer", "minimum": 2}, {"type": "array", "items": {"type": "integer",
+                                                                                          "minimum": 2}}]},
+    }
+    top = {
+        "program": {"type": "string", "pattern": r"\S"},
+        "description": {"type": "string"},
+        "start": {"type": "string", "pattern": r"^\d{4}-\d{2}-\d{2}$"},
+        "days": {"type": "integer", "minimum": 1, "maximum": fmt["max_days"]},
+        "schedule": {"type": "array", "minItems": 1, "maxItems": fmt["max_cycle"], "items": {"anyOf": [
+            {"const": fmt["rest"]}, routine_file,
+            {"type": "array", "minItems": 1, "maxItems": fmt["max_routines_per_day"], "items": routine_file}]}},
+        "progress": {"type": "object", "additionalProperties": False,
+                     "properties": {key: {**progress[key], "description": _PROGRAM_DESCRIPTIONS[f"progress.{key}"]}
+                                    for key in fmt["progress_keys"]}},
+    }
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "voicecoach program",
+        "description": "Routines day by day, growing a little each week. `voicecoach program check` is the full "
+                       "check; this schema helps editors complete fields.",
+        "type": "object",
+        "properties": {key: {**top[key], "description": _PROGRAM_DESCRIPTIONS[key]} for key in fmt["top_keys"]},
+        "required": ["program", "days", "schedule"],
+        "additionalProperties": False,
+        "$defs": {"duration": routine_schema()["$defs"]["duration"]},
+    }
 
 
 # ---------------------------------------------------------------------------------------
@@ -268,6 +334,31 @@ def default_file_name(title: str) -> str:
     """``"Evening calm!"`` -> ``evening-calm.yaml``."""
     slug = re.sub(r"[\W_]+", "-", title.lower()).strip("-")
     return f"{slug or 'routine'}.yaml"
+
+
+def _looks_like_a_path(name: str) -> bool:
+    return "/" in name or os.sep in name or name.lower().endswith((".yaml", ".yml"))
+
+
+def new_routine_target(name: str, out: str | os.PathLike | None) -> tuple[str, Path]:
+    """The title and the file of ``voicecoach new NAME [-o OUT]``.
+
+    NAME is a title; a NAME that looks like a path (``sub/evening.yaml``) is the file to write,
+    titled after its name (``Evening``).  With ``-o`` too, such a NAME is refused: which is meant?
+
+    >>> new_routine_target("Evening calm", None)
+    ('Evening calm', PosixPath('evening-calm.yaml'))
+    >>> new_routine_target("sub/evening-calm.yaml", None)
+    ('Evening calm', PosixPath('sub/evening-calm.yaml'))
+    """
+    if not _looks_like_a_path(name):
+        return name, Path(out) if out is not None else Path(default_file_name(name))
+    if out is not None:
+        raise VoicecoachError(f"the name {name!r} looks like a file name, and -o gives the file too",
+                              hint=f"give the routine's title as NAME, e.g. voicecoach new \"Evening calm\" -o {out}")
+    path = Path(name) if Path(name).suffix else Path(name + ".yaml")
+    title = " ".join(re.sub(r"[-_]+", " ", path.stem).split())
+    return (title[:1].upper() + title[1:]) or "Routine", path
 
 
 def write_new_file(path: str | os.PathLike, text: str, *, force: bool = False) -> Path:

@@ -19,7 +19,7 @@ import stat
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 import yaml
 from yaml.constructor import SafeConstructor
@@ -30,11 +30,12 @@ from .model import (Area, Breathe, CountMode, Exercise, Massage, Music, Pressure
 from .text import MAX_SENTENCE_CHARS, longest_sentence
 from .languages import TAG as LANGUAGE_TAG
 from .sound import AUDIO_EXTENSIONS
-from .engines import ENGINES, model_extensions
+from .engines import ENGINE_CHOICES, model_extensions
 from .timing import has_pauses, parse_duration, split_pauses
 from .vocab import REQUIRED_PHRASES, phrase_problem
 
-__all__ = ["DEFAULT_LIMITS", "Limits", "load_routine", "parse_routine", "resolve_inside", "routine_format"]
+__all__ = ["DEFAULT_LIMITS", "ROUTINE_SUFFIXES", "Limits", "find_routine_files", "is_block_file", "load_block",
+           "load_routine", "parse_routine", "resolve_inside", "routine_format"]
 
 
 @dataclass(frozen=True)
@@ -154,8 +155,12 @@ def _line_col(text: str, index: int) -> tuple[int, int]:
     return line, index - start + 1
 
 
-def _suggest(word: str, choices: list[str] | tuple[str, ...]) -> str:
-    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+def _suggest(word: str, choices: list[str] | tuple[str, ...], used: Iterable[str] = ()) -> str:
+    """The hint for an unknown key: the closest valid key not already in the mapping (a key
+    written twice is an error of its own), else the closest at all, else the list."""
+    taken = set(used)
+    close = (difflib.get_close_matches(word, [c for c in choices if c not in taken], n=1, cutoff=0.6)
+             or difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6))
     if close:
         return f"did you mean '{close[0]}'?"
     return "valid keys are: " + ", ".join(choices)
@@ -352,7 +357,7 @@ class _Parser:
                 continue
             if key not in _TOP_KEYS:
                 misspelled.update(difflib.get_close_matches(key, _TOP_KEYS, n=1, cutoff=0.6))
-                self.err(key_loc, f"unknown key {_show(key)} at the top level", _suggest(key, _TOP_KEYS))
+                self.err(key_loc, f"unknown key {_show(key)} at the top level", _suggest(key, _TOP_KEYS, root.value))
             elif key == "steps":
                 steps = self.steps(value, key, folder)
             else:
@@ -423,7 +428,7 @@ class _Parser:
         if self.missing(key, node):
             return _BAD
         if key == "engine":
-            return self.word(key, node, tuple(ENGINES))
+            return self.word(key, node, ENGINE_CHOICES)
         if key == "cues":
             return self.cues(node)
         if key == "music":
@@ -453,7 +458,7 @@ class _Parser:
         before = len(self.errors)
         for key, (key_loc, value) in node.value.items():
             if key not in REQUIRED_PHRASES:
-                self.err(key_loc, f"unknown cue {_show(key)}", _suggest(key, tuple(REQUIRED_PHRASES)))
+                self.err(key_loc, f"unknown cue {_show(key)}", _suggest(key, tuple(REQUIRED_PHRASES), node.value))
                 continue
             text = self.text(f"cues: {key}", value)
             if text is _BAD:
@@ -504,7 +509,7 @@ class _Parser:
         before = len(self.errors)
         for name, (key_loc, _) in node.value.items():
             if name not in allowed:
-                self.err(key_loc, f"unknown key {_show(name)} in {key}", _suggest(name, allowed))
+                self.err(key_loc, f"unknown key {_show(name)} in {key}", _suggest(name, allowed, node.value))
         return _BAD if len(self.errors) > before else node.value
 
     def file_path(self, key: str, node: _Node, folder: str | None, extensions: tuple[str, ...]) -> Any:
@@ -594,7 +599,7 @@ class _Parser:
         for key, (key_loc, _) in entries.items():
             if key not in _FIELDS[kind]:
                 others = sorted(_FIELDS[kind] - {kind})
-                hint = _suggest(key, others) if others else f"a '{kind}' step takes no other keys; remove it"
+                hint = _suggest(key, others, entries) if others else f"a '{kind}' step takes no other keys; remove it"
                 self.err(key_loc, f"unknown key {_show(key)} in {kind}", hint)
         kind_loc, kind_node = entries[kind]
         if kind == "include":
@@ -778,6 +783,24 @@ def resolve_inside(base_dir: str | os.PathLike, root_dir: str | os.PathLike, rel
     return Path(real)
 
 
+def top_level_keys(path: str | os.PathLike) -> set[str] | None:
+    """The keys of a YAML file's top-level mapping, ``None`` if it is not one or unreadable.
+
+    Only composed (never constructed) and size-limited: for telling routines, blocks and
+    programs apart before loading them, which then reports any real problem.
+    """
+    try:
+        if os.path.getsize(path) > DEFAULT_LIMITS.max_file_bytes:
+            return None
+        with open(path, "rb") as handle:
+            node = yaml.compose(handle.read().decode("utf-8-sig"), Loader=yaml.SafeLoader)
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, RecursionError):
+        return None
+    if not isinstance(node, yaml.MappingNode):
+        return None
+    return {k.value for k, _ in node.value if isinstance(k, yaml.ScalarNode)}
+
+
 def _read(path: str, display: str, limits: Limits) -> bytes:
     """The file's bytes, refusing a too-large file before reading it."""
     where = Location(display)
@@ -830,6 +853,20 @@ def _parse(data: str | bytes, path: str, base_dir: Path | None, limits: Limits, 
     )
 
 
+def read_yaml(path: str | os.PathLike, *, limits: Limits = DEFAULT_LIMITS) -> "Node | None":
+    """A YAML file's value with positions, read safely (the toolkit below, in one call); ``None`` for
+    an empty document.
+
+    Raises :class:`VoicecoachError` at ``path:line:col`` for anything unreadable.
+    """
+    display = os.fspath(path)
+    text = _decode(_read(display, display, limits), display, limits)
+    node = _compose(text, display)
+    if node is None or (isinstance(node, yaml.ScalarNode) and node.tag == _YAML + "null"):
+        return None
+    return _Converter(display, limits).convert(node)
+
+
 def parse_routine(text_or_bytes: str | bytes, *, path: str = "<routine>", base_dir: Path | None = None,
                   limits: Limits = DEFAULT_LIMITS) -> Routine:
     """Parse routine text; ``path`` names it in messages, ``base_dir`` is where includes live.
@@ -855,6 +892,88 @@ def load_routine(path: str | os.PathLike, *, limits: Limits = DEFAULT_LIMITS) ->
     return _parse(data, display, Path(display).parent, limits, os.path.realpath(display))
 
 
+def load_block(path: str | os.PathLike, *, limits: Limits = DEFAULT_LIMITS) -> tuple[Step, ...]:
+    """Read and check an include-only block (steps, no title): its steps, as an include gets them.
+
+    Raises like :func:`load_routine`; ``check`` uses it so a block is checked, not refused for
+    having no title.
+    """
+    display = os.fspath(path)
+    data = _read(display, display, limits)
+    parser = _Parser(limits, os.path.realpath(Path(display).parent))
+    parser.chain.append(os.path.realpath(display))
+    try:
+        parsed = parser.file(data, display, os.fspath(Path(display).parent), top=False)
+    except _TooManyErrors:
+        parsed = None
+    if parser.errors:
+        raise parser.errors[0] if len(parser.errors) == 1 else RoutineErrors(parser.errors)
+    assert parsed is not None  # no steps without an error
+    return tuple(parsed[1])
+
+
+# ---------------------------------------------------------------------------------------
+# The parsing toolkit, public for the YAML formats built on the routine's (programs/format.py):
+# the same size limits, locations and error collection.
+
+BAD = _BAD
+"""A field value that already produced an error: parsers return it in place of the value."""
+TooManyErrors = _TooManyErrors
+"""Raised by :meth:`Parser.err` past the error limit."""
+Node = _Node
+"""A converted YAML value with its location."""
+Converter = _Converter
+"""YAML nodes -> :class:`Node` values, within the limits."""
+Parser = _Parser
+"""One load: shared error list, include cache and chain; subclass it for another format."""
+decode_text = _decode
+"""A file's bytes -> text (UTF-8, no binary), within the limits."""
+compose_yaml = _compose
+"""Text -> one YAML node (safe composing, clear syntax errors)."""
+read_limited = _read
+"""A file's bytes, refusing a too-large file before reading it."""
+
+
+# ---------------------------------------------------------------------------------------
+# Routine files: one notion for every command (check, export, ...)
+
+ROUTINE_SUFFIXES = (".yaml", ".yml")
+"""What a routine (or block) file is called; a folder given to a command means these below it."""
+
+
+def is_block_file(path: str | os.PathLike) -> bool:
+    """A YAML file of steps meant for ``include:`` only: a top-level mapping without ``routine:``.
+
+    Only composed (never constructed), size-limited; anything unreadable is not a block, so
+    loading it as a routine reports the real problem.
+    """
+    keys = top_level_keys(path) or set()
+    return "routine" not in keys and "steps" in keys
+
+
+def find_routine_files(paths: Iterable[str | os.PathLike]) -> list[Path]:
+    """Files named, and every ``.yaml``/``.yml`` below a folder named (sorted, hidden ones left
+    out); each file once."""
+    found: list[Path] = []
+    seen: set[str] = set()
+    for given in paths:
+        path = Path(given)
+        if path.is_dir():
+            candidates = sorted(
+                p for p in path.rglob("*")
+                if p.suffix.lower() in ROUTINE_SUFFIXES and p.is_file()
+                and not any(part.startswith(".") for part in p.relative_to(path).parts)
+            )
+        else:
+            candidates = [path]
+        for candidate in candidates:
+            real = os.path.realpath(candidate)
+            if real not in seen:
+                seen.add(real)
+                found.append(candidate)
+    return found
+
+
 def routine_format(limits: Limits = DEFAULT_LIMITS) -> dict[str, Any]:
     """The parser's own key tables, for tools that describe the format (``voicecoach schema``).
 
@@ -868,7 +987,7 @@ def routine_format(limits: Limits = DEFAULT_LIMITS) -> dict[str, Any]:
     return {
         "top_keys": _TOP_KEYS,
         "reserved_top_keys": _RESERVED_TOP_KEYS,
-        "engines": tuple(ENGINES),
+        "engines": ENGINE_CHOICES,
         "cues": {key: tuple(sorted(names)) for key, names in REQUIRED_PHRASES.items()},
         "music": {key: _MUSIC_RANGES.get(key) for key in _MUSIC_KEYS},
         "sounds": tuple(_SOUND_KEYS),

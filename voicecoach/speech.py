@@ -18,17 +18,18 @@ from typing import Callable, Iterable
 
 import numpy as np
 
-from .cache import Cache, digest
+from .cache import NOT_IN_KEY, Cache, settings_key
 from .engines import ENGINES, Engine
 from .mix import CLIP_VERSION
 
 
 @dataclass(frozen=True)
 class SpeechSettings:
-    """Everything that changes how a text sounds; together they make the clip key."""
+    """Everything that changes how a text sounds; with the engine's voice identity, they make the clip key."""
 
-    voice: str | None = None
-    """Engine voice; ``None`` uses the language's default voice."""
+    voice: str | None = field(default=None, metadata=NOT_IN_KEY)
+    """Engine voice; ``None`` uses the language's default voice.  Its key is the engine's
+    voice identity (see :func:`voice_identity`): a model file moved is the same voice."""
     language: str = "en"
     """Language code."""
     rate: Fraction = Fraction(1)
@@ -39,6 +40,17 @@ class SpeechSettings:
     @property
     def voice_id(self) -> str:
         return self.voice or self.language
+
+    def cache_key(self, text: str, *, voice: str) -> str:
+        """The key of ``text``'s clip; ``voice`` is :func:`voice_identity` of the engine and ``voice_id``."""
+        return settings_key("clip", CLIP_VERSION, self, text, voice)
+
+
+def voice_identity(engine: Engine, voice: str) -> str:
+    """What makes a voice sound as it does, for cache keys: the engine's name and version, and
+    what its registry entry says identifies the voice (its name, or a model's content hash)."""
+    spec = ENGINES.get(engine.name)
+    return f"{engine.name}|{engine.identity()}|{spec.voice_identity(voice) if spec is not None else voice}"
 
 
 @dataclass
@@ -73,22 +85,16 @@ class Speech:
     _voice_identity: str | None = field(default=None, repr=False)
 
     def key(self, text: str) -> str:
+        """The cache key of ``text``'s clip (see :meth:`SpeechSettings.cache_key`)."""
         key = self._keys.get(text)
         if key is None:
-            s = self.settings
-            key = digest(
-                "clip", text, self.engine.name, self.engine.identity(), self.voice_identity(), s.language,
-                str(s.rate), s.sample_rate, CLIP_VERSION,
-            )
-            self._keys[text] = key
+            key = self._keys[text] = self.settings.cache_key(text, voice=self.voice_identity())
         return key
 
     def voice_identity(self) -> str:
-        """The voice, for keys: what the engine's registry entry says identifies it (its name, a model's hash)."""
+        """:func:`voice_identity` of this engine and voice (worked out once)."""
         if self._voice_identity is None:
-            spec = ENGINES.get(self.engine.name)
-            voice = self.settings.voice_id
-            self._voice_identity = spec.voice_identity(voice) if spec is not None else voice
+            self._voice_identity = voice_identity(self.engine, self.settings.voice_id)
         return self._voice_identity
 
     def prepare(self, texts: Iterable[str]) -> None:
@@ -97,11 +103,12 @@ class Speech:
         for text in dict.fromkeys(texts):
             if text in self._lengths:
                 continue
-            clip = self.cache.get_clip(self.key(text), sample_rate=self.settings.sample_rate)
-            if clip is None:
+            length = self.cache.clip_samples(self.key(text), sample_rate=self.settings.sample_rate)
+            if length is None:
                 missing.append(text)
                 continue
-            self._remember(text, clip, stored=True)
+            with self._lock:  # read back when mixed (a track from the cache needs no clip at all)
+                self._lengths[text] = length
             self.stats.cached += 1
             if self.on_clip:
                 self.on_clip(text)

@@ -45,8 +45,8 @@ def step_summary(chapter: Chapter, events: Sequence[Event], sample_rate: int) ->
 class StepPlan:
     """One step of a plan, as ``voicecoach preview`` shows it."""
 
-    step: int
-    """Index of the chapter, 0-based."""
+    number: int
+    """The step's number, from 1: as the text view shows it and ``play --from`` takes it."""
     title: str
     """The chapter's title."""
     kind: StepKind
@@ -61,7 +61,7 @@ class StepPlan:
     """:func:`step_summary`."""
 
     def as_json(self) -> dict[str, object]:
-        return {"step": self.step, "title": self.title, "kind": self.kind.value, "area": self.area,
+        return {"step": self.number, "title": self.title, "kind": self.kind.value, "area": self.area,
                 "start_s": self.start_s, "duration_s": self.duration_s, "summary": self.summary}
 
 
@@ -73,7 +73,7 @@ def plan_steps(timeline: Timeline) -> list[StepPlan]:
         by_step.setdefault(event.step, []).append(event)
     return [
         StepPlan(
-            step=chapter.step,
+            number=chapter.step + 1,
             title=chapter.title,
             kind=chapter.kind,
             area=chapter.area.value if chapter.area else None,

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import functools
 import string
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from importlib import resources
 from typing import Iterable, Mapping
@@ -16,6 +16,7 @@ import yaml
 
 from .errors import Location, VoicecoachError
 from .languages import fallbacks
+from .spoken import expand
 
 REQUIRED_PHRASES: Mapping[str, frozenset[str]] = {
     # key -> the placeholders it must use (and may not go beyond)
@@ -48,6 +49,20 @@ REQUIRED_PHRASES: Mapping[str, frozenset[str]] = {
 }
 
 
+SPOKEN_WORDS: Mapping[str, frozenset[str]] = {
+    # words for writing out symbols and units (spoken.py), with the placeholders they must use
+    "hours_one": frozenset(),
+    "hours_many": frozenset({"n"}),
+    "milliseconds_one": frozenset(),
+    "milliseconds_many": frozenset({"n"}),
+    "times": frozenset(),  # 3x
+    "percent": frozenset(),  # 50%
+    "or": frozenset(),  # left/right
+    "per": frozenset(),  # 10/side
+    "of": frozenset(),  # 2/3
+}
+
+
 def available_languages() -> list[str]:
     """Language codes that have a vocabulary file."""
     folder = resources.files("voicecoach") / "vocab"
@@ -66,9 +81,22 @@ class Vocabulary:
     """Spoken forms of numbers where the engine's own reading is not wanted."""
     decimal_separator: str = "."
     """How a fraction of a second is written for the engine to read (``1,5`` in German)."""
+    words: Mapping[str, str] = field(default_factory=dict)
+    """Words for symbols and units when text is written out for speaking (:data:`SPOKEN_WORDS`)."""
 
     def phrase(self, key: str, **values: object) -> str:
         return self.phrases[key].format(**values)
+
+    def unit(self, name: str, *, one: bool = False, n: str = "") -> str:
+        """``"minutes"``, ``n="thirty"`` -> "thirty minutes"; ``one=True`` -> "one minute"
+        (seconds and minutes are phrases a routine's ``cues:`` may change; hours and milliseconds words)."""
+        key = f"{name}_one" if one else f"{name}_many"
+        template = self.phrases.get(key) or self.words[key]
+        return template if one else template.format(n=n)
+
+    def spoken(self, text: str) -> str:
+        """``text`` as said: durations, numbers and symbols in this language's words (see spoken.py)."""
+        return expand(text, self)
 
     def number(self, n: int) -> str:
         return self.numbers.get(n, str(n))
@@ -96,18 +124,18 @@ class Vocabulary:
         return self.phrase("minutes_and_seconds", minutes=min_text, seconds=sec_text) if secs else min_text
 
 
-def phrase_problem(key: str, template: object) -> str | None:
+def phrase_problem(key: str, template: object, required: Mapping[str, frozenset[str]] = REQUIRED_PHRASES) -> str | None:
     """What is wrong with ``template`` as the phrase ``key`` (``None`` if nothing).
 
     A phrase is non-empty text whose ``{placeholders}`` are exactly the ones its key needs,
     written plainly: no attributes, indexes, conversions or format specs (they could fail
     or read out internals when the phrase is filled in).
     """
-    if key not in REQUIRED_PHRASES:
+    if key not in required:
         return f"unknown cue {key!r}"
     if not isinstance(template, str) or not template.strip():
         return f"cue {key!r} must be non-empty text"
-    needed = REQUIRED_PHRASES[key]
+    needed = required[key]
     try:
         fields = [(name, spec, conversion) for _, name, spec, conversion in string.Formatter().parse(template)
                   if name is not None]
@@ -177,4 +205,13 @@ def validate_vocabulary(code: str, data: object, where: Location) -> Vocabulary:
     separator = data.get("decimal_separator", ".")
     if separator not in (".", ","):
         raise VoicecoachError("vocabulary: 'decimal_separator' must be '.' or ','", location=where)
-    return Vocabulary(language=code, phrases=dict(phrases), numbers=dict(raw_numbers), decimal_separator=separator)
+    words = data.get("words")
+    if not isinstance(words, dict) or set(words) != set(SPOKEN_WORDS):
+        raise VoicecoachError("vocabulary: 'words' must give exactly: " + ", ".join(SPOKEN_WORDS), location=where,
+                              hint="every vocabulary has the words of vocab/en.yaml")
+    for key, template in words.items():
+        problem = phrase_problem(str(key), template, SPOKEN_WORDS)
+        if problem is not None:
+            raise VoicecoachError(f"vocabulary words: {problem}", location=where)
+    return Vocabulary(language=code, phrases=dict(phrases), numbers=dict(raw_numbers), decimal_separator=separator,
+                      words=dict(words))

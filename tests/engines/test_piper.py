@@ -1,4 +1,4 @@
-"""The Piper engine (the ``piper`` extra, installed in CI by .ci/run): deterministic clips,
+"""The Piper engine (a normal dependency): deterministic clips,
 the clip cache keyed by the voice model's content, the timing invariants, the same routine
 with espeak and with Piper, ``engine:``/``voice:`` in routines, and ``voices``."""
 
@@ -19,10 +19,10 @@ from voicecoach.errors import EngineError, VoicecoachError
 from voicecoach.model import Cue, EventKind, Exercise, Massage, Tone, flat_steps
 from voicecoach.pipeline import Settings, build, export
 from voicecoach.script import load_routine
-from voicecoach.engines.piper import PiperEngine, bundled_model, find_model, voice_identity
+from voicecoach.engines.piper import INSTALL, PiperEngine, find_model, voice_identity
+from voicecoach.engines.piper_voices import bundled_model
 from voicecoach.timing import to_samples
 
-needs_piper = pytest.mark.skipif(not piper_module.installed(), reason="the piper extra is not installed (CI installs it)")
 RATE = 44100
 TEXTS = ["Hold.", "Release.", "Place your fingertips on your forehead. Then lift gently."]
 
@@ -86,7 +86,6 @@ def compiled(tmp_path_factory, routine_file):
 # The engine
 
 
-@needs_piper
 def test_piper_clips_do_not_depend_on_history_or_process(piper):
     one = synth(piper, TEXTS)
     other = synth(piper, ["Something else first."] + TEXTS[::-1], voice="joe", jobs=1)
@@ -102,16 +101,14 @@ def test_piper_clips_do_not_depend_on_history_or_process(piper):
     assert len(long) > 4 * len(one["Hold."]) > 0 and abs(int(long.max())) > 5000
 
 
-@needs_piper
 def test_piper_rate_is_its_length_scale(piper):
     text = "Breathe in slowly and deeply."
     slow, fast = (synth(piper, [text], rate=r, jobs=1)[text] for r in (Fraction(3, 4), Fraction(3, 2)))
     assert 1.6 < len(slow) / len(fast) < 2.4  # length scale 4/3 against 2/3
 
 
-@needs_piper
 def test_piper_voice_errors(piper, tmp_path):
-    with pytest.raises(EngineError, match="piper has no voice 'de': its bundled voice speaks English"):
+    with pytest.raises(EngineError, match="piper has no voice 'de'"):
         synth(piper, ["Halten."], voice="de")
     with pytest.raises(EngineError, match="the Piper voice model '.*nope.onnx' was not found"):
         synth(piper, ["Hold."], voice=str(tmp_path / "nope.onnx"))
@@ -124,7 +121,6 @@ def test_piper_voice_errors(piper, tmp_path):
     assert synth(piper, ["Hold."])["Hold."].size  # a failed batch leaves the engine usable
 
 
-@needs_piper
 def test_the_voice_is_identified_by_its_model_files(piper, tmp_path):
     bundled = bundled_model()
     shutil.copy(bundled.model, tmp_path / "copy.onnx")
@@ -184,14 +180,12 @@ def test_fake_compile_keeps_the_timing_invariants(routine_file, tmp_path):
     check_timing(result)
 
 
-@needs_piper
 def test_piper_compile_keeps_the_timing_invariants(compiled):
     _, _, result = compiled
     assert result.speech.engine.name == "piper" and result.speech.stats.synthesized > 10
     check_timing(result)
 
 
-@needs_piper
 def test_second_compile_synthesizes_nothing_and_a_cold_one_is_byte_identical(compiled, routine_file, tmp_path):
     folder, settings, first = compiled
     again = build(routine_file, settings=settings)
@@ -203,7 +197,6 @@ def test_second_compile_synthesizes_nothing_and_a_cold_one_is_byte_identical(com
     assert (tmp_path / "cold.wav").read_bytes() == (folder / "p.wav").read_bytes()
 
 
-@needs_piper
 @pytest.mark.espeak
 def test_the_same_routine_compiles_with_espeak_and_with_piper(compiled, routine_file, tmp_path):
     _, _, with_piper = compiled
@@ -218,7 +211,6 @@ def test_the_same_routine_compiles_with_espeak_and_with_piper(compiled, routine_
     assert with_piper.track_key != with_espeak.track_key
 
 
-@needs_piper
 def test_engine_and_voice_model_from_the_routine(compiled, tmp_path):
     _, settings, first = compiled
     bundled = bundled_model()
@@ -246,7 +238,7 @@ def test_voice_models_are_checked_like_includes(tmp_path):
     path.write_text("routine: R\nengine: festival\nsteps: [{say: Hi.}]\n")
     with pytest.raises(VoicecoachError, match="unknown engine 'festival'") as info:
         load_routine(path)
-    assert info.value.hint == "use one of: espeak, fake, piper"
+    assert info.value.hint == "use one of: auto, espeak, fake, piper"
 
 
 def test_the_command_line_engine_wins_and_keeps_its_default_voice(tmp_path):
@@ -266,7 +258,6 @@ def test_the_command_line_engine_wins_and_keeps_its_default_voice(tmp_path):
 # The command line
 
 
-@needs_piper
 def test_cli_compiles_with_piper_and_lists_its_voice(compiled, routine_file, tmp_path):
     _, settings, _ = compiled
     result = CliRunner().invoke(cli, ["compile", str(routine_file), "-o", str(tmp_path / "p.mp3"), "--engine",
@@ -282,11 +273,10 @@ def test_voices_says_how_to_install_a_missing_engine(monkeypatch):
     monkeypatch.setattr(piper_module, "installed", lambda: False)
     result = CliRunner().invoke(cli, ["voices", "--engine", "piper"])
     assert result.exit_code == 0
-    assert result.output == ("piper: not installed (a natural neural voice, GPL-3.0); install it with: "
-                             "pip install 'voicecoach[piper]'\n")
+    assert result.output == f"piper: not installed ({piper_module.SPEC.about}); install it with: {INSTALL}\n"
     with pytest.raises(EngineError, match="the piper engine is not installed") as info:
         find_model("en")
-    assert info.value.hint == "install it with: pip install 'voicecoach[piper]'"
+    assert info.value.hint == f"install it with: {INSTALL}"
 
 
 def test_a_routine_asking_for_a_missing_engine_is_told_where(monkeypatch, tmp_path):
@@ -295,5 +285,4 @@ def test_a_routine_asking_for_a_missing_engine_is_told_where(monkeypatch, tmp_pa
     path.write_text("routine: R\nengine: piper\nsteps: [{say: Hi.}]\n")
     with pytest.raises(VoicecoachError) as info:
         build(path, settings=Settings(cache_dir=tmp_path))
-    assert info.value.format() == (f"{path}:2:1: the piper engine is not installed; "
-                                   "install it with: pip install 'voicecoach[piper]'")
+    assert info.value.format() == f"{path}:2:1: the piper engine is not installed; install it with: {INSTALL}"

@@ -157,3 +157,23 @@ def test_feed_command(folder, tmp_path):
     assert bad.exit_code == 2 and bad.stderr.startswith("base URL 'nope' is not an http(s) address; ")
     empty = runner.invoke(cli, ["feed", str(tmp_path), "--base-url", BASE])
     assert empty.exit_code == 2 and "no exported tracks" in empty.stderr
+
+
+def test_a_changed_routine_is_a_new_episode_and_an_unchanged_one_keeps_its_guid(tmp_path):
+    (tmp_path / "jaw.yaml").write_text(ROUTINE, encoding="utf-8")
+    (tmp_path / "brow.yaml").write_text(SECOND, encoding="utf-8")
+    settings = Settings(engine="fake", cache_dir=tmp_path / "cache")
+    out = tmp_path / "phone"
+    sources = [str(tmp_path / "jaw.yaml"), str(tmp_path / "brow.yaml")]
+
+    def guids() -> dict[str, str]:
+        export_library(sources, out, settings=settings, now=NOW)
+        return {e.title: e.id for e in parse(build_feed(out, settings=FeedSettings(base_url=BASE))[0]).entries}
+
+    first = guids()
+    assert set(first) == {"Jaw & <neck> release", "Brow calm"}
+    assert guids() == first  # exported again unchanged: the same episodes
+    (tmp_path / "brow.yaml").write_text(SECOND.replace("strokes: 2", "strokes: 3"), encoding="utf-8")
+    changed = guids()
+    assert changed["Jaw & <neck> release"] == first["Jaw & <neck> release"]
+    assert changed["Brow calm"] != first["Brow calm"]  # a changed routine: a new episode

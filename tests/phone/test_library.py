@@ -8,6 +8,7 @@ import subprocess
 from datetime import datetime, timezone
 from pathlib import Path
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 from mutagen.id3 import ID3
@@ -23,14 +24,12 @@ from voicecoach.phone.library import (
     Outcome,
     export_key,
     export_library,
-    find_routine_files,
-    is_block_file,
     read_manifest,
     routine_key,
     slugify,
 )
 from voicecoach.pipeline import Settings, build
-from voicecoach.script import load_routine, parse_routine
+from voicecoach.script import find_routine_files, is_block_file, load_routine, parse_routine
 
 SCRIPTS = Path(__file__).resolve().parents[2] / "scripts"
 NOW = datetime(2025, 3, 1, 7, 30, tzinfo=timezone.utc)
@@ -201,19 +200,35 @@ def test_the_routines_own_engine_is_part_of_the_key(tmp_path, tiny):
     b = parse_routine(TINY.replace("steps:", "engine: fake\nsteps:", 1), path=str(tiny))
     key_a = export_key(a, settings=settings, library=LibrarySettings(), identify=identify)
     key_b = export_key(b, settings=settings, library=LibrarySettings(), identify=identify)
-    assert identities == ["espeak", "fake"] and key_a != key_b
+    assert identities == ["piper", "fake"] and key_a != key_b  # no engine: auto picks Piper for English
 
 
 def test_a_new_format_or_title_replaces_the_old_files(tmp_path, tiny, fake):
     out = tmp_path / "phone"
     export([tiny], out, fake, split=True)
-    assert export([tiny], out, fake, format=FORMATS["opus"]).results[0].outcome is Outcome.EXPORTED
+    report = export([tiny], out, fake, format=FORMATS["opus"])
+    assert report.results[0].outcome is Outcome.EXPORTED
     assert sorted(os.listdir(out)) == sorted([MANIFEST_NAME, "tiny-quick.opus", "tiny-quick.chapters.json",
                                               "tiny-quick.png"])
+    (path, layout, files), = report.replaced  # said, not done silently
+    assert path == str(tiny) and layout == "mp3 --split" and files[0] == "tiny-quick.m3u8"
+    assert len(files) == 4 and all(name.startswith("tiny-quick/") for name in files[1:])  # 3 tracks
     tiny.write_text(TINY.replace("Tiny & quick", "Tiny, renamed"), encoding="utf-8")
-    export([tiny], out, fake, format=FORMATS["opus"])
+    report = export([tiny], out, fake, format=FORMATS["opus"])
     assert sorted(read_manifest(out)) == ["tiny-renamed"]
     assert not (out / "tiny-quick.opus").exists() and (out / "tiny-renamed.opus").exists()
+    assert report.replaced[0][2] == ("tiny-quick.chapters.json", "tiny-quick.opus", "tiny-quick.png")
+    tiny.write_text(TINY.replace("Tiny & quick", "Tiny, renamed").replace("Hello.", "Hello again."), encoding="utf-8")
+    assert export([tiny], out, fake, format=FORMATS["opus"]).replaced == ()  # the same export, renewed
+
+
+def test_export_in_another_format_says_what_it_replaced(run, tmp_path, tiny):
+    out = tmp_path / "phone"
+    assert run("export", tiny, "-d", out, "--engine", "fake").exit_code == 0
+    again = run("export", tiny, "-d", out, "--engine", "fake", "--format", "m4b")
+    assert again.exit_code == 0
+    assert again.stderr == f"note: {tiny}: replaced its earlier mp3 export (tiny-quick.mp3)\n"
+    assert (out / "tiny-quick.m4b").exists() and not (out / "tiny-quick.mp3").exists()
 
 
 def test_same_titles_get_distinct_stable_names(tmp_path, tiny, fake):
@@ -263,8 +278,10 @@ def test_exporting_the_library_gives_chaptered_mp3s(tmp_path):
     out = tmp_path / "phone"
     report = export([SCRIPTS], out, settings, jobs=2)
     assert not report.failed
-    skipped = {Path(r.path).name for r in report.of(Outcome.SKIPPED)}
-    assert skipped and all(is_block_file(SCRIPTS / "library" / name) for name in skipped)
+    skipped = {Path(r.path) for r in report.of(Outcome.SKIPPED)}
+    blocks = {p for p in skipped if p.parent.name == "library"}
+    assert blocks and all(is_block_file(p) for p in blocks)
+    assert skipped - blocks == set((SCRIPTS / "programs").glob("*.yaml"))  # a program is exported by name
     exported = report.of(Outcome.EXPORTED)
     assert {os.path.realpath(r.path) for r in exported} == {os.path.realpath(p) for p in SCRIPTS.glob("*.yaml")}
     for result in exported:
@@ -417,3 +434,49 @@ def test_a_killed_exports_staging_folder_is_removed_once_stale(tmp_path, tiny, f
     os.utime(stale, (1_000_000_000, 1_000_000_000))
     assert export([tiny], out, fake).results[0].outcome is Outcome.EXPORTED
     assert not stale.exists() and fresh.exists()  # a young one may be another export's, still writing
+
+
+JOINS = TINY.replace("rest: 2s", "rest: 5s") + """\
+  - exercise: Brow lift
+    area: brows
+    reps: 2
+    hold: 2s
+    release: 2s
+"""
+
+
+def decoded(path: Path, rate: int) -> np.ndarray:
+    """What a player hears: ffmpeg decodes the file (honouring the Info frame's delay and padding)."""
+    from voicecoach.encode import ffmpeg_exe
+
+    out = subprocess.run([ffmpeg_exe(), "-v", "error", "-i", str(path), "-f", "s16le", "-ac", "1", "-ar", str(rate),
+                          "-"], capture_output=True, check=True).stdout
+    return np.frombuffer(out, dtype="<i2")
+
+
+@pytest.mark.parametrize("fmt", ["flac", "mp3"])
+def test_split_tracks_join_without_a_gap(tmp_path, fake, fmt):
+    """Decoded and put end to end, the tracks are the whole routine: FLAC sample for sample, MP3 to the
+    exact length with every track lined up with its stretch of the routine (a gap or an overlap at any
+    join would shift everything after it)."""
+    path = tmp_path / "joins.yaml"
+    path.write_text(JOINS.replace("Tiny & quick", "Joins"), encoding="utf-8")
+    out = tmp_path / "phone"
+    export([path], out, fake, split=True, format=FORMATS[fmt])
+    result = build(path, settings=fake)
+    rate, total = result.timeline.sample_rate, result.timeline.length_samples
+    whole = result.read(0, total)
+    entry = read_manifest(out)["joins"]
+    assert len(entry.tracks) == len(result.timeline.chapters) == 4
+    pieces = [decoded(out / track.file, rate) for track in entry.tracks]
+    assert [len(p) for p in pieces] == [c.end_sample - c.start_sample for c in result.timeline.chapters]
+    joined = np.concatenate(pieces)
+    assert len(joined) == total
+    if fmt == "flac":
+        assert np.array_equal(joined, whole)
+        return
+    for piece, chapter in zip(pieces, result.timeline.chapters):
+        original = whole[chapter.start_sample : chapter.end_sample].astype(np.float64)
+        error = piece.astype(np.float64) - original
+        snr_db = 10 * np.log10(np.sum(original**2) / max(np.sum(error**2), 1.0)) if original.any() else 99
+        assert snr_db > 15, f"{chapter.title}: {snr_db:.1f} dB: not lined up with its part of the routine"

@@ -148,7 +148,20 @@ def test_loop_plays_again_from_the_start_step(track):
     assert np.array_equal(out[:length], track.samples[first:])
     assert np.array_equal(out[length : 2 * length], track.samples[first:])
     state = player.state()
-    assert not state.ended and player.result().finished and player.result().steps_completed == 4
+    assert not state.ended and player.result().finished
+    # counted per pass: the two steps from the start step, twice round -- not "4 of 3 steps"
+    result = player.result()
+    assert (result.steps_completed, result.steps_total, result.passes) == (2, 3, 2)
+
+
+def test_a_step_played_again_counts_once(track):
+    player = Player(track)
+    first, second = starts(track.timeline)[:2]
+    pull_all(player, second + 10)
+    player.seek_step(0)  # back to the first step and through it again
+    pull_all(player, second + 10)
+    result = player.result()
+    assert result.steps_completed == 1 and result.passes == 0 and not result.finished
 
 
 def test_notices_report_every_boundary_and_action(track):

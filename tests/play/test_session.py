@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import re
@@ -147,7 +148,14 @@ def test_play_prints_plain_lines_when_not_a_terminal(run):
     assert lines[1].startswith("[0:") and " step 3/3 Sweep: start, " in lines[1] and lines[1].endswith(" left")
     assert any(": stroke 3 of 3, " in l for l in lines) and lines[-3].endswith("] finished")
     assert re.fullmatch(r"Played 0:\d\d: 1 of 3 steps completed, finished\.", lines[-2])
-    assert lines[-1] == "Logged. Practice streak: 1 day."
+    assert lines[-1] == "Not logged: the fake backend plays no sound, so this was not practice."
+
+
+def test_a_session_nobody_heard_stays_out_of_the_practice_log(run, tmp_path):
+    """--backend fake plays no sound: not practice, so the (real, default) log gets nothing."""
+    result = run("play", "ROUTINE", "--engine", "fake", "--backend", "fake")
+    assert result.exit_code == 0 and "Logged." not in result.stdout
+    assert json.loads(run("log", "--json").stdout)["total_sessions"] == 0
 
 
 def test_play_errors(run):

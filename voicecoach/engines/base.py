@@ -8,7 +8,7 @@ missing-engine messages, the clip keys -- is derived from it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from fractions import Fraction
 from importlib import metadata
 from typing import Callable, Iterator, Protocol
@@ -78,12 +78,16 @@ class EngineSpec:
     voice_identity: Callable[[str], str] = _voice_name
     """What a ``voice:`` sounds like, for the clip cache key (default: its name; a model's
     content hash for engines whose voices are files)."""
+    auto_rank: int | None = None
+    """Where ``auto`` looks first (lowest first: the most natural voice); ``None``: never picked."""
+    voice_for: Callable[[str], str | None] = lambda language: None
+    """The voice it would speak a language with (``None``: it has none), checked cheaply."""
+    claims_voice: Callable[[str], bool] = lambda voice: False
+    """Whether a ``voice:`` surely is one of its own (a model file, an installed voice's name)."""
     model_extensions: tuple[str, ...] = ()
     """A ``voice:`` ending in one of these is a model file, resolved like an include."""
     model_help: str = ""
     """How to give a model file as ``voice:`` (the schema's description)."""
-    default: bool = field(default=False)
-    """The engine used when neither the command line nor the routine names one."""
 
     def voices(self) -> list[VoiceInfo]:
         """Its voices (starting and stopping the engine if it needs to)."""

