@@ -129,6 +129,9 @@ class FakeMiniaudio(types.ModuleType):
             def get_playbacks(self):
                 return [{"name": n, "id": f"id-{i}"} for i, n in enumerate(names)]
 
+            def get_captures(self):
+                return [{"name": "Built-in microphone", "id": "mic-0"}]
+
         class PlaybackDevice:
             def __init__(self, **options) -> None:
                 if fail == "init":
@@ -273,3 +276,4 @@ def test_play_devices_without_a_device_says_what_exists_and_why(monkeypatch, fai
     monkeypatch.setitem(sys.modules, "miniaudio", FakeMiniaudio())
     listed = CliRunner().invoke(cli, ["play", "--devices"], catch_exceptions=False)
     assert listed.stdout.splitlines()[1] == "  2  HDMI output  (PulseAudio)"
+    assert listed.stdout.splitlines()[-2:] == ["inputs (--mic):", "  1  Built-in microphone  (PulseAudio)"]

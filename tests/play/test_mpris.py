@@ -104,14 +104,17 @@ def test_playerctl_pauses_skips_goes_back_and_stops(tmp_path, monkeypatch):
         assert [re.sub(r" at \d+:\d\d\.\d\d$", "", a) for a in actions] == [
             "media: play-pause", "media: play-pause", "media: next -> 2/2 Sweep", "media: back -> 2/2 Sweep",
             "media: stop"], stdout
-        assert "Logged. Practice streak: 1 day." in lines
+        assert any(line.startswith("Logged. Practice streak: ") for line in lines), stdout
         logged = subprocess.run(["python", "-m", "voicecoach.cli", "log", "--json"], env=env, capture_output=True,
                                 text=True)
         [session] = json.loads(logged.stdout)["sessions"]
         assert session["actions"] == {"media": 5}
 
     heard = np.fromfile(tmp_path / "rec.raw", dtype="<i2").astype(np.int16)
-    _, jumps = junctions(heard, track)
+    _, found = junctions(heard, track)
+    # A starved machine can underrun the sound server: a short gap, the track going on near where it was.
+    # Those are not actions (the scripted-key test in tests/test_playback_pulse.py checks exactness).
+    jumps = [j for j in found if not (j.silence < RATE // 5 and 0 <= j.resumed_at - j.left_at < RATE // 5)]
     c1 = chapters[1].start_sample
     pause, skip, back, stop = jumps[:4]
     # 1. pause -> silence within 1 s (of when it was asked for), until resume, which goes on from the paused sample

@@ -62,7 +62,7 @@ def play(file: Path | None, show_devices: bool, **options) -> None:
             click.echo(f"{info.number:>3}  {info.name}  ({info.backend})")
         if not devices:  # what exists is nothing: say why and what to do (not an error)
             click.echo(f"no output devices: {why}")
-        if options["backend_name"] == "miniaudio":
+        if devices and options["backend_name"] == "miniaudio":
             from ..errors import AudioDeviceError
             from .backends import list_devices
 
