@@ -34,6 +34,7 @@ def test_a_regional_tag_uses_its_base_languages_vocabulary(tag, vocabulary):
 @pytest.mark.parametrize("tag, voice", [
     ("de-AT", "gmw/de"), ("EN-gb", "gmw/en"), ("en-US", "gmw/en-us"), ("en", "gmw/en"), ("pt_BR", "roa/pt-br"),
     ("fr-CA", "roa/fr"), ("es-MX", "roa/es-419"), ("en-gb-x-rp", "gmw/en-gb-x-rp"), ("xx-YY", None),
+    ("no-such-voice", None),  # not Norwegian: "such-voice" is no region, script or private use
 ])
 def test_espeak_speaks_a_tag_with_its_closest_voice(tag, voice):
     assert voice_for(tag) == voice
@@ -95,3 +96,12 @@ def test_a_listed_voice_compiles_a_one_step_routine(voice, listed_voices, tmp_pa
     path.write_text(f"routine: One step\nvoice: {voice}\nsteps:\n  - say: Hello.\n", encoding="utf-8")
     result = build(path, settings=Settings(engine="espeak", cache_dir=tmp_path / "cache"))
     assert result.timeline.length_samples > 0
+
+
+def test_a_voice_nobody_has_is_found_by_plain_check_at_its_line(tmp_path):
+    path = tmp_path / "r.yaml"
+    path.write_text("routine: R\nlanguage: en\nvoice: no-such-voice\nsteps:\n  - say: Hello.\n", encoding="utf-8")
+    result = CliRunner().invoke(cli, ["check", str(path)])
+    assert result.exit_code == 2
+    assert result.stderr.startswith(f"{path}:3:1: ") and "no voice 'no-such-voice'" in result.stderr
+    assert "voices for en: " in result.stderr and "gmw/en-us" in result.stderr  # what exists

@@ -417,6 +417,8 @@ def export_command(routines: tuple[Path, ...], out_dir: Path, fmt: str, split: b
             parts = count(len(entry.tracks), "track") if entry.split else count(entry.steps, "chapter")
             click.echo(f"{entry.playlist or entry.tracks[0].file}: {entry.title}, "
                        f"{format_duration(round(entry.duration_s))}, {parts} ({result.outcome.value})")
+    for path, layout, files in report.replaced:  # one export per routine and folder: say what went
+        click.echo(f"note: {path}: replaced its earlier {layout} export ({', '.join(files)})", err=True)
     counts = {o: len(report.of(o)) for o in Outcome}
     if counts[Outcome.SKIPPED] == len(report.results):
         raise VoicecoachError("no routines found in " + ", ".join(map(str, routines)),
@@ -562,11 +564,14 @@ def play(file: Path | None, show_devices: bool, **options) -> None:
     Example:
       voicecoach play scripts/morning.yaml --from 2
     """
-    from .play.backends import list_devices
+    from .play.backends import device_report
 
     if show_devices:
-        for info in list_devices(options["backend_name"]):
+        devices, why = device_report(options["backend_name"])
+        for info in devices:
             click.echo(f"{info.number:>3}  {info.name}  ({info.backend})")
+        if not devices:  # what exists is nothing: say why and what to do (not an error)
+            click.echo(f"no output devices: {why}")
         return
     if file is None:
         raise VoicecoachError("no routine to play", hint="give its file: voicecoach play ROUTINE.yaml (--devices lists devices)")

@@ -30,7 +30,9 @@ from .mix import MIX_VERSION, Mixer, RenderSettings, limiter_reach
 from .model import EventKind, Routine, Timeline, flat_steps
 from .script import load_routine
 from .sound import SoundDesign, load_sound_design, probe_music
-from .engines import AUTO, DEFAULT_ENGINE, EngineChoice, choose_engine, get_engine, missing_engines
+from .engines import (AUTO, DEFAULT_ENGINE, ENGINES, EngineChoice, choose_engine, get_engine, list_voices,
+                      missing_engines, speaks)
+from .languages import base as base_language
 from .speech import Speech, SpeechSettings
 from .vocab import Vocabulary, load_vocabulary
 
@@ -223,7 +225,26 @@ def installed_engine(routine: Routine, settings: Settings) -> EngineChoice:
         raise VoicecoachError(f"the {choice.engine} engine is not installed",
                               location=None if settings.engine else routine.locs.get("engine"),
                               hint=f"install it with: {missing[choice.engine].install}")
+    if not speaks(ENGINES[choice.engine], choice.voice, routine.language):
+        raise _unspoken(routine, settings, choice)
     return choice
+
+
+def _unspoken(routine: Routine, settings: Settings, choice: EngineChoice) -> EngineError:
+    """The error for a voice (or a language) no installed engine speaks: at the routine's
+    ``voice:`` (or ``language:``) line, with the voices there are for its language."""
+    language = base_language(routine.language)
+    ids = [voice.id for voice in list_voices(language=language)]
+    shown = ", ".join(ids[:12]) + (", ..." if len(ids) > 12 else "")
+    if choice.voice:
+        location = routine.locs.get("voice") if settings.voice is None else None
+        what = f"{choice.engine} has no voice {choice.voice!r}"
+    else:
+        location = routine.locs.get("language")
+        what = f"no installed speech engine speaks the language {routine.language!r}"
+    hint = f"voices for {language}: {shown} (all of them: voicecoach voices)" if ids else \
+        "pick a voice or language from `voicecoach voices`"
+    return EngineError(what, location=location, hint=hint)
 
 
 def _parts(routine: Routine | str | os.PathLike, settings: Settings, on_clip: Callable[[str], None] | None) -> _Parts:

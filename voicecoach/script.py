@@ -853,6 +853,20 @@ def _parse(data: str | bytes, path: str, base_dir: Path | None, limits: Limits, 
     )
 
 
+def read_yaml(path: str | os.PathLike, *, limits: Limits = DEFAULT_LIMITS) -> "Node | None":
+    """A YAML file's value with positions, read safely (the toolkit below, in one call); ``None`` for
+    an empty document.
+
+    Raises :class:`VoicecoachError` at ``path:line:col`` for anything unreadable.
+    """
+    display = os.fspath(path)
+    text = _decode(_read(display, display, limits), display, limits)
+    node = _compose(text, display)
+    if node is None or (isinstance(node, yaml.ScalarNode) and node.tag == _YAML + "null"):
+        return None
+    return _Converter(display, limits).convert(node)
+
+
 def parse_routine(text_or_bytes: str | bytes, *, path: str = "<routine>", base_dir: Path | None = None,
                   limits: Limits = DEFAULT_LIMITS) -> Routine:
     """Parse routine text; ``path`` names it in messages, ``base_dir`` is where includes live.

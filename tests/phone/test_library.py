@@ -206,13 +206,29 @@ def test_the_routines_own_engine_is_part_of_the_key(tmp_path, tiny):
 def test_a_new_format_or_title_replaces_the_old_files(tmp_path, tiny, fake):
     out = tmp_path / "phone"
     export([tiny], out, fake, split=True)
-    assert export([tiny], out, fake, format=FORMATS["opus"]).results[0].outcome is Outcome.EXPORTED
+    report = export([tiny], out, fake, format=FORMATS["opus"])
+    assert report.results[0].outcome is Outcome.EXPORTED
     assert sorted(os.listdir(out)) == sorted([MANIFEST_NAME, "tiny-quick.opus", "tiny-quick.chapters.json",
                                               "tiny-quick.png"])
+    (path, layout, files), = report.replaced  # said, not done silently
+    assert path == str(tiny) and layout == "mp3 --split" and files[0] == "tiny-quick.m3u8"
+    assert len(files) == 4 and all(name.startswith("tiny-quick/") for name in files[1:])  # 3 tracks
     tiny.write_text(TINY.replace("Tiny & quick", "Tiny, renamed"), encoding="utf-8")
-    export([tiny], out, fake, format=FORMATS["opus"])
+    report = export([tiny], out, fake, format=FORMATS["opus"])
     assert sorted(read_manifest(out)) == ["tiny-renamed"]
     assert not (out / "tiny-quick.opus").exists() and (out / "tiny-renamed.opus").exists()
+    assert report.replaced[0][2] == ("tiny-quick.chapters.json", "tiny-quick.opus", "tiny-quick.png")
+    tiny.write_text(TINY.replace("Tiny & quick", "Tiny, renamed").replace("Hello.", "Hello again."), encoding="utf-8")
+    assert export([tiny], out, fake, format=FORMATS["opus"]).replaced == ()  # the same export, renewed
+
+
+def test_export_in_another_format_says_what_it_replaced(run, tmp_path, tiny):
+    out = tmp_path / "phone"
+    assert run("export", tiny, "-d", out, "--engine", "fake").exit_code == 0
+    again = run("export", tiny, "-d", out, "--engine", "fake", "--format", "m4b")
+    assert again.exit_code == 0
+    assert again.stderr == f"note: {tiny}: replaced its earlier mp3 export (tiny-quick.mp3)\n"
+    assert (out / "tiny-quick.m4b").exists() and not (out / "tiny-quick.mp3").exists()
 
 
 def test_same_titles_get_distinct_stable_names(tmp_path, tiny, fake):

@@ -252,3 +252,24 @@ def test_listing_devices_without_a_sound_system(monkeypatch):
     monkeypatch.setitem(sys.modules, "miniaudio", FakeMiniaudio(fail="list"))
     with pytest.raises(AudioDeviceError, match=r"no usable audio output device \(cannot list devices"):
         list_devices("miniaudio")
+
+
+@pytest.mark.parametrize(("fail", "names", "why"), [
+    ("list", (), "no usable audio output device (cannot list devices: cannot init context); start a sound server"),
+    (None, (), "the sound system lists none; start a sound server"),
+])
+def test_play_devices_without_a_device_says_what_exists_and_why(monkeypatch, fail, names, why):
+    """`play --devices` is how to find out what is wrong: it lists (nothing) and explains, exit 0."""
+    from click.testing import CliRunner
+
+    from voicecoach.cli import cli
+
+    monkeypatch.setitem(sys.modules, "miniaudio", FakeMiniaudio(names=names, fail=fail))
+    result = CliRunner().invoke(cli, ["play", "--devices"], catch_exceptions=False)
+    assert result.exit_code == 0 and result.stderr == ""
+    assert result.stdout.startswith(f"no output devices: {why}") and result.stdout.count("\n") == 1
+    assert "--devices" not in result.stdout  # no advice to run what was just run
+    assert result.stdout.rstrip().endswith("voicecoach compile ROUTINE -o FILE.mp3")
+    monkeypatch.setitem(sys.modules, "miniaudio", FakeMiniaudio())
+    listed = CliRunner().invoke(cli, ["play", "--devices"], catch_exceptions=False)
+    assert listed.stdout.splitlines()[1] == "  2  HDMI output  (PulseAudio)"

@@ -7,6 +7,7 @@ from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from voicecoach.practice_log import PracticeLog, new_session
 from voicecoach.programs.calendar import DayState, heatmap_lines, program_status
@@ -123,3 +124,26 @@ def test_heatmap_is_readable_without_colour(program):
     assert lines[1].startswith("Mar 23") and " 1# " in lines[1] and " 2+ " in lines[1] and "[ 2.]" in lines[1]
     assert "# done" in lines[-1] and "x missed" in lines[-1] and "- rest" in lines[-1]
     assert "\x1b" not in "".join(lines)
+
+
+@settings(max_examples=60, deadline=None)
+@given(gaps=st.lists(st.integers(1, 4), min_size=1, max_size=12), counted=st.lists(st.booleans(), min_size=12,
+                                                                                     max_size=12))
+def test_following_today_never_skips_content(tmp_path_factory, gaps, counted):
+    # Someone plays `today` on scattered dates, sometimes stopping early: the days that count
+    # are always the practice days in order, whatever the gaps; rest days are never played.
+    tmp = tmp_path_factory.mktemp("p")
+    (tmp / "r.yaml").write_text(ROUTINE)
+    path = tmp / "p.yaml"
+    path.write_text("program: P\ndays: 8\nschedule:\n  - [r.yaml]\n  - [r.yaml]\n  - [r.yaml]\n  - rest\n")
+    program = load_program(path)
+    sessions, current = [], START
+    for gap, done in zip(gaps, counted):
+        current += timedelta(days=gap)
+        status = program_status(program, sessions, today=current)
+        if status.finished or status.rest_today:
+            continue
+        assert not program.entry(status.day).rest
+        sessions.append(played(program, status.day, at(current), seconds=100 if done else 10))
+    counted_days = [s.program_day for s in sessions if s.practised]
+    assert counted_days == program.practice_days()[:len(counted_days)]

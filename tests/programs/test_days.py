@@ -10,6 +10,7 @@ from click.testing import CliRunner
 
 from voicecoach.cli import cli
 from voicecoach.model import Exercise, Massage, Say, flat_steps
+from voicecoach.pipeline import Settings
 from voicecoach.programs.days import check_program, day_routine, program_plan
 from voicecoach.programs.format import load_program
 from voicecoach.script import load_routine
@@ -128,6 +129,10 @@ def test_preview_day_15_shows_two_weeks_of_progress():
     calendar = json.loads(CliRunner().invoke(cli, ["program", "preview", str(path), "--json"]).output)["calendar"]
     assert [d["day"] for d in calendar] == list(range(1, 31)) and calendar[6]["rest"]
     assert calendar[0]["duration_s"] < calendar[28]["duration_s"]  # day 29 is day 1 grown by four weeks
+    brow = [[w for w in calendar[d]["work"] if w["title"].startswith("Brow lift")][0] for d in (0, 14, 28)]
+    assert [(w["reps"], w["hold_s"]) for w in brow] == [(4, 6), (6, 8), (8, 10)]  # reps capped at 8
+    whole = CliRunner().invoke(cli, ["program", "preview", str(path)]).output
+    assert "Brow lift against the fingers 6 x 8 s, Cheek lift smile 7 x 8 s" in whole
     text = CliRunner().invoke(cli, ["program", "preview", str(path), "--day", "15"]).output
     assert "day  15  week 3  Morning wake-up" in text and "Brow lift against the fingers - 6 x 8 s" in text
     out_of_range = CliRunner().invoke(cli, ["program", "preview", str(path), "--day", "31"])
@@ -139,3 +144,18 @@ def test_plan_of_the_whole_calendar_matches_each_day(program_path):
     whole = program_plan(program)["calendar"]
     for day in (1, 9, 29):
         assert whole[day - 1]["duration_s"] == program_plan(program, day=day)["duration_s"]
+
+
+def test_deep_check_compiles_each_day_as_played(tmp_path):
+    # A rest at the end of a routine is long enough alone, but in a day it must also announce the
+    # next routine: only the day as played shows it (VC108 at the rest's line, on that day).
+    (tmp_path / "a.yaml").write_text("routine: A\nsteps:\n  - massage: Sweep\n    area: face\n    strokes: 2\n"
+                                     "    tempo: 2s\n  - rest: 3s\n")
+    (tmp_path / "b.yaml").write_text("routine: B\nsteps:\n  - massage: Glide\n    area: face\n    strokes: 2\n"
+                                     "    tempo: 2s\n")
+    path = tmp_path / "p.yaml"
+    path.write_text("program: P\ndays: 2\nschedule:\n  - [a.yaml]\n  - [a.yaml, b.yaml]\n")
+    deep = Settings(engine="fake", cache_dir=tmp_path / "cache")
+    findings = [f for f in check_program(load_program(path), deep=deep) if f.finding.rule == "VC108"]
+    assert [f.days for f in findings] == [(2,)]
+    assert findings[0].format().startswith(f"{path}:5:5: day 2: {tmp_path / 'a.yaml'}:7:5: VC108 error: rest: 3 s")

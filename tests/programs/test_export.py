@@ -91,4 +91,5 @@ def test_export_and_feed_commands(tmp_path, monkeypatch):
     assert fed.exit_code == 0, fed.output
     feed = feedparser.parse((tmp_path / "out" / "feed.xml").read_bytes())
     assert [int(e.itunes_episode) for e in feed.entries] == [1, 2, 4, 5]
+    assert feed.feed.title == "Tiny plan"  # a folder of one program: the show is named after it
     json.loads((tmp_path / "out" / "day-04-tiny-plan.chapters.json").read_text())

@@ -159,5 +159,5 @@ SPEC = EngineSpec(
     install="pip install --force-reinstall espeakng-loader pyttsx3",
     auto_rank=1,
     voice_for=lambda language: voice_for(language),
-    claims_voice=lambda voice: True,  # any other voice id is espeak's to find (or to say it lacks)
+    claims_voice=lambda voice: find_voice(voice) is not None,  # an id, a name or a tag it speaks
 )

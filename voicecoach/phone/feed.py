@@ -230,6 +230,9 @@ def write_feed(out_dir: str | os.PathLike, *, settings: FeedSettings) -> tuple[P
     if not out.is_dir():
         raise VoicecoachError(f"folder {os.fspath(out_dir)!r} does not exist",
                               hint="give the folder you exported into with `voicecoach export -d`")
+    programs = {entry.program for entry in read_manifest(out).values()}
+    if settings.title == FeedSettings.title and len(programs) == 1 and None not in programs:
+        settings = replace(settings, title=programs.pop())  # a folder of one program's days: the show is the program
     data, missing = build_feed(out, settings=settings)
     with atomic_write(out / FEED_COVER_NAME) as handle:
         handle.write(feed_cover_png(out, title=settings.title))

@@ -331,6 +331,10 @@ class LibraryReport:
     """The export folder."""
     results: tuple[RoutineResult, ...]
     """Per routine file."""
+    replaced: tuple[tuple[str, str, tuple[str, ...]], ...] = ()
+    """``(routine file, what it was exported as before, its files removed)`` for each routine
+    whose earlier export in another format or layout (or under an old title) this one replaced:
+    a routine has one export in a folder, so its feed has one episode."""
 
     def of(self, outcome: Outcome) -> list[RoutineResult]:
         return [r for r in self.results if r.outcome is outcome]
@@ -699,19 +703,22 @@ def export_library(
                 out.rmdir()  # only if empty: the folder this run made for nothing
         raise VoicecoachError(stop.message)
     try:
-        _update_manifest(out, manifest, finished)
+        replaced = _update_manifest(out, manifest, finished)
     except OSError as error:
         raise _cannot_write(out, error, Location(str(manifest_path(out)))) from None
     if bug is not None:
         raise bug
-    return LibraryReport(out, tuple(finished))
+    return LibraryReport(out, tuple(finished), tuple(replaced))
 
 
-def _update_manifest(out: Path, manifest: dict[str, ManifestEntry], results: list[RoutineResult]) -> None:
+def _update_manifest(out: Path, manifest: dict[str, ManifestEntry],
+                     results: list[RoutineResult]) -> list[tuple[str, str, tuple[str, ...]]]:
     """Record the new exports; delete the files of what they replace (older format or layout,
-    fewer steps, an old title of the same routine file)."""
+    fewer steps, an old title of the same routine file).  Returns what was replaced in another
+    format or layout, or under another name (see :attr:`LibraryReport.replaced`)."""
     updated = dict(manifest)
     stale: set[str] = set()
+    replaced: list[tuple[str, str, set[str]]] = []
     for result in results:
         entry = result.entry
         if result.outcome is not Outcome.EXPORTED or entry is None:
@@ -719,6 +726,9 @@ def _update_manifest(out: Path, manifest: dict[str, ManifestEntry], results: lis
         for slug, old in manifest.items():
             if slug == entry.slug or old.source == entry.source:
                 stale.update(old.files)
+                if (old.format, old.split, old.slug) != (entry.format, entry.split, entry.slug):
+                    layout = f"{old.format}{' --split' if old.split else ''}"
+                    replaced.append((result.path, layout, set(old.files)))
                 if slug != entry.slug:
                     updated.pop(slug, None)
         updated[entry.slug] = entry
@@ -726,6 +736,7 @@ def _update_manifest(out: Path, manifest: dict[str, ManifestEntry], results: lis
     _remove_files(out, sorted(stale - kept))
     if updated != manifest or not manifest_path(out).exists():
         write_manifest(out, updated)
+    return [(path, layout, tuple(sorted(files - kept))) for path, layout, files in replaced if files - kept]
 
 
 __all__ = [

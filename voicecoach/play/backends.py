@@ -368,6 +368,20 @@ def make_backend(name: str, *, device: str | None = None) -> Backend:
     raise VoicecoachError(f"unknown backend {name!r}", hint=f"choose one of: {', '.join(BACKENDS)}")
 
 
+def device_report(backend: str) -> tuple[list[DeviceInfo], str]:
+    """``--devices``: the output devices of a backend and, when there are none, why (a sentence
+    with what to do): listing never fails the way playing does, it says what is there."""
+    advice = ("start a sound server (PulseAudio, PipeWire) or connect a device, then list again; "
+              f"to listen elsewhere, {COMPILE_HINT.removeprefix('or ')}")
+    try:
+        found = list_devices(backend)
+    except AudioDeviceError as error:
+        return [], f"{error.message}; {advice}"
+    if not found:
+        return [], f"the sound system lists none; {advice}"
+    return found, ""
+
+
 def list_devices(backend: str) -> list[DeviceInfo]:
     """Output devices of a backend (``--devices``)."""
     if backend == "miniaudio":

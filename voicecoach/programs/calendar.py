@@ -165,7 +165,7 @@ def heatmap_lines(status: ProgramStatus) -> list[str]:
     monday = first - timedelta(days=first.weekday())
     cells = {cell.date: cell for cell in status.calendar}
     last = status.calendar[-1].date
-    lines = ["          Mon  Tue  Wed  Thu  Fri  Sat  Sun"]
+    lines = ["         Mon  Tue  Wed  Thu  Fri  Sat  Sun"]
     week = monday
     while week <= last:
         row = []

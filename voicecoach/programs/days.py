@@ -151,16 +151,23 @@ def program_plan(program: Program, *, day: int | None = None) -> dict[str, Any]:
     }
     if day is not None:
         return {**head, **day_plan(program, day)}
-    durations: dict[tuple[int, int], float] = {}
+    sessions: dict[tuple[int, int], dict[str, Any]] = {}  # one plan per (entry, level): days repeat it
     calendar = []
     for number in range(1, program.days + 1):
         key = _key(program, number)
-        item = day_plan(program, number, with_steps=False) if key not in durations else {
-            **day_plan_head(program, number), "duration_s": durations[key], "estimated": True}
-        if "duration_s" in item:
-            durations[key] = item["duration_s"]
-        calendar.append(item)
+        if key not in sessions:
+            full = day_plan(program, number)
+            sessions[key] = {name: full[name] for name in ("duration_s", "estimated") if name in full}
+            sessions[key]["work"] = [_work(step) for step in full.get("steps", []) if step["kind"] == "exercise"
+                                     or step["kind"] == "massage"]
+        calendar.append({**day_plan_head(program, number), **sessions[key]})
     return {**head, "calendar": calendar}
+
+
+def _work(step: dict[str, Any]) -> dict[str, Any]:
+    """An exercise's or massage's numbers after progress, for the calendar."""
+    names = ("reps", "hold_s", "sets") if step["kind"] == "exercise" else ("strokes",)
+    return {"title": step["title"], "kind": step["kind"], **{name: step[name] for name in names}}
 
 
 def day_plan_head(program: Program, day: int) -> dict[str, Any]:
@@ -199,4 +206,7 @@ def preview_lines(data: dict[str, Any]) -> list[str]:
         for step in item.get("steps", []):
             summary = step_summary(step)
             lines.append(f"           {step['title']}" + (f" - {summary}" if summary else ""))
+        exercises = [w for w in item.get("work", []) if w["kind"] == "exercise"]
+        if exercises:  # the calendar: each day's exercises after progress, on one line
+            lines.append("           " + ", ".join(f"{w['title']} {step_summary(w)}" for w in exercises))
     return lines

@@ -33,19 +33,10 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any, Mapping
 
-import yaml
-
 from ..errors import Location, RoutineErrors, VoicecoachError
 from ..model import Routine
-from ..script import BAD as _BAD
-from ..script import DEFAULT_LIMITS, Limits, load_routine, resolve_inside, top_level_keys
-from ..script import Converter as _Converter
-from ..script import Node as _Node
-from ..script import Parser as _Parser
-from ..script import TooManyErrors as _TooManyErrors
-from ..script import compose_yaml as _compose
-from ..script import decode_text as _decode
-from ..script import read_limited as _read
+from ..script import (BAD, DEFAULT_LIMITS, Limits, Node, Parser, TooManyErrors, load_routine, read_yaml,
+                      resolve_inside, top_level_keys)
 from .progress import DAYS_PER_LEVEL, Progress
 
 __all__ = ["MAX_DAYS", "PROGRAM_FOLDER", "Program", "ScheduleDay", "is_program_file", "load_program",
@@ -127,7 +118,7 @@ def program_root(path: str | os.PathLike) -> Path:
     return folder.parent if folder.name == PROGRAM_FOLDER else folder
 
 
-class _ProgramParser(_Parser):
+class _ProgramParser(Parser):
     """The routine parser's value checks (text, durations, counts) for a program's keys."""
 
     def __init__(self, limits: Limits, path: str) -> None:
@@ -136,7 +127,7 @@ class _ProgramParser(_Parser):
         self.folder = os.path.dirname(path)
         self.routines: dict[str, Routine | None] = {}
 
-    def program(self, root: _Node) -> Program | None:
+    def program(self, root: Node) -> Program | None:
         if not isinstance(root.value, dict):
             raise VoicecoachError(f"expected 'program:' and 'schedule:' at the top level, found {root.describe()}",
                                   location=root.loc, hint="start the file with 'program: Title'")
@@ -170,15 +161,15 @@ class _ProgramParser(_Parser):
 
     # -- top-level keys -------------------------------------------------------------------
 
-    def top_program(self, node: _Node) -> Any:
+    def top_program(self, node: Node) -> Any:
         return self.text("program", node, name=True)
 
-    def top_description(self, node: _Node) -> Any:
+    def top_description(self, node: Node) -> Any:
         return self.text("description", node, spoken=False)
 
-    def top_start(self, node: _Node) -> Any:
+    def top_start(self, node: Node) -> Any:
         if self.missing("start", node):
-            return _BAD
+            return BAD
         try:
             if isinstance(node.value, str) and len(node.raw) <= 20:
                 return date.fromisoformat(node.value.strip())
@@ -186,21 +177,21 @@ class _ProgramParser(_Parser):
             pass
         return self.bad(node.loc, f"start: {node.describe()} is not a date", "write it like 2026-12-01")
 
-    def top_days(self, node: _Node) -> Any:
+    def top_days(self, node: Node) -> Any:
         return self.count("days", node, MAX_DAYS)
 
-    def count(self, key: str, node: _Node, limit: int, low: int = 1) -> Any:
+    def count(self, key: str, node: Node, limit: int, low: int = 1) -> Any:
         if self.missing(key, node):
-            return _BAD
+            return BAD
         value = node.value
         if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= limit:
             return self.bad(node.loc, f"{key}: expected a whole number from {low} to {limit}, got {node.describe()}",
                             f"write a number like {max(low, min(limit, 30))}")
         return value
 
-    def top_schedule(self, node: _Node) -> Any:
+    def top_schedule(self, node: Node) -> Any:
         if self.missing("schedule", node):
-            return _BAD
+            return BAD
         if not isinstance(node.value, list) or not node.value:
             return self.bad(node.loc, f"schedule: expected a list of days, got {node.describe()}",
                             "write one day per line: '- [../morning.yaml]' or '- rest'")
@@ -208,9 +199,9 @@ class _ProgramParser(_Parser):
             return self.bad(node.loc, f"schedule: {len(node.value)} days, more than the limit of {MAX_CYCLE}",
                             "the schedule is a cycle that repeats until 'days'; shorten it")
         days = [self.schedule_day(item) for item in node.value]
-        return _BAD if any(day is _BAD for day in days) else tuple(days)
+        return BAD if any(day is BAD for day in days) else tuple(days)
 
-    def schedule_day(self, node: _Node) -> Any:
+    def schedule_day(self, node: Node) -> Any:
         items = node.value if isinstance(node.value, list) else [node]  # `- ../morning.yaml` is one routine
         if isinstance(node.value, str) and node.value.strip().lower() == REST:
             return ScheduleDay((), (), node.loc)
@@ -221,18 +212,18 @@ class _ProgramParser(_Parser):
             return self.bad(node.loc, f"{len(items)} routines in one day, more than the limit of "
                             f"{MAX_ROUTINES_PER_DAY}", "a daily session should be short: use fewer routines")
         routines = [self.routine(item) for item in items]
-        if any(r is _BAD for r in routines):
-            return _BAD
+        if any(r is BAD for r in routines):
+            return BAD
         languages = {r.language for r in routines}
         if len(languages) > 1:
             return self.bad(node.loc, "the routines of one day speak different languages: "
                             + ", ".join(sorted(languages)), "put routines of one language in a day")
         return ScheduleDay(tuple(routines), tuple(item.value.strip() for item in items), node.loc)
 
-    def routine(self, node: _Node) -> Any:
+    def routine(self, node: Node) -> Any:
         rel = self.text("routine file", node, name=True, spoken=False)
-        if rel is _BAD:
-            return _BAD
+        if rel is BAD:
+            return BAD
         if rel.lower() == REST:
             return self.bad(node.loc, "'rest' inside a list of routines",
                             "write a rest day on its own line: '- rest'")
@@ -260,12 +251,12 @@ class _ProgramParser(_Parser):
                 self.errors.append(error)
             if self.routines[real] is None:
                 self.err(node.loc, f"routine file {_show(rel)} has problems (above)", "fix them first")
-        return self.routines[real] or _BAD
+        return self.routines[real] or BAD
 
-    def top_progress(self, node: _Node) -> Any:
+    def top_progress(self, node: Node) -> Any:
         entries = self.mapping("progress", node, _PROGRESS_KEYS, "{reps: +1, hold: +1s, strokes: +2}")
-        if entries is _BAD:
-            return _BAD
+        if entries is BAD:
+            return BAD
         values: dict[str, Any] = {}
         for key in ("reps", "strokes"):
             if key in entries:
@@ -274,24 +265,24 @@ class _ProgramParser(_Parser):
             values["hold_s"] = self.increment("hold", entries["hold"][1])
         if "limits" in entries:
             limits = self.mapping("limits", entries["limits"][1], _LIMIT_KEYS, "{reps: 10, hold: 20s, strokes: 16}")
-            if limits is not _BAD:
+            if limits is not BAD:
                 for key in ("reps", "strokes"):
                     if key in limits:
                         values[f"max_{key}"] = self.integer(key, limits[key][1])
                 if "hold" in limits:
                     values["max_hold_s"] = self.duration("hold", limits["hold"][1])
             else:
-                values["limits"] = _BAD
+                values["limits"] = BAD
         if "deload" in entries:
             values["deload_weeks"] = self.deload(entries["deload"][1])
-        if any(v is _BAD for v in values.values()):
-            return _BAD
+        if any(v is BAD for v in values.values()):
+            return BAD
         return Progress(**values, locs={key: key_loc for key, (key_loc, _) in entries.items()})
 
-    def increment(self, key: str, node: _Node) -> Any:
+    def increment(self, key: str, node: Node) -> Any:
         """``+1``, ``1``, ``+1s`` or ``+0.5s``: how much a value grows per week (never shrinks)."""
         if self.missing(key, node):
-            return _BAD
+            return BAD
         hint = f"write it like {'+1s' if key == 'hold' else '+1'}"
         text = node.raw.strip() if not isinstance(node.value, (dict, list)) else ""
         if text.startswith("-"):
@@ -299,27 +290,27 @@ class _ProgramParser(_Parser):
                             "progress only grows; for a lighter week use 'deload: [4]'")
         match = _INCREMENT.match(text) if len(text) < 40 else None
         if key == "hold":
-            node = _Node(match.group(1), node.loc, match.group(1)) if match else node
+            node = Node(match.group(1), node.loc, match.group(1)) if match else node
             value = self.duration(key, node)
         else:
             inner = match.group(1) if match else ""
             value = int(inner) if inner.isdigit() else self.bad(
                 node.loc, f"{key}: expected a whole number of {key} to add each week, got {_show(text)}", hint)
-        if value is _BAD:
-            return _BAD
+        if value is BAD:
+            return BAD
         if value > MAX_INCREMENT[key]:
             unit = " s" if key == "hold" else ""
             return self.bad(node.loc, f"{key}: +{value}{unit} a week is not gradual",
                             f"add at most {MAX_INCREMENT[key]}{unit} per week")
         return value
 
-    def deload(self, node: _Node) -> Any:
+    def deload(self, node: Node) -> Any:
         items = node.value if isinstance(node.value, list) else [node]
         weeks = []
         for item in items:
             week = self.count("deload week", item, (MAX_DAYS + DAYS_PER_LEVEL - 1) // DAYS_PER_LEVEL, low=2)
-            if week is _BAD:
-                return _BAD
+            if week is BAD:
+                return BAD
             weeks.append(week)
         return tuple(sorted(set(weeks)))
 
@@ -340,16 +331,13 @@ def load_program(path: str | os.PathLike, *, limits: Limits = DEFAULT_LIMITS) ->
     (each ``path:line:col``; a routine's own problems at its lines).
     """
     display = os.fspath(path)
-    data = _read(display, display, limits)
-    text = _decode(data, display, limits)
-    node = _compose(text, display)
-    if node is None or (isinstance(node, yaml.ScalarNode) and node.tag.endswith(":null")):
+    root = read_yaml(display, limits=limits)
+    if root is None:
         raise VoicecoachError("the program file is empty", location=Location(display), hint=_EMPTY_HINT)
-    root = _Converter(display, limits).convert(node)
     parser = _ProgramParser(limits, display)
     try:
         program = parser.program(root)
-    except _TooManyErrors:
+    except TooManyErrors:
         program = None
     if parser.errors:
         raise parser.errors[0] if len(parser.errors) == 1 else RoutineErrors(parser.errors)
