@@ -12,7 +12,8 @@ import pytest
 from click.testing import CliRunner
 
 from voicecoach.cache import HEADER_BYTES, Cache, digest, entry_ok
-from voicecoach.cli import _human, _Size, cli
+from voicecoach.cache_commands import _human, _Size
+from voicecoach.cli import cli
 from voicecoach.errors import VoicecoachError
 from voicecoach.files import STALE_TEMP_S, TEMP_SUFFIX
 
