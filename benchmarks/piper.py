@@ -56,6 +56,7 @@ def piper_phrases(routine_files: list[Path]) -> tuple[list[tuple[str, float]], o
     """The distinct (text as Piper gets it, length scale) pairs that auto gives Piper, and the model."""
     sys.path.insert(0, str(ROOT))
     from voicecoach.compile import collect_phrases
+    from voicecoach.errors import VoicecoachError
     from voicecoach.engines.piper import find_model, model_length_scale
     from voicecoach.pipeline import Settings, routine_vocabulary
     from voicecoach.script import load_routine
@@ -64,7 +65,10 @@ def piper_phrases(routine_files: list[Path]) -> tuple[list[tuple[str, float]], o
     phrases: dict[tuple[str, float], None] = {}
     model = None
     for path in routine_files:
-        routine = load_routine(path)
+        try:
+            routine = load_routine(path)
+        except VoicecoachError:  # not a routine (a program file): export skips or reports it too
+            continue
         settings = Settings()
         if settings.engine_for(routine) != "piper":
             continue
@@ -118,20 +122,22 @@ def main() -> None:
     parser.add_argument("--minutes", type=int, default=30, help="the generated routine's length (benchmarks/routines.py)")
     parser.add_argument("--library", type=Path, default=ROOT / "scripts", help="the folder `export` exports")
     parser.add_argument("--no-library", action="store_true")
+    parser.add_argument("--no-routine", action="store_true", help="only the library export")
     parser.add_argument("--runs", type=int, default=3, help="first-sound runs (the median is reported)")
     args = parser.parse_args()
     sys.path.insert(0, str(HERE))
     from bench import machine
     from routines import routine_yaml
 
-    voicecoach = [sys.executable, "-m", "voicecoach._entry"]
+    voicecoach = [sys.executable, "-m", "voicecoach.cli"]
     rows = []
     with tempfile.TemporaryDirectory(prefix="voicecoach-piper-bench-") as tmp:
         folder = Path(tmp)
         routine = folder / f"bench-{args.minutes}.yaml"
         routine.write_text(routine_yaml(args.minutes), encoding="utf-8")
-        targets = [(f"{args.minutes}-minute benchmark routine", [routine],
-                    [*voicecoach, "compile", str(routine), "-o", str(folder / "cold.mp3"), "--cache-dir"])]
+        targets = [] if args.no_routine else [
+            (f"{args.minutes}-minute benchmark routine", [routine],
+             [*voicecoach, "compile", str(routine), "-o", str(folder / "cold.mp3"), "--cache-dir"])]
         if not args.no_library:
             sys.path.insert(0, str(ROOT))
             from voicecoach.phone.library import find_routine_files, is_block_file
@@ -148,11 +154,15 @@ def main() -> None:
         fast_start = ROOT / "scripts" / "morning.yaml"
         cold_sound = [first_sound(fast_start, folder / f"play-cold-{run}") for run in range(args.runs)]
         warm_sound = [first_sound(fast_start, folder / "play-cold-0") for _ in range(args.runs)]
+    load = os.getloadavg()
     print(f"Machine: {machine()}\n")
     print("| what | distinct Piper phrases | Piper limit | cold with auto | ratio (<= 1.25x) |")
     print("|---|---|---|---|---|")
     for name, count, limit, cold in rows:
         print(f"| {name} | {count} | {limit:.1f} s | {cold:.1f} s | {cold / limit:.2f}x |")
+    print(f"\nLoad average at the end: {load[0]:.1f} (1 min), {load[1]:.1f} (5 min), {load[2]:.1f} (15 min)")
+    if not args.runs:
+        return
     print(f"\nFirst sound of play (scripts/morning.yaml, Piper), from process start, median of {args.runs}: "
           f"cold {statistics.median(cold_sound):.2f} s (goal <= 1.5 s; runs {', '.join(f'{s:.2f}' for s in cold_sound)}), "
           f"warm {statistics.median(warm_sound):.2f} s (goal <= 0.5 s; runs {', '.join(f'{s:.2f}' for s in warm_sound)})")
