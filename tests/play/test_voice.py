@@ -1,18 +1,114 @@
 """Listening against a real sound server: `voicecoach play --listen` with its own echo at the microphone.
 
-A private PulseAudio has two null sinks: the speakers and a virtual microphone whose monitor is
-the default source; the coach's output is looped back into the microphone at -10 dB (echo).
-A whole library routine plays with `--listen` and nobody speaks: no action may be taken.
+A private PulseAudio has two null sinks: the speakers (recorded) and a virtual microphone whose
+monitor is the default source; the coach's output is looped back into the microphone at -10 dB
+(echo), over a bed of room noise.
+
+- Spoken commands, synthesized by the project's own engines (espeak and Piper, each at two
+  speech rates), are played into the microphone, each once, in the quiet between the coach's
+  cues (the test follows the player's plain output lines to know where it is).  What the
+  speakers got is checked sample by sample against the compiled track (the acknowledgement
+  blips taken out), and the microphone's recording times each action from the end of its word.
+- A whole library routine plays with `--listen` and nobody speaks: no action may be taken.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
+import time
+import wave
+from dataclasses import dataclass
 from pathlib import Path
 
-from tests.play.servers import MIC, SPEAKERS, pulse_server
+import numpy as np
+
+from voicecoach.pipeline import Settings, build
+from voicecoach.play.listen import acknowledgement
+
+from tests.play.servers import (
+    MIC,
+    RATE,
+    SPEAKERS,
+    correlation,
+    find_all,
+    junctions,
+    locate,
+    pulse_server,
+    recording,
+    voicecoach_process,
+    wait_for,
+)
+from tests.play.spoken import RATE_16K, noise, spoken_words, to_int16
+
+ROUTINE = """\
+routine: Voice commands
+steps:
+  - breathe: Slow breath
+    inhale: 3s
+    exhale: 8s
+    cycles: 1
+  - rest: 8s
+  - massage: Neck sweep
+    area: neck
+    strokes: 3
+    tempo: 4s
+"""
+"""Long quiet stretches to speak the commands in (the out-breath, the rest, the time between strokes);
+no sound recurs where the recording is followed after an action (one breath: its cues are unique)."""
+
+NOISE_DB = -45.0
+"""The microphone's room noise, dBFS RMS (pink), under everything."""
+PAD_S = 0.25
+"""Silence around each spoken word in the file played into the microphone."""
+ACTED_WITHIN_S = 1.0
+"""The issue's bound: the pause is heard within 1 s of the end of the spoken word."""
+
+
+@dataclass(frozen=True)
+class Said:
+    """A command played into the microphone."""
+
+    word: str
+    engine: str
+    rate: float
+    expect: str
+    """The start of the plain output line its action prints."""
+
+    def __str__(self) -> str:
+        return f"{self.word!r} ({self.engine} at rate {self.rate})"
+
+
+# Each voice at each rate once: (espeak, Piper) x (0.85, 1.15).
+PAUSE = Said("pause", "espeak", 0.85, "voice: pause at ")
+CONTINUE = Said("continue", "piper", 1.15, "voice: continue at ")
+NEXT = Said("next", "piper", 0.85, "voice: next -> 3/3 Neck sweep")
+STOP = Said("stop", "espeak", 1.15, "voice: stop at ")
+
+
+def _write_wav(path: Path, samples: np.ndarray, rate: int) -> None:
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(rate)
+        out.writeframes(samples.astype("<i2").tobytes())
+
+
+def _word_files(folder: Path) -> dict[Said, tuple[Path, np.ndarray, int]]:
+    """Each command as a file for the microphone: ``(path, its samples, sample of the word's end)``."""
+    files = {}
+    for said in (PAUSE, CONTINUE, NEXT, STOP):
+        clip = spoken_words([said.word], engine=said.engine, rate=said.rate, folder=folder,
+                            cache_dir=folder / "words-cache")[said.word]
+        pad = np.zeros(round(PAD_S * RATE_16K), np.int16)
+        samples = np.concatenate([pad, clip, pad])
+        loud = np.flatnonzero(np.abs(samples.astype(np.int32)) > 0.05 * np.abs(clip.astype(np.int32)).max())
+        path = folder / f"say-{said.word}.wav"
+        _write_wav(path, samples, RATE_16K)
+        files[said] = (path, samples, int(loud[-1]) + 1)
+    return files
 
 
 def _echo_into_the_microphone(env) -> None:
@@ -23,6 +119,149 @@ def _echo_into_the_microphone(env) -> None:
     loops = subprocess.run(["pactl", "list", "short", "sink-inputs"], env=env, capture_output=True, text=True).stdout
     [loop] = [line.split()[0] for line in loops.splitlines() if "module-loopback" in line]
     subprocess.run(["pactl", "set-sink-input-volume", loop, "-10dB"], env=env, check=True, capture_output=True)
+
+
+def _room_noise(env, folder: Path, seconds: float) -> subprocess.Popen:
+    """Pink noise into the microphone for ``seconds`` (in the background)."""
+    path = folder / "room-noise.wav"
+    _write_wav(path, to_int16(noise(round(seconds * RATE_16K), level_db=NOISE_DB, seed=12)), RATE_16K)
+    return subprocess.Popen(["paplay", f"--device={MIC}", str(path)], env=env, stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def _seconds(line: str) -> float:
+    minutes, seconds = re.search(r" at (\d+):(\d\d\.\d\d)$", line).groups()
+    return int(minutes) * 60 + float(seconds)
+
+
+def _check_the_speakers(speakers: np.ndarray, track: np.ndarray, chapters, actions: list[str]) -> None:
+    """What the speakers got, sample by sample against the track, the blips taken out."""
+    ack = acknowledgement(RATE)
+    _, found = junctions(speakers, track, overlay=ack)
+    assert len(found) >= 3, f"the recording leaves the track at {found} (pause, next, stop expected)"
+    pause, skip, stop = found[:3]
+    c1, c2 = chapters[1].start_sample, chapters[2].start_sample
+    paused_at = round(_seconds(actions[0]) * 100) * RATE // 100  # the player's position, to 10 ms
+    assert _seconds(actions[1]) == _seconds(actions[0]), actions
+    # pause -> the track stops until the resume, then goes on from the paused sample.  It was said in
+    # the out-breath's quiet: the recording picks the track up again exactly where it left it (at the
+    # next sound, the rest's first word), and where in the quiet it paused and resumed is read from
+    # the blips each command mixes in, over silence, from the first block after the action.
+    assert pause.resumed_at == pause.left_at == np.flatnonzero(track[c1:])[0] + c1, pause
+    assert not track[paused_at : pause.left_at].any(), "the pause was not in the quiet"
+    before = pause.recorded_at - pause.left_at  # recording index of track sample 0, before and after the pause
+    after = pause.recorded_at + pause.silence - pause.resumed_at
+    acks = find_all(speakers, ack)
+    assert len(acks) >= 2, f"blips over silence at {acks}: the pause's and the resume's at least"
+    stopped_at, resumed_at = acks[0] - before, acks[1] - after  # track samples
+    near = RATE // 20  # blips go into the block pulled as the command is heard or the next (50 ms device buffer)
+    where = f"printed {paused_at}, blips at the pause {stopped_at} and at the resume {resumed_at} (track samples)"
+    assert abs(stopped_at - paused_at) <= near and abs(resumed_at - paused_at) <= near, where
+    assert abs(resumed_at - stopped_at) <= near, f"the track did not go on from the paused sample: {where}"
+    assert not speakers[acks[0] + len(ack) : acks[1]].any(), "sound while paused"
+    # next -> the next step's first sample follows the last one played (of the rest, in its quiet)
+    assert c1 < skip.left_at < c2 <= skip.resumed_at and not track[c2 : skip.resumed_at].any(), skip
+    # stop -> nothing of the track after it
+    assert stop.resumed_at < 0 and stop.left_at > skip.resumed_at, stop
+
+
+def _latencies_s(mic: np.ndarray, words: dict[Said, tuple[Path, np.ndarray, int]]) -> dict[Said, float | None]:
+    """Seconds from the end of each spoken word to its blips, as the microphone heard both (the echo
+    loop's own delay included); ``None``: no blips heard within 3 s (e.g. over a loud cue, or cut by stop)."""
+    ack_16k = acknowledgement(RATE_16K)
+    late = {}
+    for said, (_, samples, word_end) in words.items():
+        at, corr = locate(mic, samples)
+        assert corr > 0.8, f"{said} is not in the microphone's recording (correlation {corr:.2f})"
+        blips = np.flatnonzero(correlation(mic[at + word_end : at + word_end + 3 * RATE_16K], ack_16k) > 0.8)
+        late[said] = int(blips[0]) / RATE_16K if len(blips) else None
+    return late
+
+
+def test_spoken_commands_pause_resume_skip_and_stop(tmp_path, monkeypatch):
+    routine = tmp_path / "voice.yaml"
+    routine.write_text(ROUTINE)
+    words = _word_files(tmp_path)
+    with pulse_server(tmp_path, microphone=True) as env:
+        for name in ("VOICECOACH_CACHE_DIR", "VOICECOACH_DATA_DIR"):
+            monkeypatch.setenv(name, env[name])
+        made = build(routine, settings=Settings(engine="espeak"))  # what play will make: the same cache
+        track, chapters = made.read(0, made.timeline.length_samples), made.timeline.chapters
+        assert made.timeline.sample_rate == RATE
+        _echo_into_the_microphone(env)
+        room = _room_noise(env, tmp_path, made.timeline.length_samples / RATE + 40)
+        out, err = tmp_path / "out", tmp_path / "err"
+        log: list[str] = []  # what was said when, for a failure's message
+        started = time.monotonic()
+
+        def output() -> str:
+            return out.read_text()
+
+        def story() -> str:
+            return ("\nsaid:\n  " + "\n  ".join(log) + f"\nplay printed:\n{output()}"
+                    + f"play's errors:\n{err.read_text()[-3000:]}")
+
+        def when(text: str, timeout_s: float) -> None:
+            """Wait for a plain output line containing ``text``."""
+            try:
+                wait_for(lambda: text in output() or play.poll() is not None, repr(text), timeout_s=timeout_s)
+            except AssertionError:
+                raise AssertionError(f"play never printed {text!r} within {timeout_s} s{story()}") from None
+            assert text in output(), f"play ended before printing {text!r} (exit {play.returncode}){story()}"
+
+        def say(said: Said) -> None:
+            """Speak once into the microphone; the action must follow (no second try)."""
+            lines = output().splitlines()
+            status = [line for line in lines if line.startswith("[")]
+            log.append(f"{time.monotonic() - started:6.2f} s  {said}, after {status[-1] if status else 'nothing'!r}")
+            subprocess.run(["paplay", f"--device={MIC}", str(words[said][0])], env=env, check=True, timeout=20)
+            try:
+                wait_for(lambda: said.expect in output() or play.poll() is not None, "", timeout_s=3.0)
+            except AssertionError:
+                pass
+            if said.expect not in output():
+                new = [line for line in output().splitlines()[len(lines):] if line.startswith("voice: ")]
+                what = f"taken for {new}" if new else "missed by the recognizer"
+                raise AssertionError(f"{said} was {what}: no {said.expect!r} line within 3 s{story()}")
+
+        with recording(env, tmp_path / "speakers.raw"), \
+                recording(env, tmp_path / "mic.raw", device=f"{MIC}.monitor", rate=RATE_16K):
+            play = voicecoach_process(["play", str(routine), "--engine", "espeak", "--no-keys", "--listen",
+                                       "--mic", "monitor of virtualmic"], env=env, out=out, err=err)
+            try:
+                when("breathe out 1 of 1", timeout_s=60)
+                time.sleep(1.0)  # in the out-breath's 7 quiet seconds
+                say(PAUSE)
+                time.sleep(1.5)  # paused: the coach is silent
+                say(CONTINUE)
+                when("step 2/3 Rest", timeout_s=20)
+                time.sleep(2.0)  # after "Rest for eight seconds."
+                say(NEXT)
+                when("stroke 1 of 3", timeout_s=20)
+                time.sleep(0.5)  # the 4 s between strokes
+                say(STOP)
+                code = play.wait(timeout=20)
+            finally:
+                if play.poll() is None:
+                    play.kill()
+                    play.wait()
+                room.kill()
+                room.wait()
+        stdout = output()
+        assert code == 0, f"exit {code}{story()}"
+        actions = [line for line in stdout.splitlines() if line.startswith("voice: ")]
+        assert [re.sub(r" at \d+:\d\d\.\d\d$", "", a) for a in actions] == [
+            "voice: pause", "voice: continue", "voice: next -> 3/3 Neck sweep", "voice: stop"], story()
+        assert any(line.startswith("Logged. Practice streak: ") for line in stdout.splitlines()), story()
+        logged = subprocess.run([sys.executable, "-m", "voicecoach.cli", "log", "--json"], env=env,
+                                capture_output=True, text=True)
+        [session] = json.loads(logged.stdout)["sessions"]
+        assert session["actions"] == {"voice": 4} and not session["finished"], session
+
+    _check_the_speakers(np.fromfile(tmp_path / "speakers.raw", dtype="<i2").astype(np.int16), track, chapters, actions)
+    late = _latencies_s(np.fromfile(tmp_path / "mic.raw", dtype="<i2").astype(np.int16), words)
+    print("from the end of the word to the blips: " + ", ".join(f"{s}: {t} s" for s, t in late.items()))
+    assert late[PAUSE] is not None and late[PAUSE] <= ACTED_WITHIN_S, f"{PAUSE} acted on after {late[PAUSE]} s"
 
 
 def test_a_whole_routine_with_its_own_echo_and_no_commands_takes_no_action(tmp_path):
