@@ -326,9 +326,11 @@ class LiveBuild:
 
     One thread synthesizes the phrases in the order they are first spoken; another
     schedules the steps as their clips arrive.  ``timeline`` is what is scheduled so far
-    (its chapters grow, in order, until ``complete``); ``read`` waits only for the span it is
-    asked for.  Clips, schedule and mix are all pure, so the samples are exactly those of
-    :func:`build` and of an export.
+    (its chapters grow, in order, until ``complete``); while the schedule waits for a clip,
+    its last chapter is the step as scheduled until then (so a player starts on the first
+    phrase, not the whole first step).  ``read`` waits only for the span it is asked for.
+    Clips, schedule and mix are all pure, so the samples are exactly those of :func:`build`
+    and of an export.
     """
 
     def __init__(self, routine: Routine | str | os.PathLike, *, settings: Settings = Settings()) -> None:
@@ -338,9 +340,11 @@ class LiveBuild:
         self._ready = threading.Condition()
         self._error: BaseException | None = None
         self._sections: list[Section] = []
+        self._partial: Section | None = None  # the step being scheduled, as far as it is
+        self._final_samples = 0  # the track before this sample is scheduled for good
         self._complete = False
         self._mixer: Mixer | None = None
-        self._mixer_length = -1
+        self._mixer_timeline: Timeline | None = None
         self._track: np.ndarray | None = None
         self._track_looked_up = False
         self._parts = _parts(routine, settings, self._clip_arrived)
@@ -391,10 +395,13 @@ class LiveBuild:
             tone_samples=self._parts.sound.tone_length,
             settings=self.settings.compile_settings(),
             speech_rate=self._parts.speech.settings.rate,
+            before_speech=self._before_speech,
         )
         for section in sections:
             with self._ready:
                 self._sections.append(section)
+                self._partial = None
+                self._final_samples = section.chapter.end_sample
                 self.timeline = self._snapshot()
                 self._ready.notify_all()
         with self._ready:
@@ -402,14 +409,27 @@ class LiveBuild:
             self.timeline = self._snapshot(final=True)
             self._ready.notify_all()
 
+    def _before_speech(self, text: str, start_sample: int, so_far: Callable[[], Section]) -> None:
+        """The schedule is about to measure ``text``'s clip: if it has to wait for it, what is
+        scheduled before ``start_sample`` is published first (playable while the clip is made)."""
+        if self._parts.speech.has_clip(text):
+            return
+        partial = so_far()
+        with self._ready:
+            self._partial = partial
+            self._final_samples = max(self._final_samples, start_sample)
+            self.timeline = self._snapshot()
+            self._ready.notify_all()
+
     def _snapshot(self, *, final: bool = False) -> Timeline:
-        events = tuple(e for s in self._sections for e in s.events)
+        sections = [*self._sections, self._partial] if self._partial is not None else self._sections
+        events = tuple(e for s in sections for e in s.events)
         return Timeline(
             routine=self.routine.title,
             sample_rate=self.sample_rate,
-            length_samples=self._sections[-1].chapter.end_sample,
+            length_samples=sections[-1].chapter.end_sample,
             events=tuple(sorted(events, key=lambda e: (e.start_sample, e.kind.value))) if final else events,
-            chapters=tuple(s.chapter for s in self._sections),
+            chapters=tuple(s.chapter for s in sections),
         )
 
     def _raise_if_failed(self) -> None:
@@ -436,9 +456,9 @@ class LiveBuild:
             if samples is not None:
                 # the limiter (and the music's ducking) look a little past a span: what follows must be scheduled
                 lookahead = limiter_reach(round(0.004 * self.sample_rate)) + self._parts.sound.lookahead_samples()
-                return self.timeline.length_samples >= samples + lookahead
-            if chapters is not None:
-                return len(self._sections) >= chapters
+                return self._final_samples >= samples + lookahead
+            if chapters is not None:  # the last one may be the step still being scheduled
+                return len(self.timeline.chapters) >= chapters
             return False
 
         with self._ready:
@@ -460,9 +480,9 @@ class LiveBuild:
             start = max(0, min(start_sample, len(self._track)))
             return np.asarray(self._track[start : start + max(0, count)])
         timeline = self.timeline
-        if self._mixer is None or self._mixer_length != timeline.length_samples:
+        if self._mixer is None or self._mixer_timeline is not timeline:
             self._mixer = _mixer(timeline, self._parts.speech, self.render_settings, self._parts.sound)
-            self._mixer_length = timeline.length_samples
+            self._mixer_timeline = timeline
         return self._mixer.render(start_sample, start_sample + count)
 
     def build(self) -> Build:

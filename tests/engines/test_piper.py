@@ -132,6 +132,18 @@ def test_the_voice_is_identified_by_its_model_files(piper, tmp_path):
     assert voice_identity(str(tmp_path / "copy.onnx")) != voice_identity("joe")
 
 
+def test_a_prestarted_server_loads_the_model_ahead_and_speaks_the_same(piper):
+    fresh = PiperEngine()
+    try:
+        fresh.prestart("en")  # started, the model asked for: no phrase yet
+        assert fresh._proc is not None and fresh._proc.poll() is None
+        early = synth(fresh, TEXTS[:2])
+    finally:
+        fresh.close()
+    plain = synth(piper, TEXTS[:2])
+    assert all(early[text].tobytes() == plain[text].tobytes() for text in TEXTS[:2])
+
+
 # ---------------------------------------------------------------------------------------
 # Routines
 
@@ -286,3 +298,55 @@ def test_a_routine_asking_for_a_missing_engine_is_told_where(monkeypatch, tmp_pa
     with pytest.raises(VoicecoachError) as info:
         build(path, settings=Settings(cache_dir=tmp_path))
     assert info.value.format() == f"{path}:2:1: the piper engine is not installed; install it with: {INSTALL}"
+
+
+# ---------------------------------------------------------------------------------------
+# Playing: a warm cache needs no Piper at all; a cold one starts it at once
+
+
+def spy_on_starts(monkeypatch) -> tuple[list, list]:
+    """Records every Piper server started and every file hashed."""
+    from voicecoach import sound
+    from voicecoach.engines.forkserver import ServerEngine
+
+    started, hashed = [], []
+    spawn, sha = ServerEngine.spawn, sound.file_sha256
+
+    def spawning(self) -> None:
+        before = self._proc
+        spawn(self)
+        if self._proc is not before:
+            started.append(self.name)
+
+    monkeypatch.setattr(ServerEngine, "spawn", spawning)
+    monkeypatch.setattr(sound, "file_sha256", lambda path: hashed.append(str(path)) or sha(path))
+    return started, hashed
+
+
+def first_sound(routine_file, settings) -> None:
+    from voicecoach.pipeline import LiveBuild
+
+    live = LiveBuild(routine_file, settings=settings)
+    try:
+        live.wait(chapters=1)
+        assert live.read(0, RATE).any()
+    finally:
+        live.close()
+
+
+def test_a_warm_play_starts_no_piper_and_hashes_no_model(compiled, routine_file, monkeypatch):
+    _, settings, _ = compiled  # every clip cached, and the model's hash remembered by the cache
+    started, hashed = spy_on_starts(monkeypatch)
+    first_sound(routine_file, settings)
+    assert started == [] and hashed == []
+
+
+def test_a_cold_play_starts_piper_and_loads_the_model_before_looking_up_clips(routine_file, monkeypatch, tmp_path):
+    started, hashed = spy_on_starts(monkeypatch)
+    loads = []
+    send = PiperEngine.send
+    monkeypatch.setattr(PiperEngine, "send", lambda self, message: loads.append((message["op"], len(hashed))) or send(self, message))
+    first_sound(routine_file, Settings(engine="piper", cache_dir=tmp_path / "cold"))
+    assert started == ["piper"]  # one server for the run
+    assert loads[0] == ("load", 0)  # asked to load the model before the model was even hashed
+    assert any(path.endswith(".onnx") for path in hashed)

@@ -55,11 +55,14 @@ class ServerEngine:
 
     def __init__(self) -> None:
         self._proc: subprocess.Popen | None = None
+        self._greeted = False
 
-    def server(self) -> subprocess.Popen:
-        """The running server, started (and greeted) if need be."""
+    def spawn(self) -> None:
+        """Start the server process, if it is not running, without waiting for it to be ready
+        (it imports its library meanwhile; requests sent now wait in its input)."""
         if self._proc is not None and self._proc.poll() is None:
-            return self._proc
+            return
+        self._greeted = False
         try:
             self._proc = subprocess.Popen(
                 [sys.executable, "-m", self.MODULE],
@@ -71,12 +74,19 @@ class ServerEngine:
             )
         except OSError as error:
             raise EngineError(f"cannot start the {self.name} speech server: {error}") from None
-        hello = self.receive()
-        if not hello.get("ready"):
-            self.close()
-            raise EngineError(f"{self.describe()} could not start: {hello.get('error', 'no answer')}",
-                              hint=self.START_HINT)
-        self.started(hello)
+
+    def server(self) -> subprocess.Popen:
+        """The running server, started (and greeted) if need be."""
+        self.spawn()
+        assert self._proc is not None
+        if not self._greeted:
+            hello = self.receive()
+            if not hello.get("ready"):
+                self.close()
+                raise EngineError(f"{self.describe()} could not start: {hello.get('error', 'no answer')}",
+                                  hint=self.START_HINT)
+            self._greeted = True
+            self.started(hello)
         return self._proc
 
     def describe(self) -> str:
