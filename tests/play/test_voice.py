@@ -9,7 +9,8 @@ monitor is the default source; the coach's output is looped back into the microp
   cues (the test follows the player's plain output lines to know where it is).  What the
   speakers got is checked sample by sample against the compiled track (the acknowledgement
   blips taken out), and the microphone's recording times each action from the end of its word.
-- A whole library routine plays with `--listen` and nobody speaks: no action may be taken.
+- A whole library routine plays with `--listen` and nobody speaks: no action may be taken (it
+  plays in the background while the rest of the suite runs: see conftest.py).
 """
 
 from __future__ import annotations
@@ -31,8 +32,8 @@ from voicecoach.play.listen import acknowledgement
 from tests.play.servers import (
     MIC,
     RATE,
-    SPEAKERS,
     correlation,
+    echo_into_the_microphone,
     find_all,
     junctions,
     locate,
@@ -111,16 +112,6 @@ def _word_files(folder: Path) -> dict[Said, tuple[Path, np.ndarray, int]]:
     return files
 
 
-def _echo_into_the_microphone(env) -> None:
-    """The speakers heard by the microphone, 10 dB down."""
-    subprocess.run(["pactl", "load-module", "module-loopback", f"source={SPEAKERS}.monitor", f"sink={MIC}",
-                    "latency_msec=60", "source_dont_move=true", "sink_dont_move=true"],
-                   env=env, check=True, capture_output=True)
-    loops = subprocess.run(["pactl", "list", "short", "sink-inputs"], env=env, capture_output=True, text=True).stdout
-    [loop] = [line.split()[0] for line in loops.splitlines() if "module-loopback" in line]
-    subprocess.run(["pactl", "set-sink-input-volume", loop, "-10dB"], env=env, check=True, capture_output=True)
-
-
 def _room_noise(env, folder: Path, seconds: float) -> subprocess.Popen:
     """Pink noise into the microphone for ``seconds`` (in the background)."""
     path = folder / "room-noise.wav"
@@ -188,7 +179,7 @@ def test_spoken_commands_pause_resume_skip_and_stop(tmp_path, monkeypatch):
         made = build(routine, settings=Settings(engine="espeak"))  # what play will make: the same cache
         track, chapters = made.read(0, made.timeline.length_samples), made.timeline.chapters
         assert made.timeline.sample_rate == RATE
-        _echo_into_the_microphone(env)
+        echo_into_the_microphone(env)
         room = _room_noise(env, tmp_path, made.timeline.length_samples / RATE + 40)
         out, err = tmp_path / "out", tmp_path / "err"
         log: list[str] = []  # what was said when, for a failure's message
@@ -264,22 +255,20 @@ def test_spoken_commands_pause_resume_skip_and_stop(tmp_path, monkeypatch):
     assert late[PAUSE] is not None and late[PAUSE] <= ACTED_WITHIN_S, f"{PAUSE} acted on after {late[PAUSE]} s"
 
 
-def test_a_whole_routine_with_its_own_echo_and_no_commands_takes_no_action(tmp_path):
-    """The coach says "next up", counts, "stop" and "back" can be in its lines: none of it is a command."""
-    routine = Path(__file__).resolve().parents[2] / "scripts" / "quick-3-minute.yaml"
-    with pulse_server(tmp_path, microphone=True) as env:
-        _echo_into_the_microphone(env)
-        listed = subprocess.run([sys.executable, "-m", "voicecoach.cli", "play", "--devices"], env=env,
-                                capture_output=True, text=True)
-        assert listed.returncode == 0 and "inputs (--mic):" in listed.stdout, listed.stderr
-        assert "Monitor of VirtualMic" in listed.stdout.split("inputs (--mic):")[1]
-        played = subprocess.run([sys.executable, "-m", "voicecoach.cli", "play", str(routine), "--engine", "espeak",
-                                 "--no-keys", "--listen", "--mic", "monitor of virtualmic"], env=env, capture_output=True,
-                                text=True, timeout=600)
-        assert played.returncode == 0, played.stderr
-        assert not [line for line in played.stdout.splitlines() if line.startswith("voice: ")], played.stdout
-        assert "steps completed, finished." in played.stdout
-        logged = subprocess.run([sys.executable, "-m", "voicecoach.cli", "log", "--json"], env=env,
-                                capture_output=True, text=True)
-        [session] = json.loads(logged.stdout)["sessions"]
-        assert session["finished"] and session["actions"] == {}
+def test_a_whole_routine_with_its_own_echo_and_no_commands_takes_no_action(whole_routine_playing):
+    """The coach says "next up", counts, "stop" and "back" can be in its lines: none of it is a command.
+
+    The whole routine plays in real time (conftest.py starts it when collection is done)."""
+    env = whole_routine_playing.env
+    listed = subprocess.run([sys.executable, "-m", "voicecoach.cli", "play", "--devices"], env=env,
+                            capture_output=True, text=True)
+    assert listed.returncode == 0 and "inputs (--mic):" in listed.stdout, listed.stderr
+    assert "Monitor of VirtualMic" in listed.stdout.split("inputs (--mic):")[1]
+    code, stdout, stderr = whole_routine_playing.wait(timeout_s=600)
+    assert code == 0, stderr
+    assert not [line for line in stdout.splitlines() if line.startswith("voice: ")], stdout
+    assert "5 of 5 steps completed, finished." in stdout, stdout
+    logged = subprocess.run([sys.executable, "-m", "voicecoach.cli", "log", "--json"], env=env,
+                            capture_output=True, text=True)
+    [session] = json.loads(logged.stdout)["sessions"]
+    assert session["finished"] and session["actions"] == {}, session
