@@ -200,18 +200,23 @@ def test_spoken_commands_pause_resume_skip_and_stop(tmp_path, monkeypatch):
                 raise AssertionError(f"play never printed {text!r} within {timeout_s} s{story()}") from None
             assert text in output(), f"play ended before printing {text!r} (exit {play.returncode}){story()}"
 
+        def actions_so_far() -> list[str]:
+            return [line for line in output().splitlines() if line.startswith("voice: ")]
+
         def say(said: Said) -> None:
-            """Speak once into the microphone; the action must follow (no second try)."""
-            lines = output().splitlines()
-            status = [line for line in lines if line.startswith("[")]
+            """Speak once into the microphone; its action, and only it, must follow (no second try)."""
+            before = actions_so_far()
+            if len(before) != len(log):
+                raise AssertionError(f"action(s) nobody asked for (the coach's echo?): {before[len(log):]}{story()}")
+            status = [line for line in output().splitlines() if line.startswith("[")]
             log.append(f"{time.monotonic() - started:6.2f} s  {said}, after {status[-1] if status else 'nothing'!r}")
             subprocess.run(["paplay", f"--device={MIC}", str(words[said][0])], env=env, check=True, timeout=20)
             try:
                 wait_for(lambda: said.expect in output() or play.poll() is not None, "", timeout_s=3.0)
             except AssertionError:
                 pass
-            if said.expect not in output():
-                new = [line for line in output().splitlines()[len(lines):] if line.startswith("voice: ")]
+            new = actions_so_far()[len(before):]
+            if not any(line.startswith(said.expect) for line in new):
                 what = f"taken for {new}" if new else "missed by the recognizer"
                 raise AssertionError(f"{said} was {what}: no {said.expect!r} line within 3 s{story()}")
 
