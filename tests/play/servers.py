@@ -278,6 +278,8 @@ def junctions(recording: np.ndarray, track: np.ndarray, *, rate: int = RATE, pro
             found.append(Junction(left_at, i, len(recording) - i, -1))
             return offset, found
         candidates = find_all(track, segment, min_corr=0.999)  # a chime or a tick recurs: take the longest match
+        if not candidates and overlay is not None and _strip_overlay(recording, j, left_at, overlay, track):
+            continue  # the overlay is what sounds first after the silence (e.g. a resume's blips)
         if not candidates:  # not the track (e.g. an acknowledgement cut short when the device closed)
             found.append(Junction(left_at, i, j - i, -2))
             return offset, found
