@@ -6,8 +6,9 @@ synthesizing the same distinct phrases with Piper directly, and the first sound 
 
 - limit: the routine's distinct phrases (those auto gives Piper), synthesized by Piper itself
   -- the same model, the same synthesis and session settings (one thread, no graph
-  optimization: the fastest found, see piper_server), one process per core, each loading the
-  model once, no voicecoach code -- from launching the processes to the last phrase done;
+  optimization, malloc in huge pages: the fastest found, see piper_server and piper.py), one
+  process per core, each loading the model once, no voicecoach code -- from launching the
+  processes to the last phrase done;
 - cold: `voicecoach compile ROUTINE -o x.mp3` with an empty cache, a fresh process (the
   interpreter, the model load, synthesis, mixing and encoding included), and cold / limit
   (goal <= 1.25x); the same for `voicecoach export scripts -d DIR` (the library);
@@ -98,8 +99,10 @@ def limit_seconds(phrases: list[tuple[str, float]], model, folder: Path) -> floa
         job = folder / f"limit-{index}.json"
         job.write_text(json.dumps({"model": model.model, "config": model.config, "phrases": phrases[index::cores]}))
         jobs.append(job)
+    # glibc's malloc in huge pages, as voicecoach's Piper server runs (fewer page faults): the same for both
+    env = {**os.environ, "GLIBC_TUNABLES": "glibc.malloc.hugetlb=1"}
     began = time.perf_counter()
-    procs = [subprocess.Popen([sys.executable, "-c", _WORKER, str(job)]) for job in jobs]
+    procs = [subprocess.Popen([sys.executable, "-c", _WORKER, str(job)], env=env) for job in jobs]
     if any(proc.wait() for proc in procs):
         raise SystemExit("a Piper worker failed")
     return time.perf_counter() - began

@@ -15,7 +15,7 @@ import threading
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
@@ -319,6 +319,51 @@ def build(
         sound=parts.sound,
         notes=parts.notes,
     )
+
+
+def synthesize_ahead(routines: Iterable[tuple[Routine, Settings]], *, jobs: int | None = None,
+                     progress: Progress | None = None) -> int:
+    """Make, into their caches, every clip that building ``routines`` will need; how many were made.
+
+    For a library export: the phrases of all routines spoken alike (the same engine, voice,
+    speech settings and cache) go to one engine in one batch, so each voice model is loaded
+    once, a phrase several routines share is made once, and every core synthesizes until the
+    last phrase; the routines are then built from the cache (mixed, encoded) in parallel.  A
+    routine that cannot be prepared (a bad vocabulary, an engine not installed) is left out,
+    and a batch with a failing phrase stops: building the routines reports it, located.
+    """
+    groups: dict[tuple[str, SpeechSettings, str], dict[str, None]] = {}
+    for routine, settings in routines:
+        if not settings.use_cache:
+            continue  # nothing to keep the clips in
+        try:
+            with about(routine):
+                choice = installed_engine(routine, settings)
+                phrases = collect_phrases(routine, vocab=routine_vocabulary(routine))
+                key = (choice.engine, settings.speech_settings(routine), os.fspath(settings.cache_folder(routine)))
+        except VoicecoachError:
+            continue
+        groups.setdefault(key, {}).update(dict.fromkeys(phrases))
+    total = sum(len(phrases) for phrases in groups.values())
+    done = made = 0
+
+    def on_clip(text: str) -> None:
+        nonlocal done
+        done += 1
+        if progress:
+            progress("speech", done, total)
+
+    for (engine, speech_settings, folder), phrases in groups.items():
+        speech = Speech(engine=get_engine(engine), cache=Cache(folder), settings=speech_settings,
+                        jobs=jobs or os.cpu_count() or 1, on_clip=on_clip)
+        try:
+            speech.prepare(list(phrases))
+        except VoicecoachError:
+            pass  # the routines' builds meet it again and say where
+        finally:
+            speech.engine.close()
+            made += speech.stats.synthesized
+    return made
 
 
 class LiveBuild:

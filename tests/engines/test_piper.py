@@ -144,6 +144,25 @@ def test_a_prestarted_server_loads_the_model_ahead_and_speaks_the_same(piper):
     assert all(early[text].tobytes() == plain[text].tobytes() for text in TEXTS[:2])
 
 
+def test_the_piper_server_allocates_in_huge_pages_and_keeps_the_users_tunables(monkeypatch):
+    from voicecoach.engines import forkserver
+
+    monkeypatch.delenv("GLIBC_TUNABLES", raising=False)
+    engine = PiperEngine()
+    try:
+        engine.spawn()
+        environ = Path(f"/proc/{engine._proc.pid}/environ").read_bytes().split(b"\0")
+    finally:
+        engine.close()
+    assert b"GLIBC_TUNABLES=glibc.malloc.hugetlb=1" in environ
+    monkeypatch.setenv("GLIBC_TUNABLES", "glibc.malloc.arena_max=4")
+    seen = []
+    monkeypatch.setattr(forkserver.subprocess, "Popen", lambda *a, env=None, **kw: seen.append(env) or 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        PiperEngine().spawn()
+    assert seen[0]["GLIBC_TUNABLES"] == "glibc.malloc.arena_max=4:glibc.malloc.hugetlb=1"
+
+
 # ---------------------------------------------------------------------------------------
 # Routines
 

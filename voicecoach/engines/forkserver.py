@@ -52,6 +52,8 @@ class ServerEngine:
     """The server module, run with ``python -m``."""
     START_HINT = ""
     """How to fix a server that cannot start (reinstall, install)."""
+    GLIBC_TUNABLES = ""
+    """glibc malloc tunables for the server and its children (``GLIBC_TUNABLES``, added to the user's)."""
 
     def __init__(self) -> None:
         self._proc: subprocess.Popen | None = None
@@ -63,9 +65,14 @@ class ServerEngine:
         if self._proc is not None and self._proc.poll() is None:
             return
         self._greeted = False
+        env = None
+        if self.GLIBC_TUNABLES:
+            env = {**os.environ, "GLIBC_TUNABLES": ":".join(filter(None, (os.environ.get("GLIBC_TUNABLES"),
+                                                                          self.GLIBC_TUNABLES)))}
         try:
             self._proc = subprocess.Popen(
                 [sys.executable, "-m", self.MODULE],
+                env=env,
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.DEVNULL,
