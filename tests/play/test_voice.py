@@ -8,7 +8,8 @@ monitor is the default source; the coach's output is looped back into the microp
   speech rates), are played into the microphone, each once, in the quiet between the coach's
   cues (the test follows the player's plain output lines to know where it is).  What the
   speakers got is checked sample by sample against the compiled track (the acknowledgement
-  blips taken out), and the microphone's recording times each action from the end of its word.
+  blips taken out; a faint music bed leaves no silence in the track, so a pause shows to the
+  sample), and the microphone's recording times the pause from the end of its word.
 - A whole library routine plays with `--listen` and nobody speaks: no action may be taken (it
   plays in the background while the rest of the suite runs: see conftest.py).
 """
@@ -34,7 +35,6 @@ from tests.play.servers import (
     RATE,
     correlation,
     echo_into_the_microphone,
-    find_all,
     junctions,
     locate,
     pulse_server,
@@ -46,6 +46,9 @@ from tests.play.spoken import RATE_16K, noise, spoken_words, to_int16
 
 ROUTINE = """\
 routine: Voice commands
+music:
+  file: bed.wav
+  volume: 0.05
 steps:
   - breathe: Slow breath
     inhale: 3s
@@ -57,8 +60,11 @@ steps:
     strokes: 3
     tempo: 4s
 """
-"""Long quiet stretches to speak the commands in (the out-breath, the rest, the time between strokes);
-no sound recurs where the recording is followed after an action (one breath: its cues are unique)."""
+"""Long stretches without speech or tones to say the commands in (the out-breath, the rest, the time
+between strokes); under it all a faint music bed (about -59 dBFS, -69 at the microphone), so that the
+track has no silence: every jump, pause and resume shows in the recording to the sample."""
+BED_S = 60
+"""The bed's length: longer than the routine, so it is cut, never looped (nothing in the track recurs)."""
 
 NOISE_DB = -45.0
 """The microphone's room noise, dBFS RMS (pink), under everything."""
@@ -126,34 +132,26 @@ def _seconds(line: str) -> float:
 
 
 def _check_the_speakers(speakers: np.ndarray, track: np.ndarray, chapters, actions: list[str]) -> None:
-    """What the speakers got, sample by sample against the track, the blips taken out."""
+    """What the speakers got, sample by sample against the track, the blips taken out (junctions)."""
     ack = acknowledgement(RATE)
     _, found = junctions(speakers, track, overlay=ack)
-    assert len(found) >= 3, f"the recording leaves the track at {found} (pause, next, stop expected)"
-    pause, skip, stop = found[:3]
+    # A starved machine can underrun the sound server: a short gap, the track going on near where it
+    # was (as in test_mpris.py).  Those are not actions: each action here jumps or pauses for seconds.
+    jumps = [j for j in found if not (j.silence < RATE // 5 and 0 <= j.resumed_at - j.left_at < RATE // 5)]
+    assert len(jumps) >= 3, f"the recording leaves the track at {found} (pause, next, stop expected)"
+    pause, skip, stop = jumps[:3]
     c1, c2 = chapters[1].start_sample, chapters[2].start_sample
-    paused_at = round(_seconds(actions[0]) * 100) * RATE // 100  # the player's position, to 10 ms
-    assert _seconds(actions[1]) == _seconds(actions[0]), actions
-    # pause -> the track stops until the resume, then goes on from the paused sample.  It was said in
-    # the out-breath's quiet: the recording picks the track up again exactly where it left it (at the
-    # next sound, the rest's first word), and where in the quiet it paused and resumed is read from
-    # the blips each command mixes in, over silence, from the first block after the action.
-    assert pause.resumed_at == pause.left_at == np.flatnonzero(track[c1:])[0] + c1, pause
-    assert not track[paused_at : pause.left_at].any(), "the pause was not in the quiet"
-    before = pause.recorded_at - pause.left_at  # recording index of track sample 0, before and after the pause
-    after = pause.recorded_at + pause.silence - pause.resumed_at
-    acks = find_all(speakers, ack)
-    assert len(acks) >= 2, f"blips over silence at {acks}: the pause's and the resume's at least"
-    stopped_at, resumed_at = acks[0] - before, acks[1] - after  # track samples
-    near = RATE // 20  # blips go into the block pulled as the command is heard or the next (50 ms device buffer)
-    where = f"printed {paused_at}, blips at the pause {stopped_at} and at the resume {resumed_at} (track samples)"
-    assert abs(stopped_at - paused_at) <= near and abs(resumed_at - paused_at) <= near, where
-    assert abs(resumed_at - stopped_at) <= near, f"the track did not go on from the paused sample: {where}"
-    assert not speakers[acks[0] + len(ack) : acks[1]].any(), "sound while paused"
-    # next -> the next step's first sample follows the last one played (of the rest, in its quiet)
-    assert c1 < skip.left_at < c2 <= skip.resumed_at and not track[c2 : skip.resumed_at].any(), skip
-    # stop -> nothing of the track after it
-    assert stop.resumed_at < 0 and stop.left_at > skip.resumed_at, stop
+    printed = [round(_seconds(actions[i]) * 100) * RATE // 100 for i in (0, 1, 3)]  # positions, to 10 ms
+    tenth = RATE // 100 + RATE // 1000  # printed positions are rounded down to 10 ms (+ a quiet sample or so)
+    # pause -> the track stops (the blips over silence only) at the printed position, until the resume;
+    # then it goes on from the very sample where it stopped
+    assert 0 <= pause.left_at - printed[0] < tenth and pause.silence > RATE, (pause, printed)
+    assert pause.resumed_at == pause.left_at and _seconds(actions[1]) == _seconds(actions[0]), (pause, actions)
+    # next (said in the rest) -> the next step's first sample follows the last one played
+    assert c1 < skip.left_at < c2 <= skip.resumed_at and not track[c2 : skip.resumed_at].any(), (skip, c2)
+    # stop -> nothing of the track after the printed position (what the device still held is dropped:
+    # the sound may end up to a device buffer, 150 ms, before it)
+    assert stop.resumed_at < 0 and 0 <= printed[2] + tenth - stop.left_at < RATE // 4, (stop, printed)
 
 
 def _latencies_s(mic: np.ndarray, words: dict[Said, tuple[Path, np.ndarray, int]]) -> dict[Said, float | None]:
@@ -172,6 +170,7 @@ def _latencies_s(mic: np.ndarray, words: dict[Said, tuple[Path, np.ndarray, int]
 def test_spoken_commands_pause_resume_skip_and_stop(tmp_path, monkeypatch):
     routine = tmp_path / "voice.yaml"
     routine.write_text(ROUTINE)
+    _write_wav(tmp_path / "bed.wav", to_int16(noise(BED_S * RATE, level_db=-20, seed=7)), RATE)
     words = _word_files(tmp_path)
     with pulse_server(tmp_path, microphone=True) as env:
         for name in ("VOICECOACH_CACHE_DIR", "VOICECOACH_DATA_DIR"):
