@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import math
 import shutil
+import subprocess
+import sys
 from fractions import Fraction
 from pathlib import Path
 
@@ -369,3 +371,17 @@ def test_a_cold_play_starts_piper_and_loads_the_model_before_looking_up_clips(ro
     assert started == ["piper"]  # one server for the run
     assert loads[0] == ("load", 0)  # asked to load the model before the model was even hashed
     assert any(path.endswith(".onnx") for path in hashed)
+
+
+def test_a_warm_play_imports_no_speech_or_encoding_library(compiled, routine_file):
+    _, settings, _ = compiled
+    probe = (
+        "import sys\n"
+        "from voicecoach.play.session import LiveBuild, Settings\n"
+        f"live = LiveBuild({str(routine_file)!r}, settings=Settings(engine='piper', cache_dir={str(settings.cache_dir)!r}))\n"
+        "live.wait(chapters=1); assert live.read(0, 44100).any(); live.close()\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'onnxruntime', 'piper', 'mutagen', 'lameenc', 'PIL'}))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
