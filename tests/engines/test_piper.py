@@ -146,6 +146,31 @@ def test_a_prestarted_server_loads_the_model_ahead_and_speaks_the_same(piper):
     assert all(early[text].tobytes() == plain[text].tobytes() for text in TEXTS[:2])
 
 
+def test_a_client_that_quits_early_stops_the_server_and_every_phrase_under_way():
+    def children_of(pid: int) -> list[int]:
+        found = []
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    stat = (entry / "stat").read_text()
+                except OSError:
+                    continue
+                if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                    found.append(int(entry.name))
+        return found
+
+    engine = PiperEngine()
+    clips = engine.synthesize([f"Phrase number {n}, a little longer than most." for n in range(12)], voice="en",
+                              rate=Fraction(1), sample_rate=RATE, jobs=2, timeout_s=60)
+    next(clips)  # the first is made, the next ones are under way (as when a player quits)
+    server = engine._proc.pid
+    under_way = children_of(server)
+    assert under_way
+    engine.close()
+    clips.close()
+    assert not [pid for pid in under_way if Path(f"/proc/{pid}").exists()]
+
+
 def test_the_piper_server_allocates_in_huge_pages_and_keeps_the_users_tunables(monkeypatch):
     from voicecoach.engines import forkserver
 
