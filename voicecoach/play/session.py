@@ -78,11 +78,13 @@ def run_session(
                 show(text + "\n")
 
     with contextlib.ExitStack() as started:
-        backend.start(player)
-        started.callback(backend.close)
+        # The inputs first: starting one can hold the interpreter for a while (the recognizer loads
+        # its model), and a device already pulling would starve meanwhile (a gap in the first words).
         for source in inputs:
             started.callback(source.close)
             source.start(controller)
+        backend.start(player)
+        started.callback(backend.close)
         try:
             while True:
                 time.sleep(poll_s)
