@@ -5,14 +5,19 @@ synthesizing the same distinct phrases with Piper directly, and the first sound 
     python benchmarks/piper.py --minutes 5 --no-library --runs 1
 
 - limit: the routine's distinct phrases (those auto gives Piper), synthesized by Piper itself
-  -- the same model, the same synthesis settings, one process per core, each loading the
-  model once, no voicecoach code -- from launching the processes to the last phrase done;
+  -- the same model, the same synthesis and session settings (one thread, no graph
+  optimization, malloc in huge pages: the fastest found, see piper_server and piper.py), one
+  process per core, each loading the model once, no voicecoach code -- from launching the
+  processes to the last phrase done;
 - cold: `voicecoach compile ROUTINE -o x.mp3` with an empty cache, a fresh process (the
   interpreter, the model load, synthesis, mixing and encoding included), and cold / limit
   (goal <= 1.25x); the same for `voicecoach export scripts -d DIR` (the library);
 - first sound of `play` with Piper, from process start (interpreter and model load included)
   to the first non-silent frame a fake device pulls: cold cache (goal <= 1.5 s) and warm
-  (goal <= 0.5 s), the median of --runs runs, with benchmarks/first_sound.py.
+  (every clip cached by a compile before; goal <= 0.5 s), the median of --runs runs, with
+  benchmarks/first_sound.py.  voicecoach's modules are compiled to bytecode first, as
+  `pip install` does (a checkout run with PYTHONDONTWRITEBYTECODE=1 would compile them on
+  every start: about 0.1 s more).
 """
 
 from __future__ import annotations
@@ -43,6 +48,8 @@ _WORKER = textwrap.dedent(
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = 1
     options.inter_op_num_threads = 1
+    options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_DISABLE_ALL
     session = onnxruntime.InferenceSession(job["model"], sess_options=options, providers=["CPUExecutionProvider"])
     voice = PiperVoice(session=session, config=PiperConfig.from_dict(json.load(open(job["config"]))))
     for text, length_scale in job["phrases"]:
@@ -92,8 +99,10 @@ def limit_seconds(phrases: list[tuple[str, float]], model, folder: Path) -> floa
         job = folder / f"limit-{index}.json"
         job.write_text(json.dumps({"model": model.model, "config": model.config, "phrases": phrases[index::cores]}))
         jobs.append(job)
+    # glibc's malloc in huge pages, as voicecoach's Piper server runs (fewer page faults): the same for both
+    env = {**os.environ, "GLIBC_TUNABLES": "glibc.malloc.hugetlb=1"}
     began = time.perf_counter()
-    procs = [subprocess.Popen([sys.executable, "-c", _WORKER, str(job)]) for job in jobs]
+    procs = [subprocess.Popen([sys.executable, "-c", _WORKER, str(job)], env=env) for job in jobs]
     if any(proc.wait() for proc in procs):
         raise SystemExit("a Piper worker failed")
     return time.perf_counter() - began
@@ -130,6 +139,7 @@ def main() -> None:
     from routines import routine_yaml
 
     voicecoach = [sys.executable, "-m", "voicecoach.cli"]
+    load_before = os.getloadavg()
     rows = []
     with tempfile.TemporaryDirectory(prefix="voicecoach-piper-bench-") as tmp:
         folder = Path(tmp)
@@ -152,15 +162,20 @@ def main() -> None:
             rows.append((name, len(phrases), limit, cold))
             print(f"done: {name}", file=sys.stderr)
         fast_start = ROOT / "scripts" / "morning.yaml"
+        subprocess.run([sys.executable, "-m", "compileall", "-q", str(ROOT / "voicecoach")], check=True,
+                       capture_output=True)
         cold_sound = [first_sound(fast_start, folder / f"play-cold-{run}") for run in range(args.runs)]
-        warm_sound = [first_sound(fast_start, folder / "play-cold-0") for _ in range(args.runs)]
+        warm = folder / "play-warm"
+        timed([*voicecoach, "compile", str(fast_start), "-o", str(folder / "warm.mp3"), "--cache-dir", str(warm)])
+        warm_sound = [first_sound(fast_start, warm) for _ in range(args.runs)]
     load = os.getloadavg()
     print(f"Machine: {machine()}\n")
     print("| what | distinct Piper phrases | Piper limit | cold with auto | ratio (<= 1.25x) |")
     print("|---|---|---|---|---|")
     for name, count, limit, cold in rows:
         print(f"| {name} | {count} | {limit:.1f} s | {cold:.1f} s | {cold / limit:.2f}x |")
-    print(f"\nLoad average at the end: {load[0]:.1f} (1 min), {load[1]:.1f} (5 min), {load[2]:.1f} (15 min)")
+    print(f"\nLoad average before: {load_before[0]:.1f} (1 min); at the end: {load[0]:.1f} (1 min), {load[1]:.1f} (5 min), "
+          f"{load[2]:.1f} (15 min)")
     if not args.runs:
         return
     print(f"\nFirst sound of play (scripts/morning.yaml, Piper), from process start, median of {args.runs}: "

@@ -227,3 +227,38 @@ def test_atomic_write_makes_an_ordinary_file(tmp_path):
 def test_digest_is_stable_and_sensitive():
     assert digest("a", 1) == digest("a", 1)
     assert digest("a", 1) != digest("a", 2)
+
+
+def test_a_file_hash_is_remembered_and_a_changed_file_is_hashed_again(tmp_path, monkeypatch):
+    import hashlib
+
+    from voicecoach import sound
+
+    hashed, misses = [], []
+    real = sound.file_sha256
+    monkeypatch.setattr(sound, "file_sha256", lambda path: hashed.append(path) or real(path))
+    model = tmp_path / "voice.onnx"
+    model.write_bytes(b"A" * 5000)
+    sha = hashlib.sha256(b"A" * 5000).hexdigest()
+    assert Cache(tmp_path / "c").file_sha256(model, on_miss=lambda: misses.append(1)) == sha
+    assert Cache(tmp_path / "c").file_sha256(model, on_miss=lambda: misses.append(1)) == sha  # another run
+    assert len(hashed) == len(misses) == 1
+    info = model.stat()
+    model.write_bytes(b"B" * 5000)  # the same size and modification time: the inode tells (replaced files)
+    os.utime(model, ns=(info.st_atime_ns, info.st_mtime_ns))
+    tmp = tmp_path / "new.onnx"
+    tmp.write_bytes(b"C" * 5000)
+    os.utime(tmp, ns=(info.st_atime_ns, info.st_mtime_ns))
+    os.replace(tmp, model)
+    assert Cache(tmp_path / "c").file_sha256(model) == hashlib.sha256(b"C" * 5000).hexdigest()
+    model.write_bytes(b"D" * 5000)  # changed in place: its modification time tells
+    os.utime(model, ns=(info.st_atime_ns, info.st_mtime_ns + 1000))
+    assert Cache(tmp_path / "c").file_sha256(model) == hashlib.sha256(b"D" * 5000).hexdigest()
+    assert len(hashed) == 3
+    for memo in (tmp_path / "c" / "hashes").iterdir():  # a damaged memo is hashed again, not trusted
+        memo.write_text("not a hash")
+    assert Cache(tmp_path / "c").file_sha256(model) == hashlib.sha256(b"D" * 5000).hexdigest()
+    assert Cache(None).file_sha256(model) == hashlib.sha256(b"D" * 5000).hexdigest()  # no cache: just hashed
+    assert len(hashed) == 5
+    Cache(tmp_path / "c").clear()
+    assert not (tmp_path / "c" / "hashes").exists()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
@@ -49,8 +50,42 @@ def test_live_build_chapters_grow_in_order(settings):
     first = live.wait(chapters=1)
     assert len(first.chapters) >= 1 and first.chapters[0].start_sample == 0
     final = live.wait()
-    assert final.chapters[: len(first.chapters)] == first.chapters
+    *done, last = first.chapters  # the last may be the step still being scheduled: it only grows
+    assert final.chapters[: len(done)] == tuple(done)
+    assert final.chapters[len(done)].start_sample == last.start_sample <= last.end_sample
+    assert final.chapters[len(done)].end_sample >= last.end_sample
     assert final.length_samples == final.chapters[-1].end_sample
+
+
+class Trickle(FakeEngine):
+    """Clips one at a time, slowly: the schedule waits for each (as with a cold Piper)."""
+
+    def synthesize(self, texts, **kw):
+        for text in texts:
+            time.sleep(0.003)
+            yield from super().synthesize([text], **kw)
+
+
+def test_live_build_plays_the_first_phrase_before_the_first_step_is_scheduled(tmp_path, monkeypatch):
+    monkeypatch.setitem(ENGINES, "trickle", EngineSpec(name="trickle", about="slow", create=Trickle))
+    reference = build(SCRIPTS / "morning.yaml", settings=Settings(engine="fake", cache_dir=tmp_path / "ref"))
+    track, final = whole(reference), reference.timeline
+    seen = []
+    live = LiveBuild(SCRIPTS / "morning.yaml", settings=Settings(engine="trickle", cache_dir=tmp_path / "live"))
+    first = live.wait(chapters=1)  # what play waits for: the first step begun, not complete
+    seen.append(first)
+    assert first.chapters[0].end_sample < final.chapters[0].end_sample
+    pieces = []
+    for start in range(0, len(track), 20_000):
+        pieces.append(live.read(start, 20_000))
+        seen.append(live.timeline)
+    np.testing.assert_array_equal(np.concatenate(pieces), track)  # the same samples, however it was read
+    assert live.complete and live.timeline == final
+    partial = [t for t in seen if t.chapters[-1].end_sample < final.chapters[len(t.chapters) - 1].end_sample]
+    assert partial, "no step was ever played while it was being scheduled"
+    for timeline in seen:  # what was published never changes: later ones only add after it
+        known = {(e.start_sample, e.text or e.tone) for e in timeline.events}
+        assert known <= {(e.start_sample, e.text or e.tone) for e in final.events}
 
 
 def test_live_build_reports_engine_failures_to_the_reader(tmp_path, monkeypatch):

@@ -4,6 +4,7 @@ Layout under the cache folder::
 
     clips/ab/abcdef....vca     one processed speech clip (or decoded music)
     tracks/abcdef....vca       one rendered, normalized track
+    hashes/abcdef....          the sha256 of a big input file (a voice model), by the file's identity
 
 Each entry is stored compactly, with random access (silence left out, repeats once, the rest
 losslessly compressed; see :mod:`voicecoach.cache_format`), with a CRC-32.  Entries are written
@@ -28,10 +29,11 @@ import hashlib
 import json
 import os
 import re
+import shutil
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path, PurePath
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
@@ -53,6 +55,9 @@ DEFAULT_MAX_BYTES = 1 << 30
 _SIZE_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 KINDS = ("clips", "tracks")
 """The cache's entry kinds, each a subfolder."""
+HASHES = "hashes"
+"""The subfolder of remembered file hashes (see :meth:`Cache.file_sha256`)."""
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 class _Abandoned(Exception):
@@ -334,6 +339,41 @@ class Cache:
         """Read a clip stored earlier in this run, without counting it as a hit or miss."""
         return None if self.root is None else self._read(self.clip_path(key), sample_rate)
 
+    # -- file hashes ---------------------------------------------------------------------
+
+    def file_sha256(self, path: str | os.PathLike, *, on_miss: Callable[[], None] | None = None) -> str:
+        """The sha256 of a file's bytes, remembered in this cache by the file's identity.
+
+        A voice model is tens of megabytes: hashing it for the clip keys took a tenth of a
+        second on every run.  The hash is kept under ``hashes/``, named by the file's real
+        path, size, modification time (ns), inode and device: a file changed, replaced or moved
+        has another identity and is hashed afresh.  ``on_miss`` is called before hashing (a
+        file this cache does not know: its clips are unlikely to be here either).
+        """
+        from .sound import file_sha256
+
+        info = os.stat(path)
+        real = os.path.realpath(path)
+        memo = None
+        if self.root is not None and self._usable():
+            memo = self.root / HASHES / digest("file-sha256", real, info.st_size, info.st_mtime_ns, info.st_ino,
+                                               info.st_dev)
+            with contextlib.suppress(OSError, UnicodeError):
+                known = memo.read_text(encoding="ascii").strip()
+                if _SHA256.fullmatch(known):
+                    return known
+        if on_miss is not None:
+            on_miss()
+        sha = file_sha256(path)
+        if memo is not None and self._writable:
+            try:
+                memo.parent.mkdir(exist_ok=True)
+                with atomic_write(memo, fsync=False) as handle:
+                    handle.write(sha.encode("ascii"))
+            except OSError:
+                pass  # not remembered: hashed again next time, nothing worse
+        return sha
+
     # -- tracks ------------------------------------------------------------------------
 
     def track_path(self, key: str) -> Path:
@@ -573,6 +613,8 @@ class Cache:
             removed += _remove(path)
         removed += self.remove_old_format()
         self.remove_stale_temp_files()
+        if (self.root / HASHES).is_dir():
+            shutil.rmtree(self.root / HASHES, ignore_errors=True)
         for folder in [*(folder for _, folder in self._folders()), self.root / "clips"]:
             with contextlib.suppress(OSError):
                 folder.rmdir()  # only if empty: a live writer's temporary file keeps it

@@ -52,6 +52,10 @@ ToneMeasure = Callable[[Tone], int]
 """Length in samples of a tone."""
 Overflow = Callable[[TimingError], None]
 """Told of each cue that does not fit its slot, instead of stopping at the first (``check``)."""
+BeforeSpeech = Callable[[str, int, Callable[[], "Section"]], None]
+"""``before_speech(text, start_sample, so_far)``: called before a clip is measured, with its
+text and where it starts -- everything before that sample is final -- and ``so_far()``, the
+current step as scheduled until then (a player can start before the step is complete)."""
 
 MAX_SPEECH_RATE = Fraction(2)
 """The fastest ``rate:`` a routine may set (script.py checks the same range)."""
@@ -151,6 +155,7 @@ def iter_sections(
     check_fit: bool = True,
     overflow: Overflow | None = None,
     speech_rate: Fraction | None = None,
+    before_speech: BeforeSpeech | None = None,
 ) -> Iterator[Section]:
     """Schedule step by step, yielding each chapter as soon as it is known.
 
@@ -160,18 +165,32 @@ def iter_sections(
 
     A cue that does not fit its slot raises a :class:`TimingError` (``check_fit``), or is
     passed to ``overflow`` and scheduled anyway.  ``speech_rate`` (default: the routine's)
-    is only for the advice of that error: how much faster speech would fit.
+    is only for the advice of that error: how much faster speech would fit.  ``before_speech``:
+    see :data:`BeforeSpeech` (what is placed later never starts before a clip told of).
     """
     plan = flat_steps(routine.steps)
     if not plan:
         raise VoicecoachError("the routine has no steps", location=routine.loc, hint="add at least one step")
     rate = routine.rate if speech_rate is None else speech_rate
     s = _Scheduler(vocab, speech_samples, tone_samples, settings, check_fit, overflow, rate)
+    step_start = 0
+    current = 0  # the step being scheduled (the intro belongs to the first)
+
+    def chapter(end: int) -> Chapter:
+        step, round_label = plan[current]
+        return Chapter(title=step_title(step, round_label), step=current, start_sample=step_start,
+                       end_sample=end, kind=step.kind, area=getattr(step, "area", None), loc=step.loc)
+
+    if before_speech is not None:
+        def tell(text: str, at: int) -> None:
+            before_speech(text, at, lambda: Section(chapter(max(at, s.cursor, s.max_end())), tuple(s.events)))
+
+        s.before_speech = tell
     s.speak(vocab.phrase("welcome", title=routine.title), Cue.INTRO, label="intro")
     if routine.intro:
         s.speak(routine.intro, Cue.INTRO, label="intro")
-    step_start = 0
     for index, (step, round_label) in enumerate(plan):
+        current = index
         s.begin_step(index, step)
         if index:
             step_start = s.cursor
@@ -187,18 +206,7 @@ def iter_sections(
         else:
             end = max(s.cursor, s.max_end()) + s.samples(settings.step_gap_s)
         s.cursor = end
-        yield Section(
-            chapter=Chapter(
-                title=step_title(step, round_label),
-                step=index,
-                start_sample=step_start,
-                end_sample=end,
-                kind=step.kind,
-                area=getattr(step, "area", None),
-                loc=step.loc,
-            ),
-            events=s.take_events(),
-        )
+        yield Section(chapter=chapter(end), events=s.take_events())
 
 
 def collect_phrases(routine: Routine, *, vocab: Vocabulary) -> list[str]:
@@ -251,6 +259,7 @@ class _Scheduler:
         self.events: list[Event] = []
         self.total_events = 0
         self._max_end = 0
+        self.before_speech: Callable[[str, int], None] | None = None
 
     def samples(self, seconds: Fraction | int) -> int:
         return to_samples(seconds, self.sample_rate)
@@ -352,6 +361,8 @@ class _Scheduler:
         t = at
         for words, pause_s in self._parts(text):
             if words:
+                if self.before_speech is not None:
+                    self.before_speech(words, t)
                 event = Event(
                     kind=EventKind.SPEECH,
                     cue=cue,

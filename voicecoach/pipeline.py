@@ -15,17 +15,14 @@ import threading
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
-from . import sidecars
 from .cache import NOT_IN_KEY, Cache, default_cache_dir, settings_key
 from .compile import CompileSettings, Overflow, Section, collect_phrases, compile_timeline, iter_sections
-from .encode import TrackTags
 from .errors import EngineError, VoicecoachError
 from .estimate import estimate_samples
-from .formats import OutputFormat, format_for_path, write_track
 from .mix import MIX_VERSION, Mixer, RenderSettings, limiter_reach
 from .model import EventKind, Routine, Timeline, flat_steps
 from .script import load_routine
@@ -257,7 +254,6 @@ def _parts(routine: Routine | str | os.PathLike, settings: Settings, on_clip: Ca
 def _routine_parts(routine: Routine, settings: Settings, on_clip: Callable[[str], None] | None) -> _Parts:
     vocab = routine_vocabulary(routine)
     cache = Cache(settings.cache_folder(routine) if settings.use_cache else None)
-    sound = load_sound_design(routine, sample_rate=settings.sample_rate, cache=cache)
     choice = installed_engine(routine, settings)
     engine = choice.engine
     speech = Speech(
@@ -267,6 +263,9 @@ def _routine_parts(routine: Routine, settings: Settings, on_clip: Callable[[str]
         jobs=settings.jobs or os.cpu_count() or 1,
         on_clip=on_clip,
     )
+    with contextlib.suppress(VoicecoachError):  # else said where the clips are made
+        speech.voice_identity()  # first: a voice model new to this cache starts its engine now (Speech._file_hash)
+    sound = load_sound_design(routine, sample_rate=settings.sample_rate, cache=cache)
     notes = (f"{routine.path}: {choice.note}",) if choice.note else ()
     return _Parts(routine, vocab, cache, collect_phrases(routine, vocab=vocab), speech, sound, notes)
 
@@ -321,14 +320,61 @@ def build(
     )
 
 
+def synthesize_ahead(routines: Iterable[tuple[Routine, Settings]], *, jobs: int | None = None,
+                     progress: Progress | None = None) -> int:
+    """Make, into their caches, every clip that building ``routines`` will need; how many were made.
+
+    For a library export: the phrases of all routines spoken alike (the same engine, voice,
+    speech settings and cache) go to one engine in one batch, so each voice model is loaded
+    once, a phrase several routines share is made once, and every core synthesizes until the
+    last phrase; the routines are then built from the cache (mixed, encoded) in parallel.  A
+    routine that cannot be prepared (a bad vocabulary, an engine not installed) is left out,
+    and a batch with a failing phrase stops: building the routines reports it, located.
+    """
+    groups: dict[tuple[str, SpeechSettings, str], dict[str, None]] = {}
+    for routine, settings in routines:
+        if not settings.use_cache:
+            continue  # nothing to keep the clips in
+        try:
+            with about(routine):
+                choice = installed_engine(routine, settings)
+                phrases = collect_phrases(routine, vocab=routine_vocabulary(routine))
+                key = (choice.engine, settings.speech_settings(routine), os.fspath(settings.cache_folder(routine)))
+        except VoicecoachError:
+            continue
+        groups.setdefault(key, {}).update(dict.fromkeys(phrases))
+    total = sum(len(phrases) for phrases in groups.values())
+    done = made = 0
+
+    def on_clip(text: str) -> None:
+        nonlocal done
+        done += 1
+        if progress:
+            progress("speech", done, total)
+
+    for (engine, speech_settings, folder), phrases in groups.items():
+        speech = Speech(engine=get_engine(engine), cache=Cache(folder), settings=speech_settings,
+                        jobs=jobs or os.cpu_count() or 1, on_clip=on_clip)
+        try:
+            speech.prepare(list(phrases))
+        except VoicecoachError:
+            pass  # the routines' builds meet it again and say where
+        finally:
+            speech.engine.close()
+            made += speech.stats.synthesized
+    return made
+
+
 class LiveBuild:
     """A build that can be played while it is still being made.
 
     One thread synthesizes the phrases in the order they are first spoken; another
     schedules the steps as their clips arrive.  ``timeline`` is what is scheduled so far
-    (its chapters grow, in order, until ``complete``); ``read`` waits only for the span it is
-    asked for.  Clips, schedule and mix are all pure, so the samples are exactly those of
-    :func:`build` and of an export.
+    (its chapters grow, in order, until ``complete``); while the schedule waits for a clip,
+    its last chapter is the step as scheduled until then (so a player starts on the first
+    phrase, not the whole first step).  ``read`` waits only for the span it is asked for.
+    Clips, schedule and mix are all pure, so the samples are exactly those of :func:`build`
+    and of an export.
     """
 
     def __init__(self, routine: Routine | str | os.PathLike, *, settings: Settings = Settings()) -> None:
@@ -338,9 +384,11 @@ class LiveBuild:
         self._ready = threading.Condition()
         self._error: BaseException | None = None
         self._sections: list[Section] = []
+        self._partial: Section | None = None  # the step being scheduled, as far as it is
+        self._final_samples = 0  # the track before this sample is scheduled for good
         self._complete = False
         self._mixer: Mixer | None = None
-        self._mixer_length = -1
+        self._mixer_timeline: Timeline | None = None
         self._track: np.ndarray | None = None
         self._track_looked_up = False
         self._parts = _parts(routine, settings, self._clip_arrived)
@@ -391,10 +439,13 @@ class LiveBuild:
             tone_samples=self._parts.sound.tone_length,
             settings=self.settings.compile_settings(),
             speech_rate=self._parts.speech.settings.rate,
+            before_speech=self._before_speech,
         )
         for section in sections:
             with self._ready:
                 self._sections.append(section)
+                self._partial = None
+                self._final_samples = section.chapter.end_sample
                 self.timeline = self._snapshot()
                 self._ready.notify_all()
         with self._ready:
@@ -402,14 +453,27 @@ class LiveBuild:
             self.timeline = self._snapshot(final=True)
             self._ready.notify_all()
 
+    def _before_speech(self, text: str, start_sample: int, so_far: Callable[[], Section]) -> None:
+        """The schedule is about to measure ``text``'s clip: if it has to wait for it, what is
+        scheduled before ``start_sample`` is published first (playable while the clip is made)."""
+        if self._parts.speech.has_clip(text):
+            return
+        partial = so_far()
+        with self._ready:
+            self._partial = partial
+            self._final_samples = max(self._final_samples, start_sample)
+            self.timeline = self._snapshot()
+            self._ready.notify_all()
+
     def _snapshot(self, *, final: bool = False) -> Timeline:
-        events = tuple(e for s in self._sections for e in s.events)
+        sections = [*self._sections, self._partial] if self._partial is not None else self._sections
+        events = tuple(e for s in sections for e in s.events)
         return Timeline(
             routine=self.routine.title,
             sample_rate=self.sample_rate,
-            length_samples=self._sections[-1].chapter.end_sample,
+            length_samples=sections[-1].chapter.end_sample,
             events=tuple(sorted(events, key=lambda e: (e.start_sample, e.kind.value))) if final else events,
-            chapters=tuple(s.chapter for s in self._sections),
+            chapters=tuple(s.chapter for s in sections),
         )
 
     def _raise_if_failed(self) -> None:
@@ -436,9 +500,9 @@ class LiveBuild:
             if samples is not None:
                 # the limiter (and the music's ducking) look a little past a span: what follows must be scheduled
                 lookahead = limiter_reach(round(0.004 * self.sample_rate)) + self._parts.sound.lookahead_samples()
-                return self.timeline.length_samples >= samples + lookahead
-            if chapters is not None:
-                return len(self._sections) >= chapters
+                return self._final_samples >= samples + lookahead
+            if chapters is not None:  # the last one may be the step still being scheduled
+                return len(self.timeline.chapters) >= chapters
             return False
 
         with self._ready:
@@ -460,9 +524,9 @@ class LiveBuild:
             start = max(0, min(start_sample, len(self._track)))
             return np.asarray(self._track[start : start + max(0, count)])
         timeline = self.timeline
-        if self._mixer is None or self._mixer_length != timeline.length_samples:
+        if self._mixer is None or self._mixer_timeline is not timeline:
             self._mixer = _mixer(timeline, self._parts.speech, self.render_settings, self._parts.sound)
-            self._mixer_length = timeline.length_samples
+            self._mixer_timeline = timeline
         return self._mixer.render(start_sample, start_sample + count)
 
     def build(self) -> Build:
@@ -539,6 +603,8 @@ def preflight(routine: Routine, *, settings: Settings = Settings()) -> None:
 def check_output_path(out: str | os.PathLike) -> Path:
     """Refuse an unknown format (the format table lists the known ones) or a missing folder
     before any work is done."""
+    from .formats import format_for_path  # the encoders are not needed to play: imported when writing
+
     path = Path(out)
     format_for_path(path)
     folder = path.parent if str(path.parent) else Path(".")
@@ -570,6 +636,10 @@ def export(
     >>> str(export(result, "morning.m4b", timeline_json="morning.json"))
     'morning.m4b'
     """
+    from . import sidecars
+    from .encode import TrackTags
+    from .formats import OutputFormat, format_for_path, write_track
+
     path = check_output_path(out)
     fmt: OutputFormat = format_for_path(path)
     chunks = result.chunks(progress=progress)

@@ -83,7 +83,7 @@ _SOUND_FADE_OUT_S = 0.010
 
 
 @functools.lru_cache(maxsize=64)
-def _sha256(path: str, size: int, mtime_ns: int) -> str:
+def _sha256(path: str, size: int, mtime_ns: int, inode: int, device: int) -> str:
     hasher = hashlib.sha256()
     with open(path, "rb") as handle:
         while block := handle.read(1 << 20):
@@ -92,9 +92,10 @@ def _sha256(path: str, size: int, mtime_ns: int) -> str:
 
 
 def file_sha256(path: str | os.PathLike) -> str:
-    """sha256 of a file's bytes, computed once per process for an unchanged file."""
+    """sha256 of a file's bytes, computed once per process for an unchanged file (the same
+    path, size, modification time and inode: a file replaced by another is hashed again)."""
     info = os.stat(path)
-    return _sha256(os.path.realpath(path), info.st_size, info.st_mtime_ns)
+    return _sha256(os.path.realpath(path), info.st_size, info.st_mtime_ns, info.st_ino, info.st_dev)
 
 
 def _file_error(what: str, path: str, problem: str, location: Location | None, hint: str) -> VoicecoachError:

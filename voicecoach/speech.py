@@ -20,6 +20,7 @@ import numpy as np
 
 from .cache import NOT_IN_KEY, Cache, settings_key
 from .engines import ENGINES, Engine
+from .engines.base import FileHash
 from .mix import CLIP_VERSION
 
 
@@ -46,11 +47,12 @@ class SpeechSettings:
         return settings_key("clip", CLIP_VERSION, self, text, voice)
 
 
-def voice_identity(engine: Engine, voice: str) -> str:
+def voice_identity(engine: Engine, voice: str, file_hash: FileHash | None = None) -> str:
     """What makes a voice sound as it does, for cache keys: the engine's name and version, and
-    what its registry entry says identifies the voice (its name, or a model's content hash)."""
+    what its registry entry says identifies the voice (its name, or a model's content hash,
+    hashed with ``file_hash``: the cache's memo)."""
     spec = ENGINES.get(engine.name)
-    return f"{engine.name}|{engine.identity()}|{spec.voice_identity(voice) if spec is not None else voice}"
+    return f"{engine.name}|{engine.identity()}|{spec.voice_identity(voice, file_hash) if spec is not None else voice}"
 
 
 @dataclass
@@ -94,8 +96,18 @@ class Speech:
     def voice_identity(self) -> str:
         """:func:`voice_identity` of this engine and voice (worked out once)."""
         if self._voice_identity is None:
-            self._voice_identity = voice_identity(self.engine, self.settings.voice_id)
+            self._voice_identity = voice_identity(self.engine, self.settings.voice_id, self._file_hash)
         return self._voice_identity
+
+    def _file_hash(self, path: str) -> str:
+        """A voice file's hash, remembered by the cache; a file it does not know yet means its
+        clips are not there either, so the engine starts warming up (loading the model) meanwhile."""
+        return self.cache.file_sha256(path, on_miss=self._warm_up)
+
+    def _warm_up(self) -> None:
+        start = getattr(self.engine, "prestart", None)
+        if start is not None:
+            start(self.settings.voice_id)
 
     def prepare(self, texts: Iterable[str]) -> None:
         """Make every text's clip available, synthesizing only the cache misses."""
@@ -105,6 +117,8 @@ class Speech:
                 continue
             length = self.cache.clip_samples(self.key(text), sample_rate=self.settings.sample_rate)
             if length is None:
+                if not missing:
+                    self._warm_up()  # the first miss: the engine starts while the rest are looked up
                 missing.append(text)
                 continue
             with self._lock:  # read back when mixed (a track from the cache needs no clip at all)

@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import math
 import shutil
+import subprocess
+import sys
 from fractions import Fraction
 from pathlib import Path
 
@@ -130,6 +132,62 @@ def test_the_voice_is_identified_by_its_model_files(piper, tmp_path):
     config["inference"]["noise_scale"] = 0.5
     (tmp_path / "copy.onnx.json").write_text(json.dumps(config))
     assert voice_identity(str(tmp_path / "copy.onnx")) != voice_identity("joe")
+
+
+def test_a_prestarted_server_loads_the_model_ahead_and_speaks_the_same(piper):
+    fresh = PiperEngine()
+    try:
+        fresh.prestart("en")  # started, the model asked for: no phrase yet
+        assert fresh._proc is not None and fresh._proc.poll() is None
+        early = synth(fresh, TEXTS[:2])
+    finally:
+        fresh.close()
+    plain = synth(piper, TEXTS[:2])
+    assert all(early[text].tobytes() == plain[text].tobytes() for text in TEXTS[:2])
+
+
+def test_a_client_that_quits_early_stops_the_server_and_every_phrase_under_way():
+    def children_of(pid: int) -> list[int]:
+        found = []
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    stat = (entry / "stat").read_text()
+                except OSError:
+                    continue
+                if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                    found.append(int(entry.name))
+        return found
+
+    engine = PiperEngine()
+    clips = engine.synthesize([f"Phrase number {n}, a little longer than most." for n in range(12)], voice="en",
+                              rate=Fraction(1), sample_rate=RATE, jobs=2, timeout_s=60)
+    next(clips)  # the first is made, the next ones are under way (as when a player quits)
+    server = engine._proc.pid
+    under_way = children_of(server)
+    assert under_way
+    engine.close()
+    clips.close()
+    assert not [pid for pid in under_way if Path(f"/proc/{pid}").exists()]
+
+
+def test_the_piper_server_allocates_in_huge_pages_and_keeps_the_users_tunables(monkeypatch):
+    from voicecoach.engines import forkserver
+
+    monkeypatch.delenv("GLIBC_TUNABLES", raising=False)
+    engine = PiperEngine()
+    try:
+        engine.spawn()
+        environ = Path(f"/proc/{engine._proc.pid}/environ").read_bytes().split(b"\0")
+    finally:
+        engine.close()
+    assert b"GLIBC_TUNABLES=glibc.malloc.hugetlb=1" in environ
+    monkeypatch.setenv("GLIBC_TUNABLES", "glibc.malloc.arena_max=4")
+    seen = []
+    monkeypatch.setattr(forkserver.subprocess, "Popen", lambda *a, env=None, **kw: seen.append(env) or 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        PiperEngine().spawn()
+    assert seen[0]["GLIBC_TUNABLES"] == "glibc.malloc.arena_max=4:glibc.malloc.hugetlb=1"
 
 
 # ---------------------------------------------------------------------------------------
@@ -286,3 +344,69 @@ def test_a_routine_asking_for_a_missing_engine_is_told_where(monkeypatch, tmp_pa
     with pytest.raises(VoicecoachError) as info:
         build(path, settings=Settings(cache_dir=tmp_path))
     assert info.value.format() == f"{path}:2:1: the piper engine is not installed; install it with: {INSTALL}"
+
+
+# ---------------------------------------------------------------------------------------
+# Playing: a warm cache needs no Piper at all; a cold one starts it at once
+
+
+def spy_on_starts(monkeypatch) -> tuple[list, list]:
+    """Records every Piper server started and every file hashed."""
+    from voicecoach import sound
+    from voicecoach.engines.forkserver import ServerEngine
+
+    started, hashed = [], []
+    spawn, sha = ServerEngine.spawn, sound.file_sha256
+
+    def spawning(self) -> None:
+        before = self._proc
+        spawn(self)
+        if self._proc is not before:
+            started.append(self.name)
+
+    monkeypatch.setattr(ServerEngine, "spawn", spawning)
+    monkeypatch.setattr(sound, "file_sha256", lambda path: hashed.append(str(path)) or sha(path))
+    return started, hashed
+
+
+def first_sound(routine_file, settings) -> None:
+    from voicecoach.pipeline import LiveBuild
+
+    live = LiveBuild(routine_file, settings=settings)
+    try:
+        live.wait(chapters=1)
+        assert live.read(0, RATE).any()
+    finally:
+        live.close()
+
+
+def test_a_warm_play_starts_no_piper_and_hashes_no_model(compiled, routine_file, monkeypatch):
+    _, settings, _ = compiled  # every clip cached, and the model's hash remembered by the cache
+    started, hashed = spy_on_starts(monkeypatch)
+    first_sound(routine_file, settings)
+    assert started == [] and hashed == []
+
+
+def test_a_cold_play_starts_piper_and_loads_the_model_before_looking_up_clips(routine_file, monkeypatch, tmp_path):
+    started, hashed = spy_on_starts(monkeypatch)
+    loads = []
+    send = PiperEngine.send
+    monkeypatch.setattr(PiperEngine, "send", lambda self, message: loads.append((message["op"], len(hashed))) or send(self, message))
+    first_sound(routine_file, Settings(engine="piper", cache_dir=tmp_path / "cold"))
+    assert started == ["piper"]  # one server for the run
+    assert loads[0] == ("load", 0)  # asked to load the model before the model was even hashed
+    assert any(path.endswith(".onnx") for path in hashed)
+
+
+def test_a_warm_play_imports_no_speech_or_encoding_library(compiled, routine_file):
+    _, settings, _ = compiled
+    probe = (
+        "import sys\n"
+        "from voicecoach.play.session import LiveBuild, Settings\n"
+        f"live = LiveBuild({str(routine_file)!r}, settings=Settings(engine='piper', cache_dir={str(settings.cache_dir)!r}))\n"
+        "live.wait(chapters=1); assert live.read(0, 44100).any(); live.close()\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'onnxruntime', 'piper', 'mutagen', 'lameenc', 'PIL'}))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"

@@ -273,6 +273,39 @@ def test_a_folder_exports_in_parallel_and_failures_do_not_stop_the_others(tmp_pa
     assert not list(out.glob("too-fast*"))
 
 
+def test_a_library_export_makes_all_speech_first_with_one_engine_per_voice(tmp_path, tiny, monkeypatch):
+    from voicecoach.engines import ENGINES, EngineSpec
+    from voicecoach.engines.fake import FakeEngine
+
+    made: list[list[str]] = []  # the texts each engine object synthesized
+
+    class Counting(FakeEngine):
+        def __init__(self) -> None:
+            self.texts: list[str] = []
+            made.append(self.texts)
+
+        def synthesize(self, texts, **kw):
+            self.texts.extend(texts)
+            yield from super().synthesize(texts, **kw)
+
+    monkeypatch.setitem(ENGINES, "counting", EngineSpec(name="counting", about="counts", create=Counting))
+    folder = tiny.parent
+    (folder / "second.yaml").write_text(TINY.replace("Tiny & quick", "Second one"), encoding="utf-8")
+    (folder / "third.yaml").write_text(TINY.replace("Tiny & quick", "Third").replace("Hello.", "Good day."),
+                                       encoding="utf-8")
+    settings = Settings(engine="counting", cache_dir=tmp_path / "cache")
+    report = export([folder], tmp_path / "phone", settings, jobs=1)  # one worker: the builds run here, seen
+    assert [r.outcome for r in report.results] == [Outcome.EXPORTED] * 3
+    busy = [texts for texts in made if texts]
+    assert len(busy) == 1  # one engine (one model load) made the speech of the whole library ...
+    assert len(busy[0]) == len(set(busy[0])) > 0  # ... each phrase once, shared ones too
+    assert "Good day." in busy[0] and "Hello." in busy[0]
+    clean = Settings(engine="fake", cache_dir=tmp_path / "clean")  # the same bytes as one by one, uncached
+    for file, name in (("tiny.yaml", "tiny-quick"), ("second.yaml", "second-one"), ("third.yaml", "third")):
+        export([folder / file], tmp_path / f"one-{name}", clean)
+        assert (tmp_path / f"one-{name}" / f"{name}.mp3").read_bytes() == (tmp_path / "phone" / f"{name}.mp3").read_bytes()
+
+
 def test_exporting_the_library_gives_chaptered_mp3s(tmp_path):
     settings = Settings(engine="fake", cache_dir=tmp_path / "cache", sample_rate=16000)  # fast, still MP3
     out = tmp_path / "phone"

@@ -94,6 +94,17 @@ def pulse_server(folder: Path, *, microphone: bool = False) -> Iterator[dict[str
         log.close()
 
 
+def echo_into_the_microphone(env: dict[str, str], *, gain_db: float = -10.0) -> None:
+    """The speakers heard by the microphone (``MIC``), ``gain_db`` down: the coach's own echo."""
+    subprocess.run(["pactl", "load-module", "module-loopback", f"source={SPEAKERS}.monitor", f"sink={MIC}",
+                    "latency_msec=60", "source_dont_move=true", "sink_dont_move=true"],
+                   env=env, check=True, capture_output=True)
+    loops = subprocess.run(["pactl", "list", "short", "sink-inputs"], env=env, capture_output=True, text=True).stdout
+    [loop] = [line.split()[0] for line in loops.splitlines() if "module-loopback" in line]
+    subprocess.run(["pactl", "set-sink-input-volume", loop, f"{gain_db:g}dB"], env=env, check=True,
+                   capture_output=True)
+
+
 @contextlib.contextmanager
 def recording(env: dict[str, str], path: Path, *, device: str = f"{SPEAKERS}.monitor", rate: int = RATE) -> Iterator[None]:
     """Record ``device`` (the speakers by default) as raw s16le mono into ``path`` while the block runs."""
@@ -278,6 +289,8 @@ def junctions(recording: np.ndarray, track: np.ndarray, *, rate: int = RATE, pro
             found.append(Junction(left_at, i, len(recording) - i, -1))
             return offset, found
         candidates = find_all(track, segment, min_corr=0.999)  # a chime or a tick recurs: take the longest match
+        if not candidates and overlay is not None and _strip_overlay(recording, j, left_at, overlay, track):
+            continue  # the overlay is what sounds first after the silence (e.g. a resume's blips)
         if not candidates:  # not the track (e.g. an acknowledgement cut short when the device closed)
             found.append(Junction(left_at, i, j - i, -2))
             return offset, found

@@ -55,7 +55,11 @@ class Engine(Protocol):
         """Release worker processes."""
 
 
-def _voice_name(voice: str) -> str:
+FileHash = Callable[[str], str]
+"""The sha256 of a file's bytes (the cache's remembered one, see ``Cache.file_sha256``)."""
+
+
+def _voice_name(voice: str, file_hash: FileHash | None = None) -> str:
     return voice
 
 
@@ -75,9 +79,9 @@ class EngineSpec:
     """The command that installs it, for the missing-engine message."""
     speaks: bool = True
     """``False`` for test engines: ``voicecoach voices`` lists them only when asked for."""
-    voice_identity: Callable[[str], str] = _voice_name
+    voice_identity: Callable[[str, FileHash | None], str] = _voice_name
     """What a ``voice:`` sounds like, for the clip cache key (default: its name; a model's
-    content hash for engines whose voices are files)."""
+    content hash for engines whose voices are files, hashed with the given ``FileHash``)."""
     auto_rank: int | None = None
     """Where ``auto`` looks first (lowest first: the most natural voice); ``None``: never picked."""
     voice_for: Callable[[str], str | None] = lambda language: None

@@ -19,6 +19,7 @@ protocol (:func:`open_protocol`).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -52,17 +53,27 @@ class ServerEngine:
     """The server module, run with ``python -m``."""
     START_HINT = ""
     """How to fix a server that cannot start (reinstall, install)."""
+    GLIBC_TUNABLES = ""
+    """glibc malloc tunables for the server and its children (``GLIBC_TUNABLES``, added to the user's)."""
 
     def __init__(self) -> None:
         self._proc: subprocess.Popen | None = None
+        self._greeted = False
 
-    def server(self) -> subprocess.Popen:
-        """The running server, started (and greeted) if need be."""
+    def spawn(self) -> None:
+        """Start the server process, if it is not running, without waiting for it to be ready
+        (it imports its library meanwhile; requests sent now wait in its input)."""
         if self._proc is not None and self._proc.poll() is None:
-            return self._proc
+            return
+        self._greeted = False
+        env = None
+        if self.GLIBC_TUNABLES:
+            env = {**os.environ, "GLIBC_TUNABLES": ":".join(filter(None, (os.environ.get("GLIBC_TUNABLES"),
+                                                                          self.GLIBC_TUNABLES)))}
         try:
             self._proc = subprocess.Popen(
                 [sys.executable, "-m", self.MODULE],
+                env=env,
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.DEVNULL,
@@ -71,12 +82,19 @@ class ServerEngine:
             )
         except OSError as error:
             raise EngineError(f"cannot start the {self.name} speech server: {error}") from None
-        hello = self.receive()
-        if not hello.get("ready"):
-            self.close()
-            raise EngineError(f"{self.describe()} could not start: {hello.get('error', 'no answer')}",
-                              hint=self.START_HINT)
-        self.started(hello)
+
+    def server(self) -> subprocess.Popen:
+        """The running server, started (and greeted) if need be."""
+        self.spawn()
+        assert self._proc is not None
+        if not self._greeted:
+            hello = self.receive()
+            if not hello.get("ready"):
+                self.close()
+                raise EngineError(f"{self.describe()} could not start: {hello.get('error', 'no answer')}",
+                                  hint=self.START_HINT)
+            self._greeted = True
+            self.started(hello)
         return self._proc
 
     def describe(self) -> str:
@@ -193,8 +211,24 @@ def fork_child(request: dict, work: Work) -> int:
 
 
 def run_batch(batch: deque, jobs: int, timeout: float, reply: Reply, *, work: Work, engine: str) -> None:
-    """Run every request of ``batch`` in its own child, ``jobs`` at a time, answering each as it finishes."""
+    """Run every request of ``batch`` in its own child, ``jobs`` at a time, answering each as it finishes.
+
+    A client gone (a player quit early: the answer cannot be written) or any other failure
+    kills the children still running: nothing goes on synthesizing for nobody.
+    """
     running: dict[int, tuple[dict, float]] = {}
+    try:
+        _run_batch(batch, jobs, timeout, reply, work, engine, running)
+    except BaseException:
+        for child in running:
+            with contextlib.suppress(OSError):
+                os.kill(child, signal.SIGKILL)
+                os.waitpid(child, 0)
+        raise
+
+
+def _run_batch(batch: deque, jobs: int, timeout: float, reply: Reply, work: Work, engine: str,
+               running: dict[int, tuple[dict, float]]) -> None:
     while batch or running:
         while batch and len(running) < jobs:
             request = batch.popleft()

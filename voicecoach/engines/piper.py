@@ -18,7 +18,7 @@ import numpy as np
 
 from ..errors import EngineError
 from ..text import speech_text
-from .base import EngineSpec, VoiceInfo, dist_version
+from .base import EngineSpec, FileHash, VoiceInfo, dist_version
 from .forkserver import ServerEngine
 from .piper_voices import MODEL_EXTENSION, PiperModel, best_voice, find_voice, installed_voices, read_config
 
@@ -109,13 +109,17 @@ def find_model(voice: str) -> VoiceChoice:
     return VoiceChoice(found.files, _speaker_id(found.files, speaker, voice))
 
 
-def voice_identity(voice: str) -> str:
-    """What a voice sounds like, for the clip key: the hashes of its model files (and its speaker)."""
+def voice_identity(voice: str, file_hash: FileHash | None = None) -> str:
+    """What a voice sounds like, for the clip key: the hashes of its model files (and its speaker).
+
+    ``file_hash``: how to hash them (the cache's memo, so a 60 MB model is not read on every run).
+    """
     from ..sound import file_sha256
 
+    hashed = file_hash or file_sha256
     choice = find_model(voice)
     speaker = f"#{choice.speaker_id}" if choice.speaker_id is not None else ""
-    return f"piper-model:{file_sha256(choice.files.model)}:{file_sha256(choice.files.config)}{speaker}"
+    return f"piper-model:{hashed(choice.files.model)}:{hashed(choice.files.config)}{speaker}"
 
 
 def model_length_scale(config_path: str) -> float:
@@ -138,9 +142,13 @@ class PiperEngine(ServerEngine):
 
     name = "piper"
     sample_rate = 22050
-    PROTOCOL = "piper-server-1"
+    PROTOCOL = "piper-server-2"  # 2: the model runs as it is written (no graph optimization)
     MODULE = "voicecoach.engines.piper_server"
     START_HINT = f"install it with: {INSTALL}"
+    # Each phrase runs in a fresh child, whose ONNX Runtime allocates tens of megabytes anew:
+    # in huge pages that is a few hundred page faults instead of ~10,000 (about 20 % of the CPU
+    # a phrase takes).  Where and how memory is allocated changes no sample.
+    GLIBC_TUNABLES = "glibc.malloc.hugetlb=1"
 
     def identity(self) -> str:
         return _identity(self.PROTOCOL)
@@ -156,6 +164,16 @@ class PiperEngine(ServerEngine):
                      "length_scale": length_scale, "speaker_id": choice.speaker_id, "sample_rate": sample_rate}
                     for text in texts]
         yield from self.run(texts, requests, voice=voice, jobs=jobs, timeout_s=timeout_s)
+
+    def prestart(self, voice: str) -> None:
+        """Start the server and have it load ``voice``'s model now, before any phrase is asked
+        for (a cold ``play`` speaks sooner).  Problems are reported when synthesis asks."""
+        try:
+            choice = find_model(voice)
+            self.spawn()
+            self.send({"op": "load", "model": choice.files.model, "config": choice.files.config})
+        except EngineError:
+            pass
 
     def failure(self, text: str, voice: str, error: str) -> EngineError:
         if error.startswith("cannot load the voice model"):
@@ -189,7 +207,7 @@ SPEC = EngineSpec(
     auto_rank=0,
     voice_for=lambda language: voice_for(language),
     claims_voice=lambda voice: claims(voice),
-    voice_identity=lambda voice: voice_identity(voice),
+    voice_identity=lambda voice, file_hash=None: voice_identity(voice, file_hash),
     model_extensions=(MODEL_EXTENSION,),
     model_help="Or a Piper voice model: the path of an .onnx file (its .onnx.json beside it), relative to "
                "this file, in its folder or below.",

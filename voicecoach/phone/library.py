@@ -46,7 +46,7 @@ from ..encode import TrackTags
 from ..formats import FORMATS, FORMATS_VERSION, OutputFormat
 from ..sidecars import PlaylistEntry
 from ..model import Routine
-from ..pipeline import Settings, build
+from ..pipeline import Settings, build, plan, synthesize_ahead
 from ..programs.format import is_program_file
 from ..script import find_routine_files, is_block_file, load_routine
 from ..sound import file_sha256
@@ -637,8 +637,13 @@ def export_library(
     budget = library.jobs or settings.jobs or os.cpu_count() or 1
     workers = max(1, min(budget, len(jobs)))
     speech_jobs = max(1, budget // workers)
+    if len(jobs) > 1:
+        # Every routine's speech first, in one batch per voice: each model loads once, shared
+        # phrases are made once, every core synthesizes to the end; the workers then only mix
+        # and encode, from the cache.
+        synthesize_ahead([(job.routine, job.settings) for job in jobs.values()], jobs=budget, progress=progress)
     jobs = {i: dataclasses.replace(j, settings=dataclasses.replace(j.settings, jobs=speech_jobs))
-            for i, j in jobs.items()}
+            for i, j in (_longest_first(jobs) if workers > 1 else jobs.items())}
     bug: BaseException | None = None
     done = 0
     if progress and jobs:
@@ -709,6 +714,18 @@ def export_library(
     if bug is not None:
         raise bug
     return LibraryReport(out, tuple(finished), tuple(replaced))
+
+
+def _longest_first(jobs: dict[int, _Job]) -> list[tuple[int, _Job]]:
+    """The jobs, the longest routine first (its estimated length): the workers' last jobs are
+    short, so no core idles long at the end.  Results keep the routines' order regardless."""
+    def seconds(job: _Job) -> float:
+        try:
+            return plan(job.routine, settings=job.settings).duration_s
+        except VoicecoachError:
+            return 0.0  # it fails when built, and says why
+
+    return sorted(jobs.items(), key=lambda item: -seconds(item[1]))
 
 
 def _update_manifest(out: Path, manifest: dict[str, ManifestEntry],

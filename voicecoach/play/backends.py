@@ -208,7 +208,11 @@ class MiniaudioBackend(_AudioThread):
 
     name = "miniaudio"
 
-    def __init__(self, *, device: str | None = None, buffer_ms: int = 50, stall_s: float = 5.0,
+    # 150 ms asks the sound server for ~95 ms of queued sound.  With 50 ms (~37 ms queued) a busy
+    # machine starved the stream: PulseAudio logged "Implicit underrun" and rewound the sink, an
+    # audible gap (and the recorded-playback tests lost or repeated samples).  The extra ~60 ms a
+    # pause takes to be heard is far inside the latency goals.
+    def __init__(self, *, device: str | None = None, buffer_ms: int = 150, stall_s: float = 5.0,
                  clock: Callable[[], float] = time.monotonic) -> None:
         super().__init__()
         self.device = device

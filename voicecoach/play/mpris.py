@@ -125,7 +125,6 @@ class MediaKeys:
             connection.close()
             return
         self._connection = connection
-        self._share_cover()
         self._thread = threading.Thread(target=self._serve, args=(controller,), name="voicecoach-mpris", daemon=True)
         self._thread.start()
 
@@ -160,6 +159,7 @@ class MediaKeys:
 
         connection = self._connection
         player = controller.player
+        self._share_cover()  # here, not in start: drawing it does not hold back the first sound
         last = self._snapshot(player)
         while not self._closing.is_set():
             try:
