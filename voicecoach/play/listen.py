@@ -293,6 +293,8 @@ CONFIRM_BEFORE_S = 0.7
 """Audio before a spotted word's end that the confirmation decodes (more for longer phrases)."""
 CONFIRM_AFTER_S = 0.15
 """Audio after it: the word's tail.  The action waits for it (part of the latency)."""
+SAME_WORD_S = 0.5
+"""Detections of one phrase this close together are one word (spotters match a word more than once)."""
 RESTART_AFTER_S = 20.0
 """A spotter's utterance is restarted in a quiet moment after this long (its detection list grows)."""
 RESTART_AT_MOST_S = 120.0
@@ -399,6 +401,7 @@ class Recognizer:
         self._fed = 0
         self._recent = np.zeros(0, np.int16)  # the last seconds of audio, for confirmation
         self._pending: list[list] = []  # [phrase, start, end, while_speaking]
+        self._confirmed: list[tuple[str, int]] = []  # (phrase, end) of the last second's hits
         self._utterance_start = 0
         self._quiet_run = 0
         self._levels: list[float] = []
@@ -421,6 +424,7 @@ class Recognizer:
             self._pending.remove(candidate)
             phrase, start, end, while_speaking = candidate
             if self._confirm(phrase, start, end):
+                self._confirmed = [(p, e) for p, e in self._confirmed if e > end - SAMPLE_RATE] + [(phrase, end)]
                 near_end_db = None if self.meter is None else self.meter.near_end_db(start / SAMPLE_RATE,
                                                                                       end / SAMPLE_RATE)
                 hits.append(Hit(phrase, end / SAMPLE_RATE, self._fed / SAMPLE_RATE, while_speaking, near_end_db))
@@ -428,8 +432,10 @@ class Recognizer:
         return sorted(hits, key=lambda h: h.end_s)
 
     def _add_candidate(self, phrase: str, start: int, end: int, while_speaking: bool) -> None:
+        if any(p == phrase and abs(e - end) <= SAME_WORD_S * SAMPLE_RATE for p, e in self._confirmed):
+            return  # the spotter's later, longer match of a word already confirmed
         for candidate in self._pending:  # both spotters found it: one candidate, held to the laxer rule
-            if candidate[0] == phrase and abs(candidate[2] - end) <= 0.3 * SAMPLE_RATE:
+            if candidate[0] == phrase and abs(candidate[2] - end) <= SAME_WORD_S * SAMPLE_RATE:
                 candidate[3] = candidate[3] or while_speaking
                 return
         self._pending.append([phrase, start, end, while_speaking])
