@@ -717,6 +717,7 @@ def feed_all(recognizer: Recognizer, samples: np.ndarray, *, chunk: int = CHUNK_
 
 
 __all__ = [
-    "COMMAND_ACTIONS", "CommandFilter", "CommandWords", "Decision", "Hit", "MicCapture", "Recognizer", "VoiceCommands",
+    "COMMAND_ACTIONS", "CommandFilter", "CommandWords", "Decision", "EchoMeter", "Hit", "MicCapture", "Recognizer",
+    "Thresholds", "VoiceCommands",
     "acknowledgement", "calibrated_thresholds", "command_words", "feed_all", "spoken_recently", "thresholds_for",
 ]
