@@ -19,13 +19,10 @@ from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
-from . import sidecars
 from .cache import NOT_IN_KEY, Cache, default_cache_dir, settings_key
 from .compile import CompileSettings, Overflow, Section, collect_phrases, compile_timeline, iter_sections
-from .encode import TrackTags
 from .errors import EngineError, VoicecoachError
 from .estimate import estimate_samples
-from .formats import OutputFormat, format_for_path, write_track
 from .mix import MIX_VERSION, Mixer, RenderSettings, limiter_reach
 from .model import EventKind, Routine, Timeline, flat_steps
 from .script import load_routine
@@ -257,7 +254,6 @@ def _parts(routine: Routine | str | os.PathLike, settings: Settings, on_clip: Ca
 def _routine_parts(routine: Routine, settings: Settings, on_clip: Callable[[str], None] | None) -> _Parts:
     vocab = routine_vocabulary(routine)
     cache = Cache(settings.cache_folder(routine) if settings.use_cache else None)
-    sound = load_sound_design(routine, sample_rate=settings.sample_rate, cache=cache)
     choice = installed_engine(routine, settings)
     engine = choice.engine
     speech = Speech(
@@ -267,6 +263,9 @@ def _routine_parts(routine: Routine, settings: Settings, on_clip: Callable[[str]
         jobs=settings.jobs or os.cpu_count() or 1,
         on_clip=on_clip,
     )
+    with contextlib.suppress(VoicecoachError):  # else said where the clips are made
+        speech.voice_identity()  # first: a voice model new to this cache starts its engine now (Speech._file_hash)
+    sound = load_sound_design(routine, sample_rate=settings.sample_rate, cache=cache)
     notes = (f"{routine.path}: {choice.note}",) if choice.note else ()
     return _Parts(routine, vocab, cache, collect_phrases(routine, vocab=vocab), speech, sound, notes)
 
@@ -604,6 +603,8 @@ def preflight(routine: Routine, *, settings: Settings = Settings()) -> None:
 def check_output_path(out: str | os.PathLike) -> Path:
     """Refuse an unknown format (the format table lists the known ones) or a missing folder
     before any work is done."""
+    from .formats import format_for_path  # the encoders are not needed to play: imported when writing
+
     path = Path(out)
     format_for_path(path)
     folder = path.parent if str(path.parent) else Path(".")
@@ -635,6 +636,10 @@ def export(
     >>> str(export(result, "morning.m4b", timeline_json="morning.json"))
     'morning.m4b'
     """
+    from . import sidecars
+    from .encode import TrackTags
+    from .formats import OutputFormat, format_for_path, write_track
+
     path = check_output_path(out)
     fmt: OutputFormat = format_for_path(path)
     chunks = result.chunks(progress=progress)

@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import math
 import shutil
+import subprocess
+import sys
 from fractions import Fraction
 from pathlib import Path
 
@@ -142,6 +144,31 @@ def test_a_prestarted_server_loads_the_model_ahead_and_speaks_the_same(piper):
         fresh.close()
     plain = synth(piper, TEXTS[:2])
     assert all(early[text].tobytes() == plain[text].tobytes() for text in TEXTS[:2])
+
+
+def test_a_client_that_quits_early_stops_the_server_and_every_phrase_under_way():
+    def children_of(pid: int) -> list[int]:
+        found = []
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    stat = (entry / "stat").read_text()
+                except OSError:
+                    continue
+                if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                    found.append(int(entry.name))
+        return found
+
+    engine = PiperEngine()
+    clips = engine.synthesize([f"Phrase number {n}, a little longer than most." for n in range(12)], voice="en",
+                              rate=Fraction(1), sample_rate=RATE, jobs=2, timeout_s=60)
+    next(clips)  # the first is made, the next ones are under way (as when a player quits)
+    server = engine._proc.pid
+    under_way = children_of(server)
+    assert under_way
+    engine.close()
+    clips.close()
+    assert not [pid for pid in under_way if Path(f"/proc/{pid}").exists()]
 
 
 def test_the_piper_server_allocates_in_huge_pages_and_keeps_the_users_tunables(monkeypatch):
@@ -369,3 +396,17 @@ def test_a_cold_play_starts_piper_and_loads_the_model_before_looking_up_clips(ro
     assert started == ["piper"]  # one server for the run
     assert loads[0] == ("load", 0)  # asked to load the model before the model was even hashed
     assert any(path.endswith(".onnx") for path in hashed)
+
+
+def test_a_warm_play_imports_no_speech_or_encoding_library(compiled, routine_file):
+    _, settings, _ = compiled
+    probe = (
+        "import sys\n"
+        "from voicecoach.play.session import LiveBuild, Settings\n"
+        f"live = LiveBuild({str(routine_file)!r}, settings=Settings(engine='piper', cache_dir={str(settings.cache_dir)!r}))\n"
+        "live.wait(chapters=1); assert live.read(0, 44100).any(); live.close()\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'onnxruntime', 'piper', 'mutagen', 'lameenc', 'PIL'}))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"

@@ -19,6 +19,7 @@ protocol (:func:`open_protocol`).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -210,8 +211,24 @@ def fork_child(request: dict, work: Work) -> int:
 
 
 def run_batch(batch: deque, jobs: int, timeout: float, reply: Reply, *, work: Work, engine: str) -> None:
-    """Run every request of ``batch`` in its own child, ``jobs`` at a time, answering each as it finishes."""
+    """Run every request of ``batch`` in its own child, ``jobs`` at a time, answering each as it finishes.
+
+    A client gone (a player quit early: the answer cannot be written) or any other failure
+    kills the children still running: nothing goes on synthesizing for nobody.
+    """
     running: dict[int, tuple[dict, float]] = {}
+    try:
+        _run_batch(batch, jobs, timeout, reply, work, engine, running)
+    except BaseException:
+        for child in running:
+            with contextlib.suppress(OSError):
+                os.kill(child, signal.SIGKILL)
+                os.waitpid(child, 0)
+        raise
+
+
+def _run_batch(batch: deque, jobs: int, timeout: float, reply: Reply, work: Work, engine: str,
+               running: dict[int, tuple[dict, float]]) -> None:
     while batch or running:
         while batch and len(running) < jobs:
             request = batch.popleft()

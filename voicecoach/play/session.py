@@ -233,7 +233,10 @@ def play_routine(
             titles = [chapter.title for chapter in source.timeline.chapters]
         start = find_step(titles, options.from_step, routine=title) if options.from_step else 0
         if hasattr(source, "wait"):
-            source.wait(chapters=start + 1)
+            # Playing starts on the first phrase of the start step (the rest is made meanwhile); a
+            # scripted session (--script-keys) waits for the whole routine: its keys then act on
+            # the same steps however fast the device pulls, and the session is reproducible.
+            source.wait() if script else source.wait(chapters=start + 1)
         # Nobody heard a session without sound: it is not practice, so it stays out of the real
         # log (a log named explicitly, as tests do, still records it).
         practised = getattr(audio, "audible", True) or options.log_path is not None
