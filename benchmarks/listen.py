@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import platform
 import statistics
+from collections import Counter
 
 from listen_corpus import command_stream, coach, echo_stream, match, run
 
@@ -41,6 +42,7 @@ def main() -> None:
     latencies: list[float] = []
     cpu_s = audio_s = 0.0
     by_condition: dict[str, list[int]] = {}
+    missed: Counter = Counter()
     seed = 500
     for engine in ENGINES:
         for rate in RATES:
@@ -60,6 +62,8 @@ def main() -> None:
                     wrong += len(false)
                     key = f"{engine} x{rate} {'noisy' if noisy else 'quiet'} {'echo' if with_echo else 'no echo'}"
                     by_condition[key] = [len(hits), len(stream.spoken)]
+                    heard = {id(word) for word, _ in hits}
+                    missed.update(f"{w.phrase} ({engine})" for w in stream.spoken if id(w) not in heard)
                     print(f"{key:<32} {len(hits)}/{len(stream.spoken)}, wrong actions {len(false)}", flush=True)
     quiet_false = 0
     quiet_s = 0.0
@@ -79,6 +83,7 @@ def main() -> None:
     print()
     print(f"machine: {platform.machine()}, {platform.processor() or platform.platform()}, Python {platform.python_version()}")
     print(f"recognized: {recognized_n}/{total} = {100 * recognized_n / total:.1f} % (goal >= 95 %)")
+    print(f"missed: {', '.join(f'{k} x{n}' for k, n in missed.most_common()) or 'none'}")
     print(f"wrong actions while commands were spoken: {wrong}")
     print(f"false actions on {quiet_s / 60:.1f} min of coach echo: {quiet_false} = "
           f"{quiet_false / (quiet_s / 3600):.1f} per hour (goal 0)")

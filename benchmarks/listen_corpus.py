@@ -8,6 +8,7 @@ timeline (what the player knows it plays).  Everything is seeded: the same corpu
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import time
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ sys.path.insert(0, str(ROOT))
 
 from tests.play.spoken import RATE_16K, at_level, coach_track, noise, spoken_words, to_int16  # noqa: E402
 from voicecoach.model import Timeline  # noqa: E402
-from voicecoach.play.listen import CommandFilter, Hit, Recognizer, command_words  # noqa: E402
+from voicecoach.play.listen import CommandFilter, EchoMeter, Hit, Recognizer, command_words  # noqa: E402
 
 ECHO_DB = -10.0
 NOISE_DB = -40.0
@@ -47,6 +48,8 @@ class Stream:
     spoken: list[Spoken]
     timeline: Timeline | None
     """The coach's timeline when the stream holds echo (its sample 0 is the stream's)."""
+    reference: np.ndarray | None = None
+    """The coach's output the echo came from (full level, aligned with the stream)."""
 
 
 def work_folder() -> Path:
@@ -75,7 +78,7 @@ def command_stream(engine: str, rate: float, *, noisy: bool, echo: tuple[np.ndar
         mixed[start : start + len(clip)] += clip
         spoken.append(Spoken(str(phrase), (start + len(clip)) / RATE_16K, engine, rate, noisy, echo is not None))
         at += gap
-    timeline = None
+    timeline = piece = None
     if echo is not None:
         track, timeline = echo
         offset = int(rng.integers(0, max(1, len(track) - length)))
@@ -84,7 +87,7 @@ def command_stream(engine: str, rate: float, *, noisy: bool, echo: tuple[np.ndar
         timeline = shifted(timeline, offset)
     if noisy:
         mixed += noise(length, level_db=NOISE_DB, seed=seed)
-    return Stream(to_int16(mixed), spoken, timeline)
+    return Stream(to_int16(mixed), spoken, timeline, piece)
 
 
 def shifted(timeline: Timeline, offset: int) -> Timeline:
@@ -97,7 +100,7 @@ def shifted(timeline: Timeline, offset: int) -> Timeline:
 
 def echo_stream(track: np.ndarray, timeline: Timeline) -> Stream:
     """The coach alone at the echo level: what the microphone hears when nobody speaks."""
-    return Stream(to_int16(at_level(track, ECHO_DB)), [], timeline)
+    return Stream(to_int16(at_level(track, ECHO_DB)), [], timeline, track)
 
 
 LATENCY_S = 0.1
@@ -109,6 +112,10 @@ class Outcome:
     hit: Hit
     taken: bool
     reason: str
+    coach_covers: bool
+    """The hit may be the coach's own sound, as play judges it (the echo meter where it tells)."""
+    coach_spoke: bool
+    """The coach spoke while the hit's word was heard (the timeline alone: play without a meter)."""
 
 
 def run(recognizer: Recognizer, stream: Stream, *, chunk: int = 480) -> tuple[list[Outcome], float, list[float]]:
@@ -117,20 +124,25 @@ def run(recognizer: Recognizer, stream: Stream, *, chunk: int = 480) -> tuple[li
     Returns the outcomes, the CPU seconds spent and the wall seconds of each feed call.
     """
     recognizer.reset()  # stream time starts at the stream's first sample
+    recognizer.meter = EchoMeter() if stream.reference is not None else None
     words = command_words("en")
     guard = CommandFilter(words)
     outcomes: list[Outcome] = []
-    empty = Timeline("", RATE_16K, 0, (), ())
+    timeline = stream.timeline or Timeline("", RATE_16K, 0, (), ())
     feeds: list[float] = []
     cpu0 = time.process_time()
     for start in range(0, len(stream.samples), chunk):
         t0 = time.perf_counter()
+        if recognizer.meter is not None:  # what the player hands the device as it plays
+            recognizer.meter.output(start / RATE_16K, stream.reference[start : start + chunk], RATE_16K)
         hits = recognizer.feed(stream.samples[start : start + chunk])
         feeds.append(time.perf_counter() - t0)
         for hit in hits:
             position = round((hit.found_s + LATENCY_S) * RATE_16K)
-            decision = guard.decide(hit, stream.timeline or empty, position)
-            outcomes.append(Outcome(hit, decision.action is not None, decision.reason))
+            decision = guard.decide(hit, timeline, position)
+            outcomes.append(Outcome(hit, decision.action is not None, decision.reason,
+                                    guard.coach_covers(hit, timeline, position),
+                                    guard.coach_covers(dataclasses.replace(hit, near_end_db=None), timeline, position)))
     return outcomes, time.process_time() - cpu0, feeds
 
 

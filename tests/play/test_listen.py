@@ -15,6 +15,9 @@ from voicecoach.pipeline import Settings, plan
 from voicecoach.play.controller import Action, Controller
 from voicecoach.play.listen import (
     COMMAND_ACTIONS,
+    DEFAULT_THRESHOLD,
+    NEAR_END_DB,
+    EchoMeter,
     SAMPLE_RATE,
     CommandFilter,
     Hit,
@@ -26,6 +29,7 @@ from voicecoach.play.listen import (
     command_words,
     feed_all,
     spoken_recently,
+    thresholds_for,
 )
 from voicecoach.play.player import Player
 from voicecoach.play.status import StatusView
@@ -62,10 +66,19 @@ def test_word_lists_have_every_command_and_fall_back_to_english():
 
 def test_thresholds_come_from_the_calibration_file():
     data = calibrated_thresholds("en-us")
-    assert set(data) == set(command_words("en").phrases)
-    assert all(0 < value < float("inf") for value in data.values())
+    for state in (data.quiet, data.speaking):
+        assert set(state) == set(command_words("en").phrases)
+        assert all(0 < value < float("inf") for value in state.values())
     written = json.loads((resources.files("voicecoach") / "vocab" / "commands" / "thresholds-en-us.json").read_text())
     assert written["made_by"] == "benchmarks/calibrate_listen.py"  # calibrated, not set by hand
+    assert written["thresholds"]["speaking"] == data.speaking and written["thresholds"]["quiet"] == data.quiet
+
+
+def test_overrides_hold_in_both_states_and_unknown_phrases_get_the_default():
+    words = command_words("en").with_wake_word("coach")
+    chosen = thresholds_for(words, {"coach next": 1e-5})
+    assert chosen.quiet["coach next"] == chosen.speaking["coach next"] == 1e-5
+    assert chosen.quiet["coach pause"] == DEFAULT_THRESHOLD
 
 
 @pytest.fixture(scope="module")
@@ -86,6 +99,14 @@ def test_a_word_the_coach_just_said_is_echo(rest_timeline):
     guard = CommandFilter(words)
     assert guard.decide(Hit("next", 1.0, 1.1), rest_timeline, during).reason == "echo"
     assert guard.decide(Hit("pause", 1.0, 1.1), rest_timeline, during).reason == "gate"  # the coach is speaking
+    # ... unless spotted at the threshold that holds while the coach speaks
+    assert CommandFilter(words).decide(Hit("pause", 1.0, 1.1, True), rest_timeline, during).action is Action.PAUSE
+    # Where the echo meter heard the coach, it decides: a voice above the echo counts at either
+    # threshold, the echo level itself never does.
+    assert CommandFilter(words).decide(Hit("pause", 1.0, 1.1, False, NEAR_END_DB + 3), rest_timeline,
+                                       during).action is Action.PAUSE
+    assert CommandFilter(words).decide(Hit("pause", 1.0, 1.1, True, NEAR_END_DB - 3), rest_timeline,
+                                       during).reason == "gate"
     speech = [e for e in rest_timeline.events if e.kind is EventKind.SPEECH]
     quiet = next(p for p in range(0, rest_timeline.length_samples, RATE // 10)  # 1.5 s without the coach's voice
                  if not any(e.start_sample < p and e.end_sample > p - 3 * RATE // 2 for e in speech) and p > RATE)
@@ -96,6 +117,40 @@ def test_a_word_the_coach_just_said_is_echo(rest_timeline):
     woken = CommandFilter(words.with_wake_word("coach"))
     assert woken.decide(Hit("coach next", 1.0, 1.1), rest_timeline, during).reason == "echo"
     assert woken.decide(Hit("coach back", 1.0, 1.1), rest_timeline, quiet).action is Action.BACK
+
+
+def _bursts(seconds: float, seed: int) -> np.ndarray:
+    """Speech-like output: noise bursts of 0.1-0.4 s with pauses, at the track's rate."""
+    rng = np.random.default_rng(seed)
+    out = np.zeros(round(seconds * RATE))
+    at = 0
+    while at < len(out):
+        length = int(rng.uniform(0.1, 0.4) * RATE)
+        out[at : at + length] = rng.normal(0, 3000, len(out[at : at + length]))
+        at += length + int(rng.uniform(0.05, 0.3) * RATE)
+    return out
+
+
+def test_the_echo_meter_tells_a_voice_in_the_room_from_the_coach():
+    coach = _bursts(12.0, seed=1)
+    mic_rate = np.interp(np.arange(round(12.0 * SAMPLE_RATE)) * RATE / SAMPLE_RATE, np.arange(len(coach)), coach)
+    delay = round(0.12 * SAMPLE_RATE)  # the output reaches the microphone 120 ms late, at -10 dB
+    mic = np.zeros_like(mic_rate)
+    mic[delay:] = mic_rate[:-delay] * 10 ** (-10 / 20)
+    mic += np.random.default_rng(2).normal(0, 30, len(mic))  # the room
+    voice = slice(round(10.0 * SAMPLE_RATE), round(10.5 * SAMPLE_RATE))  # someone speaks over the coach
+    mic[voice] += np.random.default_rng(3).normal(0, 3000, voice.stop - voice.start)
+    meter = EchoMeter()
+    for start in range(0, len(mic), 480):  # as play does it: output and microphone piece by piece
+        meter.output(start / SAMPLE_RATE, coach[round(start * RATE / SAMPLE_RATE) : round((start + 480) * RATE / SAMPLE_RATE)],
+                     RATE)
+        meter.mic(start / SAMPLE_RATE, np.clip(mic[start : start + 480], -32768, 32767).astype(np.int16))
+    assert meter.near_end_db(10.0, 10.5) >= NEAR_END_DB + 3
+    coach_only = [meter.near_end_db(t, t + 0.5) for t in (8.0, 8.6, 9.2)]
+    assert all(db is not None and db < NEAR_END_DB - 3 for db in coach_only), coach_only
+    silent = EchoMeter()
+    silent.mic(0.0, np.zeros(5 * SAMPLE_RATE, np.int16))
+    assert silent.near_end_db(4.0, 4.5) is None  # no output: nothing to tell apart
 
 
 def test_the_acknowledgement_is_short_and_not_a_cue_tone():
@@ -109,7 +164,7 @@ def test_the_acknowledgement_is_short_and_not_a_cue_tone():
 @pytest.fixture(scope="module")
 def spoken(tmp_path_factory):
     folder = tmp_path_factory.mktemp("spoken")
-    return spoken_words(["pause", "continue"], engine="piper", rate=1.0, folder=folder, cache_dir=folder / "cache")
+    return spoken_words(["pause", "continue", "softer", "next"], engine="piper", rate=1.0, folder=folder, cache_dir=folder / "cache")
 
 
 def _with_silence(*clips: np.ndarray, gap_s: float = 1.0) -> np.ndarray:
@@ -125,6 +180,14 @@ def test_the_recognizer_spots_the_project_voices_words(spoken):
     assert [h.phrase for h in hits] == ["pause", "continue"]
     assert abs(hits[0].end_s - first_end) < 0.3 and hits[0].found_s >= hits[0].end_s
     assert feed_all(Recognizer(calibrated_thresholds("en-us")), np.zeros(3 * SAMPLE_RATE, np.int16)) == []
+
+
+def test_alike_commands_compete_in_the_confirmation(spoken):
+    # Spotted on their own with permissive thresholds, "softer" also sets off "stop" and "next"
+    # "back"; the grammar of all the commands hears which one was said.
+    permissive = {phrase: 1e-45 for phrase in command_words("en").phrases}
+    audio = _with_silence(spoken["softer"], spoken["next"], spoken["pause"])
+    assert [h.phrase for h in feed_all(Recognizer(permissive), audio)] == ["softer", "next", "pause"]
 
 
 class StandInMic:
@@ -149,8 +212,9 @@ def test_a_spoken_command_becomes_an_action_with_an_acknowledgement(spoken, trac
     mic = StandInMic(_with_silence(spoken["pause"]))
     voice = VoiceCommands(command_words("en"), capture=mic)
     voice.start(controller)
+    assert player.output_tap is not None  # what the player sounds goes to the echo meter
     voice.close()  # returns once everything delivered is decoded
-    assert mic.closed and voice.error is None
+    assert mic.closed and voice.error is None and player.output_tap is None
     assert controller.counts() == {"voice": 1} and player.state().paused
     assert seen[0].heard == "pause" and seen[0].source == "voice"
     ack = acknowledgement(RATE)

@@ -1,17 +1,19 @@
 """Voice commands: ``voicecoach play --listen``, fully offline, with PocketSphinx keyword spotting.
 
 The microphone (opened only with ``--listen``; nothing is stored or sent) is captured through
-miniaudio at 16 kHz mono and fed to a PocketSphinx decoder in keyword-spotting mode that looks
-for the command words (``vocab/commands/<language>.yaml``; English where the recognizer has no
-model for the routine's language), each with its own threshold (``vocab/commands/
-thresholds-<model>.json``, written by ``benchmarks/calibrate_listen.py``, never by hand).
+miniaudio at 16 kHz mono and fed to PocketSphinx: keyword spotting finds candidates for the
+command words (``vocab/commands/<language>.yaml``; English where the recognizer has no model for
+the routine's language) with per-phrase thresholds (``vocab/commands/thresholds-<model>.json``,
+written by ``benchmarks/calibrate_listen.py``, never by hand), and a grammar of the command
+phrases alone confirms each candidate (:class:`Recognizer`).
 
 With speakers the microphone hears the coach.  The player knows what it plays: a hit on a word
 the coach spoke in the last :data:`ECHO_WINDOW_S` (the timeline's text around the play
-position) is ignored, so "Next up: ..." never skips a step, and a hit while the coach is
-speaking at all is gated out (commands count in the quiet between cues, and always while paused).  A recognized command becomes the
-same :class:`~voicecoach.play.controller.Action` a key makes, and plays a short
-acknowledgement (two rising blips: no cue sounds like it).
+position) is ignored, so "Next up: ..." never skips a step, and while the coach is speaking only
+a phrase spotted at the stricter threshold calibrated for that state counts (in the quiet
+between cues, and while paused, the permissive one).  A recognized command becomes the same
+:class:`~voicecoach.play.controller.Action` a key makes, and plays a short acknowledgement (two
+rising blips: no cue sounds like it).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import queue
 import re
 import tempfile
 import threading
+import time
 import unicodedata
 from dataclasses import dataclass
 from importlib import resources
@@ -125,27 +128,46 @@ def thresholds_path(model: str):
     return _commands_folder() / f"thresholds-{model}.json"
 
 
+@dataclass(frozen=True)
+class Thresholds:
+    """Keyword-spotting thresholds per phrase, one set for each state of the coach.
+
+    A smaller threshold spots more (and more falsely).  While the coach speaks, the microphone
+    hears its voice too, so that set is stricter; where both sets are equal one spotter serves.
+    """
+
+    quiet: Mapping[str, float]
+    """Phrase -> threshold while the coach is silent."""
+    speaking: Mapping[str, float]
+    """Phrase -> threshold that holds while the coach speaks."""
+
+    @classmethod
+    def same(cls, thresholds: Mapping[str, float]) -> "Thresholds":
+        """One set for both states."""
+        return cls(dict(thresholds), dict(thresholds))
+
+
 @functools.lru_cache(maxsize=None)
-def calibrated_thresholds(model: str) -> dict[str, float]:
-    """Phrase -> keyword-spotting threshold, as ``benchmarks/calibrate_listen.py`` wrote them."""
+def calibrated_thresholds(model: str) -> Thresholds:
+    """The thresholds ``benchmarks/calibrate_listen.py`` wrote (empty sets where there is no file)."""
     path = thresholds_path(model)
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        return {}
-    return {phrase: float(value) for phrase, value in data["thresholds"].items()}
+        return Thresholds({}, {})
+    tiers = data["thresholds"]
+    return Thresholds(*({phrase: float(v) for phrase, v in tiers[tier].items()} for tier in ("quiet", "speaking")))
 
 
-def thresholds_for(words: CommandWords, overrides: Mapping[str, float] | None = None) -> dict[str, float]:
-    """Each phrase's threshold: the override, the calibrated one, or :data:`DEFAULT_THRESHOLD`."""
+def thresholds_for(words: CommandWords, overrides: Mapping[str, float] | None = None) -> Thresholds:
+    """Each phrase's thresholds: the override (both states), the calibrated ones, or :data:`DEFAULT_THRESHOLD`."""
     calibrated = calibrated_thresholds(words.model)
-    chosen = {}
-    for phrase in words.phrases:
-        if overrides and phrase in overrides:
-            chosen[phrase] = overrides[phrase]
-        else:
-            chosen[phrase] = calibrated.get(phrase, DEFAULT_THRESHOLD)
-    return chosen
+
+    def pick(tier: Mapping[str, float]) -> dict[str, float]:
+        return {p: (overrides[p] if overrides and p in overrides else tier.get(p, DEFAULT_THRESHOLD))
+                for p in words.phrases}
+
+    return Thresholds(pick(calibrated.quiet), pick(calibrated.speaking))
 
 
 # ---------------------------------------------------------------------------------------
@@ -154,7 +176,7 @@ def thresholds_for(words: CommandWords, overrides: Mapping[str, float] | None = 
 
 @dataclass(frozen=True)
 class Hit:
-    """A phrase spotted in the stream."""
+    """A phrase spotted in the stream (and confirmed)."""
 
     phrase: str
     """What was heard."""
@@ -162,6 +184,11 @@ class Hit:
     """Seconds of audio fed before the phrase's end (stream time)."""
     found_s: float
     """Seconds of audio fed when it was found."""
+    while_speaking: bool = False
+    """Spotted at the threshold that holds while the coach speaks (else only in the quiet)."""
+    near_end_db: float | None = None
+    """How far the microphone rose above the coach's echo during the phrase (:class:`EchoMeter`);
+    ``None``: no coach output to compare with."""
 
 
 def _pocketsphinx():
@@ -175,46 +202,150 @@ def _pocketsphinx():
     return pocketsphinx
 
 
-class Recognizer:
-    """Keyword spotting over a 16 kHz mono int16 stream: :meth:`feed` returns the phrases spotted."""
+FRAME_S = 0.01
+"""The echo meter's frame: energies per 10 ms."""
+ECHO_LAGS_S = (0.0, 0.4)
+"""How late the coach's output may reach the microphone (device buffers, both ways)."""
+ECHO_HISTORY_S = 8.0
+"""The recent sound the meter learns the echo's delay and level from."""
+NEAR_END_DB = 6.0
+"""A phrase heard this far above the coach's echo was said by someone in the room."""
 
-    def __init__(self, thresholds: Mapping[str, float]) -> None:
-        pocketsphinx = _pocketsphinx()
-        self.thresholds = dict(thresholds)
-        lines = "".join(f"{phrase} /{value:.3g}/\n" for phrase, value in sorted(self.thresholds.items()))
-        with tempfile.NamedTemporaryFile("w", suffix=".kws", delete=False) as handle:  # the decoder reads a file
-            handle.write(lines)
+
+class EchoMeter:
+    """How much louder the microphone is than the coach's own output explains.
+
+    The player hands over every block it sounds (:meth:`output`) and the microphone every piece
+    it captures (:meth:`mic`), both stamped on one clock.  From the last seconds the meter learns
+    the echo's delay (the lag at which the two energy envelopes agree best) and level (the
+    microphone over the output where the coach sounds); :meth:`near_end_db` then says by how much
+    the microphone exceeded that echo while a word was heard.  The coach's echo alone stays near
+    0 dB; a person speaking over it rises well above.  Energies only: no samples are kept.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._frames = round(ECHO_HISTORY_S / FRAME_S)
+        self._out: dict[int, float] = {}  # frame number (clock / FRAME_S) -> output energy
+        self._mic: dict[int, float] = {}
+
+    @staticmethod
+    def _energies(samples: np.ndarray, sample_rate: int) -> np.ndarray:
+        per = max(1, round(sample_rate * FRAME_S))
+        n = len(samples) // per
+        blocks = np.asarray(samples[: n * per], dtype=np.float64).reshape(n, per)
+        return np.mean(blocks**2, axis=1)
+
+    def _store(self, table: dict[int, float], start_s: float, samples: np.ndarray, sample_rate: int) -> None:
+        first = round(start_s / FRAME_S)
+        with self._lock:
+            for i, energy in enumerate(self._energies(samples, sample_rate)):
+                table[first + i] = float(energy)
+            newest = first + len(samples) // max(1, round(sample_rate * FRAME_S))
+            for key in [k for k in table if k < newest - 2 * self._frames]:  # a bounded history
+                del table[key]
+
+    def output(self, start_s: float, samples: np.ndarray, sample_rate: int) -> None:
+        """The coach's output: ``samples`` begin to sound at ``start_s`` (the meter's clock)."""
+        self._store(self._out, start_s, samples, sample_rate)
+
+    def mic(self, start_s: float, samples: np.ndarray) -> None:
+        """The microphone: ``samples`` (16 kHz) were captured from ``start_s`` on."""
+        self._store(self._mic, start_s, samples, SAMPLE_RATE)
+
+    def near_end_db(self, start_s: float, end_s: float) -> float | None:
+        """Median over ``[start_s, end_s)`` of the microphone over the echo expected then, in dB.
+
+        ``None`` while the coach's output explains nothing there (silent), or before the meter
+        has heard the coach enough to know its echo.
+        """
+        with self._lock:
+            out, mic = dict(self._out), dict(self._mic)
+        lo, hi = round(start_s / FRAME_S), round(end_s / FRAME_S)
+        lags = range(round(ECHO_LAGS_S[0] / FRAME_S), round(ECHO_LAGS_S[1] / FRAME_S) + 1)
+        learn = [k for k in range(hi - self._frames, lo) if k in mic]
+        if len(learn) < 100:
+            return None
+        m = np.array([mic[k] for k in learn])
+        floor = float(np.percentile(m, 10))
+        reference = np.array([[out.get(k - lag, 0.0) for k in learn] for lag in lags])
+        active = reference > 1e-3 * max(float(reference.max()), 1.0)
+        if active.sum() < 50:
+            return None
+        log_m = np.log10(m + 1.0)
+        scores = [np.corrcoef(np.log10(reference[i][active[i]] + 1.0), log_m[active[i]])[0, 1]
+                  if active[i].sum() >= 50 else -1.0 for i in range(len(lags))]
+        best = int(np.nanargmax(scores))
+        sounding = active[best]
+        gain = float(np.percentile(m[sounding] / reference[best][sounding], 30))  # robust to words over it
+        word = [k for k in range(lo, hi) if k in mic]
+        if not word:
+            return None
+        lag = lags[best]
+        expected = np.array([gain * max(out.get(k - lag + d, 0.0) for d in (-2, -1, 0, 1, 2)) for k in word])
+        if not (expected > floor).any():
+            return None  # the coach was silent then: nothing to tell apart
+        excess = np.array([mic[k] for k in word]) / (expected + floor + 1.0)
+        return float(np.median(10 * np.log10(excess + 1e-12)))
+
+
+CONFIRM_BEFORE_S = 0.7
+"""Audio before a spotted word's end that the confirmation decodes (more for longer phrases)."""
+CONFIRM_AFTER_S = 0.15
+"""Audio after it: the word's tail.  The action waits for it (part of the latency)."""
+SAME_WORD_S = 0.5
+"""Detections of one phrase this close together are one word (spotters match a word more than once)."""
+RESTART_AFTER_S = 20.0
+"""A spotter's utterance is restarted in a quiet moment after this long (its detection list grows)."""
+RESTART_AT_MOST_S = 120.0
+"""... and after this long anyway."""
+
+
+def _temporary_file(suffix: str, text: str) -> str:
+    with tempfile.NamedTemporaryFile("w", suffix=suffix, delete=False) as handle:  # the decoder reads files
+        handle.write(text)
+    return handle.name
+
+
+class _Spotter:
+    """One PocketSphinx keyword-spotting decoder over the stream: new detections as they come.
+
+    The utterance runs on across detections: ending it at each one (as one might) resets the
+    search, and a spurious early detection of one word then costs the real one being spoken.
+    """
+
+    def __init__(self, pocketsphinx, thresholds: Mapping[str, float], dictionary: str, *, while_speaking: bool) -> None:
+        lines = "".join(f"{phrase} /{value:.3g}/\n" for phrase, value in sorted(thresholds.items()))
+        keys = _temporary_file(".kws", lines)
         try:
-            self._decoder = pocketsphinx.Decoder(kws=handle.name, loglevel="FATAL", samprate=SAMPLE_RATE)
+            self._decoder = pocketsphinx.Decoder(kws=keys, dict=dictionary, lm=None, loglevel="FATAL",
+                                                 samprate=SAMPLE_RATE)
         finally:
-            os.unlink(handle.name)
-        self._fed = 0
-        self._utterance_start = 0
+            os.unlink(keys)
+        self.phrases = set(thresholds)
+        self.while_speaking = while_speaking
+        self._start = 0  # stream sample of the utterance's start
+        self._seen: set[tuple[str, int]] = set()
         self._decoder.start_utt()
 
-    def feed(self, samples: np.ndarray) -> list[Hit]:
-        """Feed int16 samples; the phrases whose end was spotted in them."""
-        data = np.ascontiguousarray(samples, dtype=np.int16)
-        self._decoder.process_raw(data.tobytes(), False, False)
-        self._fed += len(data)
+    def feed(self, data: bytes) -> list[tuple[str, int, int]]:
+        """Feed samples; ``(phrase, start sample, end sample)`` of each new detection."""
+        self._decoder.process_raw(data, False, False)
         if self._decoder.hyp() is None:
             return []
-        hits = []
-        found_s = self._fed / SAMPLE_RATE
+        found = []
         for segment in self._decoder.seg():
             phrase = segment.word.strip()
-            if phrase in self.thresholds:
-                end_s = (self._utterance_start + (segment.end_frame + 1) * SAMPLE_RATE // 100) / SAMPLE_RATE
-                hits.append(Hit(phrase, min(end_s, found_s), found_s))
-        self._decoder.end_utt()  # start afresh: a hit is reported once
-        self._utterance_start = self._fed
-        self._decoder.start_utt()
-        return sorted(hits, key=lambda h: h.end_s)
+            if phrase in self.phrases and (phrase, segment.end_frame) not in self._seen:
+                self._seen.add((phrase, segment.end_frame))
+                found.append((phrase, self._start + segment.start_frame * SAMPLE_RATE // 100,
+                              self._start + (segment.end_frame + 1) * SAMPLE_RATE // 100))
+        return found
 
-    def reset(self) -> None:
-        """Start a new stream: stream time back to 0, nothing pending."""
+    def restart(self, at_sample: int) -> None:
         self._decoder.end_utt()
-        self._fed = self._utterance_start = 0
+        self._start = at_sample
+        self._seen.clear()
         self._decoder.start_utt()
 
     def close(self) -> None:
@@ -222,6 +353,123 @@ class Recognizer:
             self._decoder.end_utt()
         except Exception:
             pass
+
+
+class Recognizer:
+    """Voice commands in a 16 kHz mono int16 stream: :meth:`feed` returns the phrases heard.
+
+    Two stages.  Keyword spotting (one spotter per threshold set, see :class:`Thresholds`) finds
+    candidates with permissive thresholds; each candidate is then confirmed by decoding the
+    audio around it against a grammar of the command phrases alone: the phrase that fits best
+    must be the one spotted.  The command words are alike ("stop" / "softer", "back" /
+    "next"), and keyword spotting scores each phrase on its own; the grammar makes them compete.
+    """
+
+    def __init__(self, thresholds: Thresholds | Mapping[str, float], *, meter: EchoMeter | None = None) -> None:
+        pocketsphinx = _pocketsphinx()
+        self.meter = meter
+        """Where the microphone's audio goes for echo measurement (its clock: stream seconds)."""
+        if not isinstance(thresholds, Thresholds):
+            thresholds = Thresholds.same(thresholds)
+        self.thresholds = thresholds
+        phrases = sorted(set(thresholds.quiet) | set(thresholds.speaking))
+        lookup = pocketsphinx.Decoder(loglevel="FATAL", samprate=SAMPLE_RATE, lm=None)  # the full dictionary
+        words = sorted({w for phrase in phrases for w in phrase.split()})
+        missing = [w for w in words if lookup.lookup_word(w) is None]
+        if missing:
+            raise VoicecoachError(f"the recognizer does not know the word {missing[0]!r}",
+                                  hint="pick command and wake words from its English dictionary")
+        dictionary = _temporary_file(".dict", "".join(f"{w} {lookup.lookup_word(w)}\n" for w in words))
+        rules = " | ".join(phrases)
+        grammar = _temporary_file(".gram", f"#JSGF V1.0;\ngrammar commands;\npublic <command> = {rules};\n")
+        try:
+            if thresholds.quiet == thresholds.speaking:
+                self._spotters = [_Spotter(pocketsphinx, thresholds.quiet, dictionary, while_speaking=True)]
+            else:
+                self._spotters = [_Spotter(pocketsphinx, thresholds.quiet, dictionary, while_speaking=False),
+                                  _Spotter(pocketsphinx, thresholds.speaking, dictionary, while_speaking=True)]
+            self._grammar = pocketsphinx.Decoder(jsgf=grammar, dict=dictionary, lm=None, loglevel="FATAL",
+                                                 samprate=SAMPLE_RATE)
+        finally:
+            os.unlink(dictionary)
+            os.unlink(grammar)
+        self._keep = round((CONFIRM_BEFORE_S + 3.0) * SAMPLE_RATE)
+        self.reset()
+
+    def reset(self) -> None:
+        """Start a new stream: stream time back to 0, nothing pending."""
+        self._fed = 0
+        self._recent = np.zeros(0, np.int16)  # the last seconds of audio, for confirmation
+        self._pending: list[list] = []  # [phrase, start, end, while_speaking]
+        self._confirmed: list[tuple[str, int]] = []  # (phrase, end) of the last second's hits
+        self._utterance_start = 0
+        self._quiet_run = 0
+        self._levels: list[float] = []
+        for spotter in self._spotters:
+            spotter.restart(0)
+
+    def feed(self, samples: np.ndarray) -> list[Hit]:
+        """Feed int16 samples; the phrases confirmed in them, in the order they were said."""
+        data = np.ascontiguousarray(samples, dtype=np.int16)
+        raw = data.tobytes()
+        for spotter in self._spotters:
+            for phrase, start, end in spotter.feed(raw):
+                self._add_candidate(phrase, start, end, spotter.while_speaking)
+        self._recent = np.concatenate([self._recent, data])[-self._keep :]
+        if self.meter is not None:
+            self.meter.mic(self._fed / SAMPLE_RATE, data)
+        self._fed += len(data)
+        hits = []
+        for candidate in [c for c in self._pending if c[2] + round(CONFIRM_AFTER_S * SAMPLE_RATE) <= self._fed]:
+            self._pending.remove(candidate)
+            phrase, start, end, while_speaking = candidate
+            if self._confirm(phrase, start, end):
+                self._confirmed = [(p, e) for p, e in self._confirmed if e > end - SAMPLE_RATE] + [(phrase, end)]
+                near_end_db = None if self.meter is None else self.meter.near_end_db(start / SAMPLE_RATE,
+                                                                                      end / SAMPLE_RATE)
+                hits.append(Hit(phrase, end / SAMPLE_RATE, self._fed / SAMPLE_RATE, while_speaking, near_end_db))
+        self._maybe_restart(data)
+        return sorted(hits, key=lambda h: h.end_s)
+
+    def _add_candidate(self, phrase: str, start: int, end: int, while_speaking: bool) -> None:
+        if any(p == phrase and abs(e - end) <= SAME_WORD_S * SAMPLE_RATE for p, e in self._confirmed):
+            return  # the spotter's later, longer match of a word already confirmed
+        for candidate in self._pending:  # both spotters found it: one candidate, held to the laxer rule
+            if candidate[0] == phrase and abs(candidate[2] - end) <= SAME_WORD_S * SAMPLE_RATE:
+                candidate[3] = candidate[3] or while_speaking
+                return
+        self._pending.append([phrase, start, end, while_speaking])
+
+    def _confirm(self, phrase: str, start: int, end: int) -> bool:
+        """Whether the command grammar, decoding the audio around the candidate, hears this phrase."""
+        before = max(round(CONFIRM_BEFORE_S * SAMPLE_RATE), end - start + round(0.3 * SAMPLE_RATE))
+        first = self._fed - len(self._recent)
+        lo = max(first, end - before)
+        window = self._recent[lo - first : end + round(CONFIRM_AFTER_S * SAMPLE_RATE) - first]
+        self._grammar.start_utt()
+        self._grammar.process_raw(window.tobytes(), False, False)
+        self._grammar.end_utt()
+        heard = self._grammar.hyp()
+        return heard is not None and heard.hypstr.strip() == phrase
+
+    def _maybe_restart(self, data: np.ndarray) -> None:
+        # Restart the spotters in a quiet moment (never mid-word): the level of each piece against
+        # the quietest of the last seconds.
+        level = float(np.sqrt(np.mean(data.astype(np.float64) ** 2))) if len(data) else 0.0
+        self._levels = (self._levels + [level])[-700:]
+        floor = sorted(self._levels)[len(self._levels) // 10]
+        self._quiet_run = self._quiet_run + len(data) if level <= 2 * floor + 1 else 0
+        age_s = (self._fed - self._utterance_start) / SAMPLE_RATE
+        quiet = self._quiet_run >= 0.3 * SAMPLE_RATE and not self._pending
+        if (age_s >= RESTART_AFTER_S and quiet) or age_s >= RESTART_AT_MOST_S:
+            self._utterance_start = self._fed
+            self._quiet_run = 0
+            for spotter in self._spotters:
+                spotter.restart(self._fed)
+
+    def close(self) -> None:
+        for spotter in self._spotters:
+            spotter.close()
 
 
 # ---------------------------------------------------------------------------------------
@@ -277,14 +525,26 @@ class CommandFilter:
         self.repeat_guard_s = repeat_guard_s
         self._last_s: float | None = None
 
+    @staticmethod
+    def coach_covers(hit: Hit, timeline: Timeline, position: int) -> bool:
+        """Whether the hit may be the coach's own sound (``position``: the track's, now).
+
+        Where the echo meter heard the coach's output during the word, it decides: the
+        microphone must have risen clearly above the echo.  Else the timeline does: did the
+        coach speak while the word was heard?
+        """
+        if hit.near_end_db is not None:
+            return hit.near_end_db < NEAR_END_DB
+        heard_s = hit.found_s - hit.end_s + GATE_WORD_S
+        return coach_speaking(timeline, position, round(heard_s * timeline.sample_rate))
+
     def decide(self, hit: Hit, timeline: Timeline, position: int) -> Decision:
         spoken = [w for w in words_of(hit.phrase) if w != self.words.wake_word]
         if spoken_recently(timeline, position, spoken, window_s=self.echo_window_s):
             return Decision(hit, None, "echo")
-        # Gate: while the coach speaks, the microphone hears mostly the coach; a hit then is taken
-        # for echo too (a command said in the quiet between cues counts).
-        heard_s = hit.found_s - hit.end_s + GATE_WORD_S
-        if coach_speaking(timeline, position, round(heard_s * timeline.sample_rate)):
+        # Over the coach's sound only a voice above its echo counts; where no meter can tell,
+        # a phrase spotted at the strict threshold that holds while the coach speaks.
+        if self.coach_covers(hit, timeline, position) and not (hit.while_speaking and hit.near_end_db is None):
             return Decision(hit, None, "gate")
         if self._last_s is not None and hit.end_s - self._last_s < self.repeat_guard_s:
             return Decision(hit, None, "repeat")
@@ -366,6 +626,10 @@ class VoiceCommands:
         self._chunks: queue.SimpleQueue[np.ndarray | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self.error: BaseException | None = None
+        self._delivered = 0
+        self._clock = (time.monotonic(), 0.0)
+        self.meter: EchoMeter | None = None
+        self._player = None
 
     @classmethod
     def for_routine(cls, routine, *, mic: str | None = None, wake_word: str | None = None) -> "VoiceCommands":
@@ -373,14 +637,29 @@ class VoiceCommands:
         words = command_words(getattr(routine, "language", "en") or "en").with_wake_word(wake_word)
         return cls(words, capture=MicCapture(mic))
 
+    def _on_chunk(self, chunk: np.ndarray) -> None:
+        """The microphone's delivery: stamps the stream clock, queues the piece for decoding."""
+        self._delivered += len(chunk)
+        self._clock = (time.monotonic(), self._delivered / SAMPLE_RATE)
+        self._chunks.put(chunk)
+
+    def stream_seconds(self) -> float:
+        """Now, on the microphone stream's clock (seconds of audio delivered, and since the last piece)."""
+        at, seconds = self._clock
+        return seconds + (time.monotonic() - at)
+
     def start(self, controller: Controller) -> None:
-        recognizer = Recognizer(self.thresholds)  # before the microphone opens: a missing model says so first
+        self.meter = EchoMeter()
+        recognizer = Recognizer(self.thresholds, meter=self.meter)  # before the microphone opens: a missing model says so first
+        player = controller.player
+        player.output_tap = lambda samples: self.meter.output(self.stream_seconds(), samples, player.sample_rate)
+        self._player = player
         ack = acknowledgement(controller.player.sample_rate) if self.ack else None
         self._thread = threading.Thread(target=self._decode, args=(recognizer, controller, ack),
                                         name="voicecoach-listen", daemon=True)
         self._thread.start()
         try:
-            self.capture.start(self._chunks.put)
+            self.capture.start(self._on_chunk)
         except BaseException:
             self.close()
             raise
@@ -412,6 +691,8 @@ class VoiceCommands:
 
     def close(self) -> None:
         self.capture.close()
+        if self._player is not None:
+            self._player.output_tap = None
         self._chunks.put(None)
         if self._thread is not None:
             self._thread.join()
@@ -436,6 +717,7 @@ def feed_all(recognizer: Recognizer, samples: np.ndarray, *, chunk: int = CHUNK_
 
 
 __all__ = [
-    "COMMAND_ACTIONS", "CommandFilter", "CommandWords", "Decision", "Hit", "MicCapture", "Recognizer", "VoiceCommands",
+    "COMMAND_ACTIONS", "CommandFilter", "CommandWords", "Decision", "EchoMeter", "Hit", "MicCapture", "Recognizer",
+    "Thresholds", "VoiceCommands",
     "acknowledgement", "calibrated_thresholds", "command_words", "feed_all", "spoken_recently", "thresholds_for",
 ]

@@ -138,6 +138,8 @@ class Player:
         self._passes = 0
         self._scheduled: list[tuple[int, int, Callable[[], None]]] = []
         self._overlay = np.zeros(0, np.int32)
+        self.output_tap: Callable[[np.ndarray], None] | None = None
+        """Sees every block :meth:`pull` hands out (the voice input measures its echo with it)."""
         self._order = itertools.count()
         self._notify(NoticeKind.START)
 
@@ -172,6 +174,8 @@ class Player:
                 mixed = out[:n].astype(np.int32) + self._overlay[:n]
                 out[:n] = np.clip(mixed, -32768, 32767)
                 self._overlay = self._overlay[n:]
+        if self.output_tap is not None:
+            self.output_tap(out)
         return out
 
     def overlay(self, samples: np.ndarray) -> None:
