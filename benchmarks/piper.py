@@ -11,7 +11,9 @@ synthesizing the same distinct phrases with Piper directly, and the first sound 
   processes to the last phrase done;
 - cold: `voicecoach compile ROUTINE -o x.mp3` with an empty cache, a fresh process (the
   interpreter, the model load, synthesis, mixing and encoding included), and cold / limit
-  (goal <= 1.25x); the same for `voicecoach export scripts -d DIR` (the library);
+  (goal <= 1.25x); the same for `voicecoach export scripts -d DIR` (the library); and the
+  CPU seconds both took (all their processes): on a shared machine the wall times swing with
+  the others' load, the CPU seconds much less;
 - first sound of `play` with Piper, from process start (interpreter and model load included)
   to the first non-silent frame a fake device pulls: cold cache (goal <= 1.5 s) and warm
   (every clip cached by a compile before; goal <= 0.5 s), the median of --runs runs, with
@@ -91,6 +93,14 @@ def piper_phrases(routine_files: list[Path]) -> tuple[list[tuple[str, float]], o
     return list(phrases), model
 
 
+def children_cpu_s() -> float:
+    """CPU seconds (user + system) of the finished child processes (and theirs) so far."""
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def limit_seconds(phrases: list[tuple[str, float]], model, folder: Path) -> float:
     """Piper alone: one process per core, phrases dealt round-robin, wall time to the last one."""
     cores = os.cpu_count() or 1
@@ -157,9 +167,11 @@ def main() -> None:
                             [*voicecoach, "export", str(args.library), "-d", str(folder / "phone"), "--cache-dir"]))
         for index, (name, files, command) in enumerate(targets):
             phrases, model = piper_phrases(files)
+            cpu = children_cpu_s()
             limit = limit_seconds(phrases, model, folder)
+            limit_cpu, cpu = children_cpu_s() - cpu, children_cpu_s()
             cold = timed([*command, str(folder / f"cache-{index}")])
-            rows.append((name, len(phrases), limit, cold))
+            rows.append((name, len(phrases), limit, cold, limit_cpu, children_cpu_s() - cpu))
             print(f"done: {name}", file=sys.stderr)
         fast_start = ROOT / "scripts" / "morning.yaml"
         subprocess.run([sys.executable, "-m", "compileall", "-q", str(ROOT / "voicecoach")], check=True,
@@ -170,10 +182,11 @@ def main() -> None:
         warm_sound = [first_sound(fast_start, warm) for _ in range(args.runs)]
     load = os.getloadavg()
     print(f"Machine: {machine()}\n")
-    print("| what | distinct Piper phrases | Piper limit | cold with auto | ratio (<= 1.25x) |")
-    print("|---|---|---|---|---|")
-    for name, count, limit, cold in rows:
-        print(f"| {name} | {count} | {limit:.1f} s | {cold:.1f} s | {cold / limit:.2f}x |")
+    print("| what | distinct Piper phrases | Piper limit | cold with auto | ratio (<= 1.25x) | CPU: limit / cold / ratio |")
+    print("|---|---|---|---|---|---|")
+    for name, count, limit, cold, limit_cpu, cold_cpu in rows:
+        print(f"| {name} | {count} | {limit:.1f} s | {cold:.1f} s | {cold / limit:.2f}x "
+              f"| {limit_cpu:.0f} s / {cold_cpu:.0f} s / {cold_cpu / limit_cpu:.2f}x |")
     print(f"\nLoad average before: {load_before[0]:.1f} (1 min); at the end: {load[0]:.1f} (1 min), {load[1]:.1f} (5 min), "
           f"{load[2]:.1f} (15 min)")
     if not args.runs:

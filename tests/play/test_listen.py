@@ -101,17 +101,19 @@ def test_a_word_the_coach_just_said_is_echo(rest_timeline):
     assert guard.decide(Hit("pause", 1.0, 1.1), rest_timeline, during).reason == "gate"  # the coach is speaking
     # ... unless spotted at the threshold that holds while the coach speaks
     assert CommandFilter(words).decide(Hit("pause", 1.0, 1.1, True), rest_timeline, during).action is Action.PAUSE
-    # Where the echo meter heard the coach, it decides: a voice above the echo counts at either
-    # threshold, the echo level itself never does.
-    assert CommandFilter(words).decide(Hit("pause", 1.0, 1.1, False, NEAR_END_DB + 3), rest_timeline,
-                                       during).action is Action.PAUSE
+    # The echo meter can only hold a hit back: at the echo's level even the strict spotter's hit
+    # is the coach; above it, the coach's speech still gates the permissive spotter's.
     assert CommandFilter(words).decide(Hit("pause", 1.0, 1.1, True, NEAR_END_DB - 3), rest_timeline,
+                                       during).reason == "gate"
+    assert CommandFilter(words).decide(Hit("pause", 1.0, 1.1, False, NEAR_END_DB + 3), rest_timeline,
                                        during).reason == "gate"
     speech = [e for e in rest_timeline.events if e.kind is EventKind.SPEECH]
     quiet = next(p for p in range(0, rest_timeline.length_samples, RATE // 10)  # 1.5 s without the coach's voice
                  if not any(e.start_sample < p and e.end_sample > p - 3 * RATE // 2 for e in speech) and p > RATE)
     taken = guard.decide(Hit("pause", 1.0, 1.1), rest_timeline, quiet)
     assert taken.action is Action.PAUSE
+    assert CommandFilter(words).decide(Hit("pause", 1.0, 1.1, False, NEAR_END_DB - 3), rest_timeline,
+                                       quiet).reason == "gate"  # the coach's tones and music are echo too
     assert guard.decide(Hit("pause", 1.3, 1.4), rest_timeline, quiet).reason == "repeat"  # spotted twice
     assert guard.decide(Hit("stop", 3.0, 3.1), rest_timeline, quiet).action is Action.QUIT
     woken = CommandFilter(words.with_wake_word("coach"))
