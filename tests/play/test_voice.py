@@ -89,10 +89,10 @@ class Said:
 
 
 # Each voice at each rate once: (espeak, Piper) x (0.85, 1.15).
-PAUSE = Said("pause", "espeak", 0.85, "voice: pause at ")
-CONTINUE = Said("continue", "piper", 1.15, "voice: continue at ")
-NEXT = Said("next", "piper", 0.85, "voice: next -> 3/3 Neck sweep")
-STOP = Said("stop", "espeak", 1.15, "voice: stop at ")
+PAUSE = Said("pause", "piper", 0.85, "voice: pause at ")
+CONTINUE = Said("continue", "espeak", 0.85, "voice: continue at ")
+NEXT = Said("next", "espeak", 1.15, "voice: next -> 3/3 Neck sweep")
+STOP = Said("stop", "piper", 1.15, "voice: stop at ")
 
 
 def _write_wav(path: Path, samples: np.ndarray, rate: int) -> None:
@@ -233,7 +233,7 @@ def test_spoken_commands_pause_resume_skip_and_stop(tmp_path, monkeypatch):
                 time.sleep(2.0)  # after "Rest for eight seconds."
                 say(NEXT)
                 when("stroke 1 of 3", timeout_s=20)
-                time.sleep(0.5)  # the 4 s between strokes
+                time.sleep(1.2)  # the 4 s between strokes, past the count and its echo
                 say(STOP)
                 code = play.wait(timeout=20)
             finally:
