@@ -29,7 +29,7 @@ import pickle
 import sys
 from collections import Counter
 
-from listen_corpus import ROOT, command_stream, coach, echo_stream, run, work_folder
+from listen_corpus import ROOT, coach, command_streams, echo_stream, run, work_folder
 
 from voicecoach.play.listen import Recognizer, command_words, thresholds_path
 
@@ -49,15 +49,7 @@ def main() -> None:
     words = command_words("en")
     phrases = sorted(words.phrases)
     echo = coach(*ECHO)
-    positives = []
-    seed = 100
-    for engine in ENGINES:
-        for rate in RATES:
-            for noisy in (False, True):
-                for with_echo in (False, True):
-                    seed += 1
-                    positives.append(command_stream(engine, rate, noisy=noisy, echo=echo if with_echo else None,
-                                                    seed=seed))
+    positives = command_streams(ENGINES, RATES, echo, first_seed=100)
     negatives = [echo_stream(*coach(name, engine)) for name, engine in NEGATIVES]
     negative_s = sum(len(s.samples) for s in negatives) / 16000
     print(f"{sum(len(s.spoken) for s in positives)} spoken commands, {negative_s / 60:.1f} min of coach echo",

@@ -24,7 +24,7 @@ import platform
 import statistics
 from collections import Counter
 
-from listen_corpus import command_stream, coach, echo_stream, match, run
+from listen_corpus import coach, command_streams, echo_stream, match, run
 
 from voicecoach.play.listen import Recognizer, calibrated_thresholds
 
@@ -43,28 +43,23 @@ def main() -> None:
     cpu_s = audio_s = 0.0
     by_condition: dict[str, list[int]] = {}
     missed: Counter = Counter()
-    seed = 500
-    for engine in ENGINES:
-        for rate in RATES:
-            for noisy in (False, True):
-                for with_echo in (False, True):
-                    seed += 1
-                    stream = command_stream(engine, rate, noisy=noisy, echo=echo if with_echo else None, seed=seed)
-                    recognizer = Recognizer(thresholds)
-                    outcomes, cpu, feeds = run(recognizer, stream)
-                    cpu_s += cpu
-                    audio_s += len(stream.samples) / 16000
-                    hits, false = match(outcomes, stream.spoken)
-                    mean_feed = statistics.fmean(feeds)
-                    latencies += [hit.found_s - word.end_s + CAPTURE_BUFFER_S + mean_feed for word, hit in hits]
-                    total += len(stream.spoken)
-                    recognized_n += len(hits)
-                    wrong += len(false)
-                    key = f"{engine} x{rate} {'noisy' if noisy else 'quiet'} {'echo' if with_echo else 'no echo'}"
-                    by_condition[key] = [len(hits), len(stream.spoken)]
-                    heard = {id(word) for word, _ in hits}
-                    missed.update(f"{w.phrase} ({engine})" for w in stream.spoken if id(w) not in heard)
-                    print(f"{key:<32} {len(hits)}/{len(stream.spoken)}, wrong actions {len(false)}", flush=True)
+    for stream in command_streams(ENGINES, RATES, echo, first_seed=500):
+        recognizer = Recognizer(thresholds)
+        outcomes, cpu, feeds = run(recognizer, stream)
+        cpu_s += cpu
+        audio_s += len(stream.samples) / 16000
+        hits, false = match(outcomes, stream.spoken)
+        mean_feed = statistics.fmean(feeds)
+        latencies += [hit.found_s - word.end_s + CAPTURE_BUFFER_S + mean_feed for word, hit in hits]
+        total += len(stream.spoken)
+        recognized_n += len(hits)
+        wrong += len(false)
+        said = stream.spoken[0]
+        key = f"{said.engine} x{said.rate} {'noisy' if said.noisy else 'quiet'} {'echo' if said.echo else 'no echo'}"
+        by_condition[key] = [len(hits), len(stream.spoken)]
+        heard = {id(word) for word, _ in hits}
+        missed.update(f"{w.phrase} ({w.engine})" for w in stream.spoken if id(w) not in heard)
+        print(f"{key:<32} {len(hits)}/{len(stream.spoken)}, wrong actions {len(false)}", flush=True)
     quiet_false = 0
     quiet_s = 0.0
     for name, engine in QUIET_ROUTINES:

@@ -90,6 +90,20 @@ def command_stream(engine: str, rate: float, *, noisy: bool, echo: tuple[np.ndar
     return Stream(to_int16(mixed), spoken, timeline, piece)
 
 
+def command_streams(engines, rates, echo: tuple[np.ndarray, Timeline], *, first_seed: int) -> list[Stream]:
+    """Every condition of a corpus: engine x rate x quiet/noisy x without/with echo, seeded from ``first_seed + 1``."""
+    streams = []
+    seed = first_seed
+    for engine in engines:
+        for rate in rates:
+            for noisy in (False, True):
+                for with_echo in (False, True):
+                    seed += 1
+                    streams.append(command_stream(engine, rate, noisy=noisy, echo=echo if with_echo else None,
+                                                  seed=seed))
+    return streams
+
+
 def shifted(timeline: Timeline, offset: int) -> Timeline:
     """The timeline seen from ``offset`` on (events' samples moved back by it)."""
     import dataclasses

@@ -31,6 +31,11 @@ CASES = {  # text -> what each language says
     "21 and 71": {
         "en": "twenty-one and seventy-one", "de": "einundzwanzig and einundsiebzig",
         "es": "veintiuno and setenta y uno", "fr": "vingt et un and soixante et onze"},
+    "21s, 31m, 1m21s": {  # a number counting a unit: Spanish "uno" loses its o, French units are feminine
+        "en": "twenty-one seconds, thirty-one minutes, one minute twenty-one seconds",
+        "de": "einundzwanzig Sekunden, einunddreißig Minuten, eine Minute einundzwanzig Sekunden",
+        "es": "veintiún segundos, treinta y un minutos, un minuto veintiún segundos",
+        "fr": "vingt et une secondes, trente et une minutes, une minute vingt et une secondes"},
 }
 DECIMALS = {"en": ("1.5s", "one point five seconds"), "de": ("1,5s", "eins Komma fünf Sekunden"),
             "es": ("1,5s", "uno punto cinco seconds".replace("seconds", "segundos")),
@@ -68,3 +73,12 @@ def test_nothing_spoken_in_a_routine_keeps_a_digit_or_symbol(language):
     timeline = plan(parse_routine(text, path="r.yaml"), settings=Settings(engine="fake"))
     spoken = [e.text for e in timeline.events if e.kind is EventKind.SPEECH]
     assert spoken and not [t for t in spoken if re.search(r"[\d%/×]|\dx", t)], spoken
+
+
+@pytest.mark.parametrize("language, said", [("es", "veintiún segundos"), ("fr", "vingt et une secondes"),
+                                            ("de", "einundzwanzig Sekunden"), ("en", "twenty-one seconds")])
+def test_a_rest_of_21_seconds_is_said_in_the_units_form(language, said):
+    text = f"routine: Test\nlanguage: {language}\nsteps:\n  - rest: 21s\n  - rest: 21s\n"
+    timeline = plan(parse_routine(text, path="r.yaml"), settings=Settings(engine="fake"))
+    spoken = " ".join(e.text for e in timeline.events if e.kind is EventKind.SPEECH)
+    assert said in spoken, spoken

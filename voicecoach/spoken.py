@@ -10,7 +10,9 @@ sees them (engines read ``1m30s`` as "one m thirty s", ``3x`` as "three x", ``/`
 - durations as the routine format writes them (``5s``, ``1.5s``, ``2m``, ``2min``, ``1m30s``, ``1h``,
   ``250ms``) in the vocabulary's words: "one minute thirty seconds", "eine Minute dreißig Sekunden";
 - every other number (``12``, ``1.5``, ``1,5`` where the comma is the decimal separator, ``1st`` in
-  English) in words, by num2words in the vocabulary's language.
+  English) in words, by num2words in the vocabulary's language;
+- a number before a unit takes the vocabulary's ``count_forms`` for its last word ("veintiún
+  segundos", "vingt et une secondes"), whether the unit came from a duration or was written out.
 
 The words come from the vocabulary (``phrases`` for seconds and minutes, ``words`` for the rest),
 so a language is added without code (num2words speaks 40-odd languages; for one it does not,
@@ -57,8 +59,20 @@ def expand(text: str, vocab: "Vocabulary") -> str:
     text = _DURATION[sep].sub(lambda m: _duration(m[1], vocab), text)
     if vocab.language == "en":
         text = _ORDINAL.sub(lambda m: _number_words(m[1], vocab, ordinal=True), text)
-    text = _BARE_NUMBER[sep].sub(lambda m: _number_words(m[0], vocab), text)
+    before_unit = _before_unit(vocab)
+    text = _BARE_NUMBER[sep].sub(
+        lambda m: _number_words(m[0], vocab, counting=bool(before_unit and before_unit.match(text, m.end()))), text)
     return " ".join(text.split())
+
+
+def _before_unit(vocab: "Vocabulary") -> re.Pattern | None:
+    """What follows a number that counts a unit ("21 segundos"); ``None`` where no word changes."""
+    if not vocab.count_forms:
+        return None
+    templates = [vocab.phrases.get(f"{name}_many") or vocab.words[f"{name}_many"] for name in set(_UNITS.values())]
+    nouns = sorted({t.replace("{n}", "").split()[0] for t in templates if t.replace("{n}", "").split()}, key=len,
+                   reverse=True)
+    return re.compile(rf"\s+(?:{'|'.join(map(re.escape, nouns))})\b", re.IGNORECASE)
 
 
 def _duration(written: str, vocab: "Vocabulary") -> str:
@@ -69,7 +83,7 @@ def _duration(written: str, vocab: "Vocabulary") -> str:
         if _value(number, vocab) == 1:
             spoken.append(vocab.unit(name, one=True))
         else:
-            spoken.append(vocab.unit(name, n=_number_words(number, vocab)))
+            spoken.append(vocab.unit(name, n=_number_words(number, vocab, counting=True)))
     return " ".join(spoken)
 
 
@@ -77,8 +91,17 @@ def _value(number: str, vocab: "Vocabulary") -> Decimal:
     return Decimal(number.replace(",", "."))
 
 
-def _number_words(number: str, vocab: "Vocabulary", *, ordinal: bool = False) -> str:
-    """A written number in words; digits as they were where num2words cannot say it."""
+def _number_words(number: str, vocab: "Vocabulary", *, ordinal: bool = False, counting: bool = False) -> str:
+    """A written number in words; digits as they were where num2words cannot say it.  ``counting``:
+    before a unit (the last word in the vocabulary's ``count_forms``)."""
+    said = _cardinal_words(number, vocab, ordinal=ordinal)
+    if counting and vocab.count_forms:
+        head, last = re.match(r"(.*?)([^\s-]*)$", said, re.DOTALL).groups()
+        said = head + vocab.count_forms.get(last, last)
+    return said
+
+
+def _cardinal_words(number: str, vocab: "Vocabulary", *, ordinal: bool = False) -> str:
     value = _value(number, vocab)
     if value == value.to_integral_value():
         whole = int(value)

@@ -83,6 +83,9 @@ class Vocabulary:
     """How a fraction of a second is written for the engine to read (``1,5`` in German)."""
     words: Mapping[str, str] = field(default_factory=dict)
     """Words for symbols and units when text is written out for speaking (:data:`SPOKEN_WORDS`)."""
+    count_forms: Mapping[str, str] = field(default_factory=dict)
+    """A number's last word as said before a unit, where it differs (Spanish "veintiuno" ->
+    "veintiún segundos", French "vingt et un" -> "vingt et une secondes", units being feminine)."""
 
     def phrase(self, key: str, **values: object) -> str:
         return self.phrases[key].format(**values)
@@ -213,5 +216,11 @@ def validate_vocabulary(code: str, data: object, where: Location) -> Vocabulary:
         problem = phrase_problem(str(key), template, SPOKEN_WORDS)
         if problem is not None:
             raise VoicecoachError(f"vocabulary words: {problem}", location=where)
+    count_forms = data.get("count_forms") or {}
+    if not isinstance(count_forms, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) and k.strip() and v.strip() for k, v in count_forms.items()
+    ):
+        raise VoicecoachError("vocabulary: 'count_forms' must map a number's last word to its form before a unit",
+                              location=where, hint='e.g. count_forms: {uno: un}')
     return Vocabulary(language=code, phrases=dict(phrases), numbers=dict(raw_numbers), decimal_separator=separator,
-                      words=dict(words))
+                      words=dict(words), count_forms=dict(count_forms))
