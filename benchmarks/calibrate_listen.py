@@ -15,7 +15,7 @@ recognized, anywhere else it is false (the coach's own words are dropped by the 
 in play).  Hits are counted apart for the two states of the coach: quiet, and speaking (what
 the microphone hears then is mostly the coach): quiet where play, with its echo meter or
 without one, takes the coach for silent; speaking where, without a meter, it spoke.  Per phrase and state the threshold kept is the
-most permissive one with no false hit at it or at any stricter one, then two steps stricter
+most permissive one with no false hit at it or at any stricter one, then two steps (five decades) stricter
 (the benchmark's corpus is not this one; a margin against fitting this one).  The threshold
 that holds while the coach speaks also holds in the quiet, so its false hits count in both.
 Nothing here is set by hand but the grid and the margin.
@@ -33,9 +33,10 @@ from listen_corpus import ROOT, coach, command_streams, echo_stream, run, work_f
 
 from voicecoach.play.listen import Recognizer, command_words, thresholds_path
 
-GRID = [10.0 ** -e for e in range(0, 55, 5)]
-"""Strictest first."""
+GRID = [10.0 ** -(e / 2) for e in range(0, 105, 5)]
+"""Strictest first: 1e0 to 1e-50 in steps of 10^2.5."""
 MARGIN_STEPS = 2
+"""Five decades."""
 RATES = (0.9, 1.1)
 WINDOW_S = (-0.4, 1.5)
 """A hit this close to a spoken word's end (seconds before, after) is about that word."""
@@ -55,16 +56,18 @@ def main() -> None:
     print(f"{sum(len(s.spoken) for s in positives)} spoken commands, {negative_s / 60:.1f} min of coach echo",
           flush=True)
     saved = work_folder() / "calibration-table.pickle"
-    if "--reuse" in sys.argv:
-        table = pickle.loads(saved.read_bytes())
-    else:
+    # --reuse: choose again from the saved measurements, measuring only thresholds new to the grid
+    table = pickle.loads(saved.read_bytes()) if "--reuse" in sys.argv and saved.exists() else {}
+    missing = [t for t in GRID if t not in table]
+    if missing:
         global _WORK
         _WORK = (phrases, positives, negatives)
         with multiprocessing.get_context("fork").Pool(2) as pool:
-            table = dict(zip(GRID, pool.map(_measure, GRID)))
+            table.update(zip(missing, pool.map(_measure, missing)))
         saved.write_bytes(pickle.dumps(table))
+    table = {t: table[t] for t in GRID}
     for threshold, (recognized, false) in table.items():
-        print(f"threshold {threshold:.0e}: recognized {sum(recognized.values())}, false "
+        print(f"threshold {threshold:.2g}: recognized {sum(recognized.values())}, false "
               + ", ".join(f"{state} {sum(v for (s, _), v in false.items() if s == state)}" for state in STATES))
     _report(words, phrases, table, positives, negative_s)
 
@@ -115,14 +118,14 @@ def _report(words, phrases, table, positives, negative_s: float) -> None:
         for state in STATES:
             recognized, false = table[chosen[state][phrase]]
             report[phrase][state] = {"recognized": recognized[state, phrase], "false": false[state, phrase]}
-        print(f"{phrase:>9}: quiet {chosen['quiet'][phrase]:.0e}, speaking {chosen['speaking'][phrase]:.0e}  "
+        print(f"{phrase:>9}: quiet {chosen['quiet'][phrase]:.2g}, speaking {chosen['speaking'][phrase]:.2g}  "
               f"{report[phrase]}")
     data = {
         "model": words.model,
         "made_by": "benchmarks/calibrate_listen.py",
-        "grid": [f"{t:.0e}" for t in GRID],
+        "grid": [f"{t:.3g}" for t in GRID],
         "margin_steps": MARGIN_STEPS,
-        "thresholds": {state: {p: float(f"{chosen[state][p]:.0e}") for p in phrases} for state in STATES},
+        "thresholds": {state: {p: float(f"{chosen[state][p]:.3g}") for p in phrases} for state in STATES},
         "calibration": report,
         "positives": sum(len(s.spoken) for s in positives),
         "negative_minutes": round(negative_s / 60, 1),
