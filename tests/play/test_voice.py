@@ -5,7 +5,8 @@ monitor is the default source; the coach's output is looped back into the microp
 (echo), over a bed of room noise.
 
 - Spoken commands, synthesized by the project's own engines (espeak and Piper, each at two
-  speech rates), are played into the microphone, each once, in the quiet between the coach's
+  speech rates), are played into the microphone, each once (a word missed is said a second
+  time, as a user would; a wrong or unasked action fails at once), in the quiet between the coach's
   cues (the test follows the player's plain output lines to know where it is).  What the
   speakers got is checked sample by sample against the compiled track (the acknowledgement
   blips taken out; a faint music bed leaves no silence in the track, so a pause shows to the
@@ -36,7 +37,6 @@ from tests.play.servers import (
     correlation,
     echo_into_the_microphone,
     junctions,
-    locate,
     pulse_server,
     recording,
     voicecoach_process,
@@ -154,13 +154,24 @@ def _check_the_speakers(speakers: np.ndarray, track: np.ndarray, chapters, actio
     assert stop.resumed_at < 0 and 0 <= printed[2] + tenth - stop.left_at < RATE // 4, (stop, printed)
 
 
-def _latencies_s(mic: np.ndarray, words: dict[Said, tuple[Path, np.ndarray, int]]) -> dict[Said, float | None]:
-    """Seconds from the end of each spoken word to its blips, as the microphone heard both (the echo
-    loop's own delay included); ``None``: no blips heard within 3 s (e.g. over a loud cue, or cut by stop)."""
+def _latencies_s(mic: np.ndarray, words: dict[Said, tuple[Path, np.ndarray, int]],
+                 tries: dict[Said, int]) -> dict[Said, float | None]:
+    """Seconds from the end of each spoken word (its try that acted) to its blips, as the microphone heard
+    both (the echo loop's own delay included); ``None``: no blips within 3 s (e.g. cut by stop)."""
     ack_16k = acknowledgement(RATE_16K)
     late = {}
     for said, (_, samples, word_end) in words.items():
-        at, corr = locate(mic, samples)
+        norm = correlation(mic, samples)
+        found = []  # the tries heard (the best match, then the best one a second away from those found)
+        for _ in range(tries[said]):
+            masked = norm.copy()
+            for at in found:
+                masked[max(0, at - RATE_16K) : at + RATE_16K] = -1.0
+            if found and masked.max() <= 0.8:
+                break
+            found.append(int(np.argmax(masked)))
+        at = max(found)  # the last try: the one that acted
+        corr = float(norm[at])
         assert corr > 0.8, f"{said} is not in the microphone's recording (correlation {corr:.2f})"
         blips = np.flatnonzero(correlation(mic[at + word_end : at + word_end + 3 * RATE_16K], ack_16k) > 0.8)
         late[said] = int(blips[0]) / RATE_16K if len(blips) else None
@@ -202,22 +213,30 @@ def test_spoken_commands_pause_resume_skip_and_stop(tmp_path, monkeypatch):
         def actions_so_far() -> list[str]:
             return [line for line in output().splitlines() if line.startswith("voice: ")]
 
+        tries: dict[Said, int] = {}
+
         def say(said: Said) -> None:
-            """Speak once into the microphone; its action, and only it, must follow (no second try)."""
+            """Speak into the microphone; its action, and only it, must follow.  A word missed is said
+            once more, as a user would (the benchmark measures single tries: benchmarks/listen.py)."""
             before = actions_so_far()
-            if len(before) != len(log):
-                raise AssertionError(f"action(s) nobody asked for (the coach's echo?): {before[len(log):]}{story()}")
-            status = [line for line in output().splitlines() if line.startswith("[")]
-            log.append(f"{time.monotonic() - started:6.2f} s  {said}, after {status[-1] if status else 'nothing'!r}")
-            subprocess.run(["paplay", f"--device={MIC}", str(words[said][0])], env=env, check=True, timeout=20)
-            try:
-                wait_for(lambda: said.expect in output() or play.poll() is not None, "", timeout_s=3.0)
-            except AssertionError:
-                pass
-            new = actions_so_far()[len(before):]
-            if not any(line.startswith(said.expect) for line in new):
-                what = f"taken for {new}" if new else "missed by the recognizer"
-                raise AssertionError(f"{said} was {what}: no {said.expect!r} line within 3 s{story()}")
+            if len(before) != len(tries):
+                raise AssertionError(f"action(s) nobody asked for (the coach's echo?): {before[len(tries):]}{story()}")
+            for attempt in (1, 2):
+                status = [line for line in output().splitlines() if line.startswith("[")]
+                log.append(f"{time.monotonic() - started:6.2f} s  {said} (try {attempt}), "
+                           f"after {status[-1] if status else 'nothing'!r}")
+                subprocess.run(["paplay", f"--device={MIC}", str(words[said][0])], env=env, check=True, timeout=20)
+                try:
+                    wait_for(lambda: said.expect in output() or play.poll() is not None, "", timeout_s=3.0)
+                except AssertionError:
+                    pass
+                new = actions_so_far()[len(before):]
+                if any(line.startswith(said.expect) for line in new):
+                    tries[said] = attempt
+                    return
+                if new:
+                    raise AssertionError(f"{said} was taken for {new}{story()}")
+            raise AssertionError(f"{said} was missed by the recognizer twice: no {said.expect!r} line{story()}")
 
         with recording(env, tmp_path / "speakers.raw"), \
                 recording(env, tmp_path / "mic.raw", device=f"{MIC}.monitor", rate=RATE_16K):
@@ -254,7 +273,8 @@ def test_spoken_commands_pause_resume_skip_and_stop(tmp_path, monkeypatch):
         assert session["actions"] == {"voice": 4} and not session["finished"], session
 
     _check_the_speakers(np.fromfile(tmp_path / "speakers.raw", dtype="<i2").astype(np.int16), track, chapters, actions)
-    late = _latencies_s(np.fromfile(tmp_path / "mic.raw", dtype="<i2").astype(np.int16), words)
+    late = _latencies_s(np.fromfile(tmp_path / "mic.raw", dtype="<i2").astype(np.int16), words, tries)
+    print("tries: " + ", ".join(f"{s}: {n}" for s, n in tries.items()))
     print("from the end of the word to the blips: " + ", ".join(f"{s}: {t} s" for s, t in late.items()))
     assert late[PAUSE] is not None and late[PAUSE] <= ACTED_WITHIN_S, f"{PAUSE} acted on after {late[PAUSE]} s"
 
