@@ -38,7 +38,7 @@ CASES = {  # text -> what each language says
         "fr": "vingt et une secondes, trente et une minutes, une minute vingt et une secondes"},
 }
 DECIMALS = {"en": ("1.5s", "one point five seconds"), "de": ("1,5s", "eins Komma fünf Sekunden"),
-            "es": ("1,5s", "uno punto cinco seconds".replace("seconds", "segundos")),
+            "es": ("1,5s", "uno coma cinco segundos"),
             "fr": ("1,5s", "un virgule cinq secondes")}
 
 
@@ -56,6 +56,11 @@ def test_each_vocabulary_writes_out_symbols_durations_and_numbers(language, text
 def test_decimals_are_read_with_the_languages_separator(language):
     written, said = DECIMALS[language]
     assert load_vocabulary(language).spoken(written) == said
+
+
+def test_more_decimals_are_said_digit_by_digit_with_the_languages_word():
+    assert load_vocabulary("es").spoken("2,25 y 0,5") == "dos coma dos cinco y cero coma cinco"
+    assert load_vocabulary("de").spoken("2,25") == "zwei Komma zwei fünf"
 
 
 def test_text_without_numbers_or_symbols_is_unchanged():

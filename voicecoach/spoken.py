@@ -111,6 +111,11 @@ def _cardinal_words(number: str, vocab: "Vocabulary", *, ordinal: bool = False) 
     try:
         from num2words import num2words
 
+        if vocab.decimal_word and not isinstance(value, int) and not ordinal:
+            # num2words' own reading with the language's word for the separator: "uno coma cinco"
+            whole_part, _, fraction = format(value, "f").partition(".")
+            digits = " ".join(num2words(int(d), lang=vocab.language) for d in fraction)
+            return f"{num2words(int(whole_part), lang=vocab.language)} {vocab.decimal_word} {digits}"
         return num2words(value, lang=vocab.language, to="ordinal" if ordinal else "cardinal")
     except (NotImplementedError, ImportError, OverflowError, ValueError):
         return number

@@ -83,6 +83,9 @@ class Vocabulary:
     """How a fraction of a second is written for the engine to read (``1,5`` in German)."""
     words: Mapping[str, str] = field(default_factory=dict)
     """Words for symbols and units when text is written out for speaking (:data:`SPOKEN_WORDS`)."""
+    decimal_word: str = ""
+    """How the decimal separator is said, where num2words says it otherwise (Spanish "coma", not
+    "punto", for ``1,5``); empty: num2words' own word."""
     count_forms: Mapping[str, str] = field(default_factory=dict)
     """A number's last word as said before a unit, where it differs (Spanish "veintiuno" ->
     "veintiún segundos", French "vingt et un" -> "vingt et une secondes", units being feminine)."""
@@ -222,5 +225,9 @@ def validate_vocabulary(code: str, data: object, where: Location) -> Vocabulary:
     ):
         raise VoicecoachError("vocabulary: 'count_forms' must map a number's last word to its form before a unit",
                               location=where, hint='e.g. count_forms: {uno: un}')
+    decimal_word = data.get("decimal_word", "")
+    if not isinstance(decimal_word, str):
+        raise VoicecoachError("vocabulary: 'decimal_word' must be the word said for the decimal separator",
+                              location=where, hint='e.g. decimal_word: "coma"')
     return Vocabulary(language=code, phrases=dict(phrases), numbers=dict(raw_numbers), decimal_separator=separator,
-                      words=dict(words), count_forms=dict(count_forms))
+                      words=dict(words), count_forms=dict(count_forms), decimal_word=decimal_word.strip())
