@@ -13,6 +13,8 @@ sees them (engines read ``1m30s`` as "one m thirty s", ``3x`` as "three x", ``/`
   English) in words, by num2words in the vocabulary's language;
 - a number before a unit takes the vocabulary's ``count_forms`` for its last word ("veintiún
   segundos", "vingt et une secondes"), whether the unit came from a duration or was written out.
+- a decimal is said with the vocabulary's ``decimal_word`` where it has one (Spanish "uno coma
+  cinco"; num2words says "punto").
 
 The words come from the vocabulary (``phrases`` for seconds and minutes, ``words`` for the rest),
 so a language is added without code (num2words speaks 40-odd languages; for one it does not,
