@@ -9,6 +9,7 @@ import math
 import shutil
 import subprocess
 import sys
+import time
 from fractions import Fraction
 from pathlib import Path
 
@@ -178,7 +179,11 @@ def test_the_piper_server_allocates_in_huge_pages_and_keeps_the_users_tunables(m
     engine = PiperEngine()
     try:
         engine.spawn()
-        environ = Path(f"/proc/{engine._proc.pid}/environ").read_bytes().split(b"\0")
+        # right after Popen the child may still be between fork and exec: its environ reads empty then
+        deadline = time.monotonic() + 10
+        while not (raw := Path(f"/proc/{engine._proc.pid}/environ").read_bytes()) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        environ = raw.split(b"\0")
     finally:
         engine.close()
     assert b"GLIBC_TUNABLES=glibc.malloc.hugetlb=1" in environ

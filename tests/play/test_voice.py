@@ -58,12 +58,12 @@ steps:
   - massage: Neck sweep
     area: neck
     strokes: 3
-    tempo: 4s
+    tempo: 8s
 """
 """Long stretches without speech or tones to say the commands in (the out-breath, the rest, the time
 between strokes); under it all a faint music bed (about -59 dBFS, -69 at the microphone), so that the
 track has no silence: every jump, pause and resume shows in the recording to the sample."""
-BED_S = 60
+BED_S = 90
 """The bed's length: longer than the routine, so it is cut, never looped (nothing in the track recurs)."""
 
 NOISE_DB = -45.0
@@ -252,7 +252,7 @@ def test_spoken_commands_pause_resume_skip_and_stop(tmp_path, monkeypatch):
                 time.sleep(2.0)  # after "Rest for eight seconds."
                 say(NEXT)
                 when("stroke 1 of 3", timeout_s=20)
-                time.sleep(1.2)  # the 4 s between strokes, past the count and its echo
+                time.sleep(2.0)  # the 8 s between strokes, past the count and its echo (room for a second try)
                 say(STOP)
                 code = play.wait(timeout=20)
             finally:
