@@ -109,8 +109,10 @@ def limit_seconds(phrases: list[tuple[str, float]], model, folder: Path) -> floa
         job = folder / f"limit-{index}.json"
         job.write_text(json.dumps({"model": model.model, "config": model.config, "phrases": phrases[index::cores]}))
         jobs.append(job)
-    # glibc's malloc in huge pages, as voicecoach's Piper server runs (fewer page faults): the same for both
-    env = {**os.environ, "GLIBC_TUNABLES": "glibc.malloc.hugetlb=1"}
+    from voicecoach.engines.piper import PiperEngine
+
+    # glibc's malloc tunables of voicecoach's Piper server (huge pages: fewer page faults): the same for both
+    env = {**os.environ, "GLIBC_TUNABLES": PiperEngine.GLIBC_TUNABLES}
     began = time.perf_counter()
     procs = [subprocess.Popen([sys.executable, "-c", _WORKER, str(job)], env=env) for job in jobs]
     if any(proc.wait() for proc in procs):

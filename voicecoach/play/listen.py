@@ -238,10 +238,11 @@ class EchoMeter:
 
     def _store(self, table: dict[int, float], start_s: float, samples: np.ndarray, sample_rate: int) -> None:
         first = round(start_s / FRAME_S)
+        energies = self._energies(samples, sample_rate)
         with self._lock:
-            for i, energy in enumerate(self._energies(samples, sample_rate)):
+            for i, energy in enumerate(energies):
                 table[first + i] = float(energy)
-            newest = first + len(samples) // max(1, round(sample_rate * FRAME_S))
+            newest = first + len(energies)
             for key in [k for k in table if k < newest - 2 * self._frames]:  # a bounded history
                 del table[key]
 
