@@ -296,6 +296,17 @@ CONFIRM_AFTER_S = 0.15
 """Audio after it: the word's tail.  The action waits for it (part of the latency)."""
 SAME_WORD_S = 0.5
 """Detections of one phrase this close together are one word (spotters match a word more than once)."""
+VOICE_DB = 12.0
+"""A 10 ms frame this far above the microphone's quiet floor is someone (or something) sounding."""
+VOICE_GAP_S = 0.15
+"""Shorter pauses do not end a spoken word: a word is a run of sounding frames (its *burst*)."""
+VOICE_MIN_S = 0.08
+"""Runs with fewer sounding frames than this are clicks or the noise's peaks, not words."""
+VOICE_PAD_S = 0.15
+"""Audio either side of a word that its confirmation decodes too."""
+VOICE_MAX_S = 2.0
+"""Longer runs (continuous noise, the coach's voice) are not one word: candidates in them are
+confirmed each on its own window (:data:`CONFIRM_BEFORE_S`)."""
 RESTART_AFTER_S = 20.0
 """A spotter's utterance is restarted in a quiet moment after this long (its detection list grows)."""
 RESTART_AT_MOST_S = 120.0
@@ -364,6 +375,12 @@ class Recognizer:
     audio around it against a grammar of the command phrases alone: the phrase that fits best
     must be the one spotted.  The command words are alike ("stop" / "softer", "back" /
     "next"), and keyword spotting scores each phrase on its own; the grammar makes them compete.
+
+    The audio decoded is the whole spoken word: the run of frames sounding above the quiet floor
+    (:data:`VOICE_DB`) that the candidate falls in, once it has ended.  All the candidates of one
+    word share its decoding, so a word acts at most once, as the phrase that fits it best: a
+    window cut at each candidate's own end let "stop", spotted early in "back", win on half of
+    the word.  A candidate where nothing sounded above the floor is dropped.
     """
 
     def __init__(self, thresholds: Thresholds | Mapping[str, float], *, meter: EchoMeter | None = None) -> None:
@@ -403,9 +420,12 @@ class Recognizer:
         self._recent = np.zeros(0, np.int16)  # the last seconds of audio, for confirmation
         self._pending: list[list] = []  # [phrase, start, end, while_speaking]
         self._confirmed: list[tuple[str, int]] = []  # (phrase, end) of the last second's hits
+        self._words: dict[tuple[int, int], str | None] = {}  # (start, end) of a decoded word -> what it was
+        self._acted: list[tuple[int, int]] = []  # the words (start, end) that made a hit
         self._utterance_start = 0
         self._quiet_run = 0
         self._levels: list[float] = []
+        self._floor = 0.0
         for spotter in self._spotters:
             spotter.restart(0)
 
@@ -420,17 +440,71 @@ class Recognizer:
         if self.meter is not None:
             self.meter.mic(self._fed / SAMPLE_RATE, data)
         self._fed += len(data)
+        self._maybe_restart(data)
         hits = []
-        for candidate in [c for c in self._pending if c[2] + round(CONFIRM_AFTER_S * SAMPLE_RATE) <= self._fed]:
-            self._pending.remove(candidate)
+        bursts = self._bursts() if self._pending else []
+        for candidate in list(self._pending):
             phrase, start, end, while_speaking = candidate
-            if self._confirm(phrase, start, end):
+            verdict = self._settle(phrase, start, end, bursts)
+            if verdict is None:
+                continue  # its word goes on
+            self._pending.remove(candidate)
+            if verdict:
                 self._confirmed = [(p, e) for p, e in self._confirmed if e > end - SAMPLE_RATE] + [(phrase, end)]
                 near_end_db = None if self.meter is None else self.meter.near_end_db(start / SAMPLE_RATE,
                                                                                       end / SAMPLE_RATE)
                 hits.append(Hit(phrase, end / SAMPLE_RATE, self._fed / SAMPLE_RATE, while_speaking, near_end_db))
-        self._maybe_restart(data)
         return sorted(hits, key=lambda h: h.end_s)
+
+    def _bursts(self) -> list[tuple[int, int]]:
+        """The sounding runs (stream samples ``[start, end)``) in the recent audio, see :data:`VOICE_DB`."""
+        first = self._fed - len(self._recent)
+        frame = round(FRAME_S * SAMPLE_RATE)
+        offset = -first % frame  # frames on the stream's 10 ms grid
+        count = (len(self._recent) - offset) // frame
+        if count <= 0:
+            return []
+        x = self._recent[offset : offset + count * frame].astype(np.float64).reshape(count, frame)
+        sounding = np.mean(x * x, axis=1) > max(self._floor**2, 1.0) * 10 ** (VOICE_DB / 10)
+        edges = np.flatnonzero(np.diff(np.concatenate([[0], sounding.astype(np.int8), [0]])))
+        runs: list[list[int]] = []  # [first frame, end frame, frames sounding]
+        for lo, hi in zip(edges[::2], edges[1::2]):
+            if runs and (lo - runs[-1][1]) * FRAME_S <= VOICE_GAP_S:
+                runs[-1][1:] = hi, runs[-1][2] + hi - lo
+            else:
+                runs.append([lo, hi, hi - lo])
+        base = first + offset
+        return [(base + lo * frame, base + hi * frame) for lo, hi, n in runs if n * FRAME_S >= VOICE_MIN_S]
+
+    def _settle(self, phrase: str, start: int, end: int, bursts: list[tuple[int, int]]) -> bool | None:
+        """Whether a candidate is confirmed; ``None``: not yet (its word has not ended)."""
+        after = round(CONFIRM_AFTER_S * SAMPLE_RATE)
+        mine = [(lo, hi) for lo, hi in bursts if lo < end and hi > start]
+        if not mine:
+            return False if self._fed >= end + after else None  # nothing sounded: noise the spotter took for a word
+        lo, hi = mine[0][0], mine[-1][1]
+        if hi - lo > VOICE_MAX_S * SAMPLE_RATE:  # not one word: the candidate's own window decides
+            return self._confirm(phrase, start, end) if self._fed >= end + after else None
+        if hi > self._fed - round(VOICE_GAP_S * SAMPLE_RATE):
+            return None
+        if (lo, hi) not in self._words:
+            pad = round(VOICE_PAD_S * SAMPLE_RATE)
+            self._words[lo, hi] = self._decode(lo - pad, hi + pad)
+            self._words = {word: heard for word, heard in self._words.items() if word[1] > self._fed - self._keep}
+        if self._words[lo, hi] != phrase or any(a < hi and b > lo for a, b in self._acted):
+            return False
+        self._acted = [(a, b) for a, b in self._acted if b > self._fed - self._keep] + [(lo, hi)]
+        return True
+
+    def _decode(self, lo: int, hi: int) -> str | None:
+        """The command phrase that fits stream samples ``[lo, hi)`` best (``None``: none at all)."""
+        first = self._fed - len(self._recent)
+        window = self._recent[max(0, lo - first) : max(0, hi - first)]
+        self._grammar.start_utt()
+        self._grammar.process_raw(window.tobytes(), False, False)
+        self._grammar.end_utt()
+        heard = self._grammar.hyp()
+        return None if heard is None else heard.hypstr.strip()
 
     def _add_candidate(self, phrase: str, start: int, end: int, while_speaking: bool) -> None:
         if any(p == phrase and abs(e - end) <= SAME_WORD_S * SAMPLE_RATE for p, e in self._confirmed):
@@ -444,21 +518,14 @@ class Recognizer:
     def _confirm(self, phrase: str, start: int, end: int) -> bool:
         """Whether the command grammar, decoding the audio around the candidate, hears this phrase."""
         before = max(round(CONFIRM_BEFORE_S * SAMPLE_RATE), end - start + round(0.3 * SAMPLE_RATE))
-        first = self._fed - len(self._recent)
-        lo = max(first, end - before)
-        window = self._recent[lo - first : end + round(CONFIRM_AFTER_S * SAMPLE_RATE) - first]
-        self._grammar.start_utt()
-        self._grammar.process_raw(window.tobytes(), False, False)
-        self._grammar.end_utt()
-        heard = self._grammar.hyp()
-        return heard is not None and heard.hypstr.strip() == phrase
+        return self._decode(end - before, end + round(CONFIRM_AFTER_S * SAMPLE_RATE)) == phrase
 
     def _maybe_restart(self, data: np.ndarray) -> None:
         # Restart the spotters in a quiet moment (never mid-word): the level of each piece against
         # the quietest of the last seconds.
         level = float(np.sqrt(np.mean(data.astype(np.float64) ** 2))) if len(data) else 0.0
         self._levels = (self._levels + [level])[-700:]
-        floor = sorted(self._levels)[len(self._levels) // 10]
+        self._floor = floor = sorted(self._levels)[len(self._levels) // 10]  # RMS of the quiet
         self._quiet_run = self._quiet_run + len(data) if level <= 2 * floor + 1 else 0
         age_s = (self._fed - self._utterance_start) / SAMPLE_RATE
         quiet = self._quiet_run >= 0.3 * SAMPLE_RATE and not self._pending
@@ -606,6 +673,12 @@ class MicCapture:
             device.close()
 
 
+OUTPUT_RESYNC_S = 0.25
+"""An output block requested this far from where the last one ended follows a stall: stamped anew."""
+OUTPUT_FOLLOW = 0.05
+"""How much of the gap to the clock each output block's stamp closes."""
+
+
 class VoiceCommands:
     """The voice input source: commands heard at the microphone become actions.
 
@@ -632,6 +705,7 @@ class VoiceCommands:
         self._delivered = 0
         self._clock = (time.monotonic(), 0.0)
         self.meter: EchoMeter | None = None
+        self._sounds_at: float | None = None  # where the next output block is stamped (stream seconds)
         self._player = None
 
     @classmethod
@@ -651,11 +725,26 @@ class VoiceCommands:
         at, seconds = self._clock
         return seconds + (time.monotonic() - at)
 
+    def _tap(self, samples: np.ndarray, sample_rate: int) -> None:
+        """The player's output, stamped for the echo meter.
+
+        The device sounds its blocks back to back, but asks for them in bursts (its buffer), so
+        the clock at each request jitters by tens of milliseconds.  Each block is stamped where the
+        last one ended, drawn slowly toward the clock (the two devices' rates differ a little) and
+        moved to it only after a stall.
+        """
+        now = self.stream_seconds()
+        at = self._sounds_at
+        at = now if at is None or abs(now - at) > OUTPUT_RESYNC_S else at + (now - at) * OUTPUT_FOLLOW
+        self._sounds_at = at + len(samples) / sample_rate
+        self.meter.output(at, samples, sample_rate)
+
     def start(self, controller: Controller) -> None:
         self.meter = EchoMeter()
+        self._sounds_at = None
         recognizer = Recognizer(self.thresholds, meter=self.meter)  # before the microphone opens: a missing model says so first
         player = controller.player
-        player.output_tap = lambda samples: self.meter.output(self.stream_seconds(), samples, player.sample_rate)
+        player.output_tap = lambda samples: self._tap(samples, player.sample_rate)
         self._player = player
         ack = acknowledgement(controller.player.sample_rate) if self.ack else None
         self._thread = threading.Thread(target=self._decode, args=(recognizer, controller, ack),
