@@ -101,11 +101,16 @@ def test_a_word_the_coach_just_said_is_echo(rest_timeline):
     assert guard.decide(Hit("pause", 1.0, 1.1), rest_timeline, during).reason == "gate"  # the coach is speaking
     # ... unless spotted at the threshold that holds while the coach speaks
     assert CommandFilter(words).decide(Hit("pause", 1.0, 1.1, True), rest_timeline, during).action is Action.PAUSE
-    # The echo meter can only hold a hit back: at the echo's level even the strict spotter's hit
-    # is the coach; above it, the coach's speech still gates the permissive spotter's.
-    assert CommandFilter(words).decide(Hit("pause", 1.0, 1.1, True, NEAR_END_DB - 3), rest_timeline,
+    # With an echo meter: at the echo's level even the strict spotter's hit is the coach; above
+    # it, the strict spotter's hit is a voice in the room, the permissive one's still the coach's;
+    # and while the meter does not know the echo yet (its first seconds), nothing over the coach acts.
+    assert CommandFilter(words).decide(Hit("pause", 1.0, 1.1, True, NEAR_END_DB - 3, True), rest_timeline,
                                        during).reason == "gate"
-    assert CommandFilter(words).decide(Hit("pause", 1.0, 1.1, False, NEAR_END_DB + 3), rest_timeline,
+    assert CommandFilter(words).decide(Hit("pause", 1.0, 1.1, True, NEAR_END_DB + 3, True), rest_timeline,
+                                       during).action is Action.PAUSE
+    assert CommandFilter(words).decide(Hit("pause", 1.0, 1.1, False, NEAR_END_DB + 3, True), rest_timeline,
+                                       during).reason == "gate"
+    assert CommandFilter(words).decide(Hit("pause", 1.0, 1.1, True, None, True), rest_timeline,
                                        during).reason == "gate"
     speech = [e for e in rest_timeline.events if e.kind is EventKind.SPEECH]
     quiet = next(p for p in range(0, rest_timeline.length_samples, RATE // 10)  # 1.5 s without the coach's voice
@@ -152,7 +157,7 @@ def test_the_echo_meter_tells_a_voice_in_the_room_from_the_coach():
     assert all(db is not None and db < NEAR_END_DB - 3 for db in coach_only), coach_only
     silent = EchoMeter()
     silent.mic(0.0, np.zeros(5 * SAMPLE_RATE, np.int16))
-    assert silent.near_end_db(4.0, 4.5) is None  # no output: nothing to tell apart
+    assert silent.near_end_db(4.0, 4.5) is None  # no output yet: the echo is not known
 
 
 def test_the_acknowledgement_is_short_and_not_a_cue_tone():
@@ -166,7 +171,7 @@ def test_the_acknowledgement_is_short_and_not_a_cue_tone():
 @pytest.fixture(scope="module")
 def spoken(tmp_path_factory):
     folder = tmp_path_factory.mktemp("spoken")
-    return spoken_words(sorted(command_words("en").phrases), engine="piper", rate=1.0, folder=folder, cache_dir=folder / "cache")
+    return spoken_words(sorted(command_words("en").phrases) + ["coach pause", "coach next"], engine="piper", rate=1.0, folder=folder, cache_dir=folder / "cache")
 
 
 def _with_silence(*clips: np.ndarray, gap_s: float = 1.0) -> np.ndarray:
@@ -202,6 +207,33 @@ def test_each_spoken_word_acts_once_as_the_phrase_that_fits_it_whole(spoken):
     audio = _with_silence(*(spoken[word] for word in said))
     room = np.clip(audio + noise(len(audio), level_db=-50, seed=1), -32768, 32767).astype(np.int16)
     assert [h.phrase for h in feed_all(Recognizer(permissive), room)] == said
+
+
+def test_with_a_wake_word_only_the_wake_phrases_count(spoken):
+    words = command_words("en").with_wake_word("coach")
+    audio = _with_silence(spoken["coach pause"], spoken["pause"], spoken["coach next"])
+    assert [h.phrase for h in feed_all(Recognizer(thresholds_for(words)), audio)] == ["coach pause", "coach next"]
+
+
+def test_with_an_echo_meter_the_coachs_own_words_are_not_words(spoken):
+    # The coach says command words; the microphone hears them 10 dB down.  Without a meter they
+    # are words like any other; with one, once it knows the echo (its first second or so), no run
+    # of sound rises above the echo, so the recognizer hears nothing at all.
+    said = ["softer", "pause", "repeat", "next", "louder", "pause", "back", "resume"]
+    coach = _with_silence(*(spoken[word] for word in said), gap_s=0.5).astype(np.float64)
+    mic = np.clip(coach * 10 ** (-10 / 20) + noise(len(coach), level_db=-50, seed=3), -32768, 32767).astype(np.int16)
+    permissive = {phrase: 1e-45 for phrase in command_words("en").phrases}
+
+    def heard(meter: EchoMeter | None) -> list[Hit]:
+        recognizer, hits = Recognizer(permissive, meter=meter), []
+        for start in range(0, len(mic), 480):
+            if meter is not None:
+                meter.output(start / SAMPLE_RATE, coach[start : start + 480], SAMPLE_RATE)
+            hits += recognizer.feed(mic[start : start + 480])
+        return hits
+
+    assert [h.phrase for h in heard(None)] == said
+    assert [h.phrase for h in heard(EchoMeter()) if h.end_s > 2.0] == []
 
 
 def test_steady_noise_makes_no_word(spoken):

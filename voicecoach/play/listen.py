@@ -5,13 +5,15 @@ miniaudio at 16 kHz mono and fed to PocketSphinx: keyword spotting finds candida
 command words (``vocab/commands/<language>.yaml``; English where the recognizer has no model for
 the routine's language) with per-phrase thresholds (``vocab/commands/thresholds-<model>.json``,
 written by ``benchmarks/calibrate_listen.py``, never by hand), and a grammar of the command
-phrases alone confirms each candidate (:class:`Recognizer`).
+phrases alone, decoding the whole word a candidate falls in, confirms it (:class:`Recognizer`).
 
 With speakers the microphone hears the coach.  The player knows what it plays: a hit on a word
 the coach spoke in the last :data:`ECHO_WINDOW_S` (the timeline's text around the play
 position) is ignored, so "Next up: ..." never skips a step, and while the coach is speaking only
 a phrase spotted at the stricter threshold calibrated for that state counts (in the quiet
-between cues, and while paused, the permissive one).  A recognized command becomes the same
+between cues, and while paused, the permissive one).  The player also hands what it sounds to an
+:class:`EchoMeter`: a word that does not rise above the coach's echo is the coach's, whatever
+the thresholds.  A recognized command becomes the same
 :class:`~voicecoach.play.controller.Action` a key makes, and plays a short acknowledgement (two
 rising blips: no cue sounds like it).
 """
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import os
 import queue
 import re
@@ -187,8 +190,11 @@ class Hit:
     while_speaking: bool = False
     """Spotted at the threshold that holds while the coach speaks (else only in the quiet)."""
     near_end_db: float | None = None
-    """How far the microphone rose above the coach's echo during the phrase (:class:`EchoMeter`);
-    ``None``: no coach output to compare with."""
+    """How far the microphone rose above the coach's echo during the phrase (:class:`EchoMeter`;
+    infinite where the coach was silent then); ``None``: not measured."""
+    metered: bool = False
+    """An echo meter listened (play's pull backends): ``near_end_db`` ``None`` then means it did
+    not know the coach's echo yet (its first seconds)."""
 
 
 def _pocketsphinx():
@@ -228,6 +234,7 @@ class EchoMeter:
         self._frames = round(ECHO_HISTORY_S / FRAME_S)
         self._out: dict[int, float] = {}  # frame number (clock / FRAME_S) -> output energy
         self._mic: dict[int, float] = {}
+        self._learned: tuple[int, tuple[int, float, float] | None] | None = None  # (until frame, what was learned)
 
     @staticmethod
     def _energies(samples: np.ndarray, sample_rate: int) -> np.ndarray:
@@ -254,17 +261,13 @@ class EchoMeter:
         """The microphone: ``samples`` (16 kHz) were captured from ``start_s`` on."""
         self._store(self._mic, start_s, samples, SAMPLE_RATE)
 
-    def near_end_db(self, start_s: float, end_s: float) -> float | None:
-        """Median over ``[start_s, end_s)`` of the microphone over the echo expected then, in dB.
+    def _learn(self, out: dict[int, float], mic: dict[int, float], until: int) -> tuple[int, float, float] | None:
+        """The echo's lag (frames), gain and the microphone's floor, from the history before frame ``until``.
 
-        ``None`` while the coach's output explains nothing there (silent), or before the meter
-        has heard the coach enough to know its echo.
+        ``None`` before the meter has heard the coach enough to know its echo.
         """
-        with self._lock:
-            out, mic = dict(self._out), dict(self._mic)
-        lo, hi = round(start_s / FRAME_S), round(end_s / FRAME_S)
         lags = range(round(ECHO_LAGS_S[0] / FRAME_S), round(ECHO_LAGS_S[1] / FRAME_S) + 1)
-        learn = [k for k in range(hi - self._frames, lo) if k in mic]
+        learn = [k for k in range(until - self._frames, until) if k in mic]
         if len(learn) < 100:
             return None
         m = np.array([mic[k] for k in learn])
@@ -279,15 +282,52 @@ class EchoMeter:
         best = int(np.nanargmax(scores))
         sounding = active[best]
         gain = float(np.percentile(m[sounding] / reference[best][sounding], 30))  # robust to words over it
+        return lags[best], gain, floor
+
+    @staticmethod
+    def _expected(out: dict[int, float], frames: Iterable[int], lag: int, gain: float) -> np.ndarray:
+        # the loudest of five frames around the lag: the delay is only known to a frame or two
+        return np.array([gain * max(out.get(k - lag + d, 0.0) for d in (-2, -1, 0, 1, 2)) for k in frames])
+
+    def near_end_db(self, start_s: float, end_s: float) -> float | None:
+        """Median over ``[start_s, end_s)`` of the microphone over the echo expected then, in dB.
+
+        Infinite where the coach was silent then (no echo explains anything); ``None`` before the
+        meter has heard the coach enough to know its echo.
+        """
+        with self._lock:
+            out, mic = dict(self._out), dict(self._mic)
+        lo, hi = round(start_s / FRAME_S), round(end_s / FRAME_S)
+        learned = self._learn(out, mic, lo)
         word = [k for k in range(lo, hi) if k in mic]
-        if not word:
+        if learned is None or not word:
             return None
-        lag = lags[best]
-        expected = np.array([gain * max(out.get(k - lag + d, 0.0) for d in (-2, -1, 0, 1, 2)) for k in word])
+        lag, gain, floor = learned
+        expected = self._expected(out, word, lag, gain)
         if not (expected > floor).any():
-            return None  # the coach was silent then: nothing to tell apart
+            return math.inf  # the coach was silent then: whatever was heard, it was not the coach
         excess = np.array([mic[k] for k in word]) / (expected + floor + 1.0)
         return float(np.median(10 * np.log10(excess + 1e-12)))
+
+    def echo(self, first: int, count: int) -> np.ndarray | None:
+        """The coach's echo expected in the microphone's frames ``first .. first + count`` (energies).
+
+        Learned anew at most every :data:`ECHO_RELEARN_S` (the recognizer asks every 30 ms while
+        a word is pending); ``None`` while the echo is not known.
+        """
+        with self._lock:
+            out, mic = dict(self._out), dict(self._mic)
+        until = first + count
+        if self._learned is None or not 0 <= until - self._learned[0] < ECHO_RELEARN_S / FRAME_S:
+            self._learned = (until, self._learn(out, mic, until))
+        if self._learned[1] is None:
+            return None
+        lag, gain, _ = self._learned[1]
+        return self._expected(out, range(first, until), lag, gain)
+
+
+ECHO_RELEARN_S = 1.0
+"""How long the echo's lag and gain, once learned, serve :meth:`EchoMeter.echo`."""
 
 
 CONFIRM_BEFORE_S = 0.7
@@ -453,7 +493,8 @@ class Recognizer:
                 self._confirmed = [(p, e) for p, e in self._confirmed if e > end - SAMPLE_RATE] + [(phrase, end)]
                 near_end_db = None if self.meter is None else self.meter.near_end_db(start / SAMPLE_RATE,
                                                                                       end / SAMPLE_RATE)
-                hits.append(Hit(phrase, end / SAMPLE_RATE, self._fed / SAMPLE_RATE, while_speaking, near_end_db))
+                hits.append(Hit(phrase, end / SAMPLE_RATE, self._fed / SAMPLE_RATE, while_speaking, near_end_db,
+                                self.meter is not None))
         return sorted(hits, key=lambda h: h.end_s)
 
     def _bursts(self) -> list[tuple[int, int]]:
@@ -465,16 +506,22 @@ class Recognizer:
         if count <= 0:
             return []
         x = self._recent[offset : offset + count * frame].astype(np.float64).reshape(count, frame)
-        sounding = np.mean(x * x, axis=1) > max(self._floor**2, 1.0) * 10 ** (VOICE_DB / 10)
+        energy = np.mean(x * x, axis=1)
+        sounding = energy > max(self._floor**2, 1.0) * 10 ** (VOICE_DB / 10)
+        # Where the coach sounds, a word is the room's only if enough of it rose above the coach's
+        # echo; its extent is still where it sounded (its edges may not rise above the echo).
+        echo = None if self.meter is None else self.meter.echo((first + offset) // frame, count)
+        voice = sounding if echo is None else sounding & (energy > echo * 10 ** (NEAR_END_DB / 10))
         edges = np.flatnonzero(np.diff(np.concatenate([[0], sounding.astype(np.int8), [0]])))
-        runs: list[list[int]] = []  # [first frame, end frame, frames sounding]
+        runs: list[list[int]] = []  # [first frame, end frame]
         for lo, hi in zip(edges[::2], edges[1::2]):
             if runs and (lo - runs[-1][1]) * FRAME_S <= VOICE_GAP_S:
-                runs[-1][1:] = hi, runs[-1][2] + hi - lo
+                runs[-1][1] = hi
             else:
-                runs.append([lo, hi, hi - lo])
+                runs.append([lo, hi])
         base = first + offset
-        return [(base + lo * frame, base + hi * frame) for lo, hi, n in runs if n * FRAME_S >= VOICE_MIN_S]
+        return [(base + lo * frame, base + hi * frame) for lo, hi in runs
+                if np.count_nonzero(voice[lo:hi]) * FRAME_S >= VOICE_MIN_S]
 
     def _settle(self, phrase: str, start: int, end: int, bursts: list[tuple[int, int]]) -> bool | None:
         """Whether a candidate is confirmed; ``None``: not yet (its word has not ended)."""
@@ -599,9 +646,7 @@ class CommandFilter:
 
         Yes where the echo meter heard the coach's output during the word and the microphone
         did not rise clearly above that echo; else where the timeline says the coach spoke
-        while the word was heard.  The meter only ever says yes: live, its estimate of the echo
-        can fall short (a false "resume" on "Rest for eight seconds" in tests/play/test_voice.py
-        scored 15.8 dB above it), so it does not let a word over the coach's voice through.
+        while the word was heard (then only the strict spotter's hits count, see :meth:`decide`).
         """
         if hit.near_end_db is not None and hit.near_end_db < NEAR_END_DB:
             return True
@@ -613,8 +658,10 @@ class CommandFilter:
         if spoken_recently(timeline, position, spoken, window_s=self.echo_window_s):
             return Decision(hit, None, "echo")
         # Over the coach's voice only a phrase spotted at the strict threshold that holds then
-        # counts, and not even that where the meter heard nothing but the coach's echo.
-        if self.coach_covers(hit, timeline, position) and not (hit.while_speaking and hit.near_end_db is None):
+        # counts, and only where the meter (if one listens) heard it rise above the coach's echo.
+        heard_echo = hit.near_end_db is not None and hit.near_end_db < NEAR_END_DB
+        unknown_echo = hit.metered and hit.near_end_db is None
+        if heard_echo or (self.coach_covers(hit, timeline, position) and not (hit.while_speaking and not unknown_echo)):
             return Decision(hit, None, "gate")
         if self._last_s is not None and hit.end_s - self._last_s < self.repeat_guard_s:
             return Decision(hit, None, "repeat")
