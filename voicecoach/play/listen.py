@@ -184,7 +184,7 @@ class Hit:
     phrase: str
     """What was heard."""
     end_s: float
-    """Seconds of audio fed before the phrase's end (stream time)."""
+    """Seconds of audio fed before the phrase's end (stream time): where its word stopped sounding."""
     found_s: float
     """Seconds of audio fed when it was found."""
     while_speaking: bool = False
@@ -489,11 +489,12 @@ class Recognizer:
             if verdict is None:
                 continue  # its word goes on
             self._pending.remove(candidate)
-            if verdict:
+            confirmed, word_end = verdict
+            if confirmed:
                 self._confirmed = [(p, e) for p, e in self._confirmed if e > end - SAMPLE_RATE] + [(phrase, end)]
                 near_end_db = None if self.meter is None else self.meter.near_end_db(start / SAMPLE_RATE,
                                                                                       end / SAMPLE_RATE)
-                hits.append(Hit(phrase, end / SAMPLE_RATE, self._fed / SAMPLE_RATE, while_speaking, near_end_db,
+                hits.append(Hit(phrase, word_end / SAMPLE_RATE, self._fed / SAMPLE_RATE, while_speaking, near_end_db,
                                 self.meter is not None))
         return sorted(hits, key=lambda h: h.end_s)
 
@@ -523,15 +524,16 @@ class Recognizer:
         return [(base + lo * frame, base + hi * frame) for lo, hi in runs
                 if np.count_nonzero(voice[lo:hi]) * FRAME_S >= VOICE_MIN_S]
 
-    def _settle(self, phrase: str, start: int, end: int, bursts: list[tuple[int, int]]) -> bool | None:
-        """Whether a candidate is confirmed; ``None``: not yet (its word has not ended)."""
+    def _settle(self, phrase: str, start: int, end: int, bursts: list[tuple[int, int]]) -> tuple[bool, int] | None:
+        """Whether a candidate is confirmed, and where its word ended (the spotter may match early
+        in it); ``None``: not yet (its word goes on)."""
         after = round(CONFIRM_AFTER_S * SAMPLE_RATE)
         mine = [(lo, hi) for lo, hi in bursts if lo < end and hi > start]
-        if not mine:
-            return False if self._fed >= end + after else None  # nothing sounded: noise the spotter took for a word
+        if not mine:  # nothing sounded: noise the spotter took for a word
+            return (False, end) if self._fed >= end + after else None
         lo, hi = mine[0][0], mine[-1][1]
         if hi - lo > VOICE_MAX_S * SAMPLE_RATE:  # not one word: the candidate's own window decides
-            return self._confirm(phrase, start, end) if self._fed >= end + after else None
+            return (self._confirm(phrase, start, end), end) if self._fed >= end + after else None
         if hi > self._fed - round(VOICE_GAP_S * SAMPLE_RATE):
             return None
         if (lo, hi) not in self._words:
@@ -539,9 +541,9 @@ class Recognizer:
             self._words[lo, hi] = self._decode(lo - pad, hi + pad)
             self._words = {word: heard for word, heard in self._words.items() if word[1] > self._fed - self._keep}
         if self._words[lo, hi] != phrase or any(a < hi and b > lo for a, b in self._acted):
-            return False
+            return False, hi
         self._acted = [(a, b) for a, b in self._acted if b > self._fed - self._keep] + [(lo, hi)]
-        return True
+        return True, hi
 
     def _decode(self, lo: int, hi: int) -> str | None:
         """The command phrase that fits stream samples ``[lo, hi)`` best (``None``: none at all)."""
