@@ -539,8 +539,14 @@ def run_serve(folder: Path, data_dir: Path, *options: str) -> subprocess.Popen:
     env = {**os.environ, "VOICECOACH_DATA_DIR": str(data_dir)}
     return subprocess.Popen(
         [sys.executable, "-m", "voicecoach.cli", "serve", str(folder), "--host", "127.0.0.1", "--port", "0", *options],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, preexec_fn=_default_signals,
     )
+
+
+def _default_signals() -> None:
+    """In the child: Ctrl-C as in a terminal, even where this test run ignores it (a shell's background job does,
+    and Python then never raises KeyboardInterrupt: the server would not stop)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def stop_serve(process: subprocess.Popen, lines: Lines) -> tuple[str, str]:
