@@ -238,8 +238,8 @@ def test_with_an_echo_meter_the_coachs_own_words_are_not_words(spoken):
 
 def test_steady_noise_makes_no_word(spoken):
     # Room noise and a mains hum, nothing said: at the most permissive thresholds the spotters
-    # still find "pause" in it (each candidate confirmed on its own window, 4 of them made
-    # actions), but no run of sound rises above the floor, so nothing is heard.
+    # still find "pause" in it (each candidate confirmed on its own window, it was heard 4
+    # times), but no run of sound rises above the floor, so nothing is heard.
     room = noise(20 * SAMPLE_RATE, level_db=-40, seed=1)
     hum = np.sin(2 * np.pi * 120 * np.arange(len(room)) / SAMPLE_RATE) * 300
     audio = np.clip(room + hum, -32768, 32767).astype(np.int16)

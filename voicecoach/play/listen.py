@@ -663,7 +663,7 @@ class CommandFilter:
         # counts, and only where the meter (if one listens) heard it rise above the coach's echo.
         heard_echo = hit.near_end_db is not None and hit.near_end_db < NEAR_END_DB
         unknown_echo = hit.metered and hit.near_end_db is None
-        if heard_echo or (self.coach_covers(hit, timeline, position) and not (hit.while_speaking and not unknown_echo)):
+        if heard_echo or (self.coach_covers(hit, timeline, position) and (unknown_echo or not hit.while_speaking)):
             return Decision(hit, None, "gate")
         if self._last_s is not None and hit.end_s - self._last_s < self.repeat_guard_s:
             return Decision(hit, None, "repeat")
