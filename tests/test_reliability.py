@@ -137,7 +137,7 @@ CLEAN_EXIT = {signal.SIGINT: 130, signal.SIGTERM: 143}
 STOP_LINE = {signal.SIGINT: "Interrupted.", signal.SIGTERM: "Terminated."}
 
 
-def _default_signals() -> None:
+def default_signals() -> None:
     """In the child: Ctrl-C as in a terminal, even if this test run ignores it (a background job does)."""
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
@@ -165,7 +165,7 @@ def kill_at(args: list[str], env: dict, moment: Moment, sig: signal.Signals, wat
 
     before = files(watch[moment.temp_in]) if moment.temp_in else set()
     with open(logs / "stdout", "wb") as out, open(logs / "stderr", "wb") as err:
-        proc = subprocess.Popen(args, env=env, stdout=out, stderr=err, preexec_fn=_default_signals,
+        proc = subprocess.Popen(args, env=env, stdout=out, stderr=err, preexec_fn=default_signals,
                                 start_new_session=group)
         try:
             deadline = time.monotonic() + WAIT_S

@@ -34,6 +34,8 @@ from voicecoach.phone.library import export_library
 from voicecoach.pipeline import Settings
 from voicecoach.phone.serve import RangeNotSatisfiable, content_type, make_server, parse_range, resolve_path
 
+from tests.test_reliability import default_signals
+
 TOKEN = "Tq3vX8kz_Wb-1NcRyP0sLm7AeJ4uHd9GfK2oQiZt6Ys"  # a fixed token: tests show it in failures
 ROUTINE = "routine: Served routine\nsteps:\n  - say: Hello there.\n  - rest: 3s\n"
 TRACK = "served-routine.mp3"
@@ -539,14 +541,9 @@ def run_serve(folder: Path, data_dir: Path, *options: str) -> subprocess.Popen:
     env = {**os.environ, "VOICECOACH_DATA_DIR": str(data_dir)}
     return subprocess.Popen(
         [sys.executable, "-m", "voicecoach.cli", "serve", str(folder), "--host", "127.0.0.1", "--port", "0", *options],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, preexec_fn=_default_signals,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        preexec_fn=default_signals,  # Ctrl-C must stop it even where this run ignores SIGINT (a background job)
     )
-
-
-def _default_signals() -> None:
-    """In the child: Ctrl-C as in a terminal, even where this test run ignores it (a shell's background job does,
-    and Python then never raises KeyboardInterrupt: the server would not stop)."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def stop_serve(process: subprocess.Popen, lines: Lines) -> tuple[str, str]:
