@@ -20,7 +20,8 @@ from typing import Callable, Iterable, Iterator
 import numpy as np
 
 from .cache import NOT_IN_KEY, Cache, default_cache_dir, settings_key
-from .compile import CompileSettings, Overflow, Section, collect_phrases, compile_timeline, iter_sections
+from .compile import (CompileSettings, Overflow, Section, collect_phrases, compile_timeline, iter_sections,
+                      where_spoken)
 from .errors import EngineError, VoicecoachError
 from .estimate import estimate_samples
 from .mix import MIX_VERSION, Mixer, RenderSettings, limiter_reach
@@ -205,7 +206,18 @@ def about(routine: Routine) -> Iterator[None]:
     try:
         yield
     except VoicecoachError as error:
-        raise error.at_file(routine.path) from None
+        raise placed(error, routine) from None
+
+
+def placed(error: VoicecoachError, routine: Routine) -> VoicecoachError:
+    """``error`` placed in ``routine``'s file: an engine that failed on one phrase, where the
+    routine says it; anything else naming no line, at 1:1."""
+    if isinstance(error, EngineError) and error.text is not None and error.location is None:
+        with contextlib.suppress(VoicecoachError):
+            where = where_spoken(routine, error.text, vocab=routine_vocabulary(routine))
+            if where is not None:
+                return error.at(where)
+    return error.at_file(routine.path)
 
 
 def installed_engine(routine: Routine, settings: Settings) -> EngineChoice:
@@ -411,7 +423,7 @@ class LiveBuild:
             work()
         except BaseException as error:  # handed to whoever waits next
             if isinstance(error, VoicecoachError):
-                error = error.at_file(self.routine.path)
+                error = placed(error, self.routine)
             with self._ready:
                 self._error = self._error or error
                 self._ready.notify_all()

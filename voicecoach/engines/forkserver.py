@@ -144,7 +144,9 @@ class ServerEngine:
 
     def failure(self, text: str, voice: str, error: str) -> EngineError:
         """The error for a phrase the server could not make (engines refine it)."""
-        return EngineError(f"{self.name} failed on {text[:80]!r}: {error}", hint="simplify the text or report the bug")
+        failed = EngineError(f"{self.name} failed on {text[:80]!r}: {error}", hint="simplify the text or report the bug")
+        failed.text = text
+        return failed
 
     def close(self) -> None:
         if self._proc is not None:
