@@ -67,10 +67,6 @@ class LateTimeline:
     """The finished timeline, asked for once every chunk has been written."""
 
 
-def resolved(timeline: Timeline | LateTimeline) -> Timeline:
-    return timeline.resolve() if isinstance(timeline, LateTimeline) else timeline
-
-
 def _int16_bytes(chunk: np.ndarray) -> bytes:
     """Little-endian int16 bytes of a mono chunk; anything else is a programming error."""
     array = np.asarray(chunk)
@@ -237,8 +233,8 @@ def write_mp3(
             frames.write(pending.result())
         frames.write(encoder.flush())
         frames.finish(samples=samples)
-        if late:
-            final = resolved(timeline)
+        if isinstance(timeline, LateTimeline):
+            final = timeline.resolve()
             if final.length_samples != samples:
                 raise ValueError(f"{samples} samples encoded for a timeline of {final.length_samples}")
             handle.write(tag(final))

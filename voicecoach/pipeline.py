@@ -560,6 +560,11 @@ class LiveBuild:
             yield self.read(start, end - start)
             start = end
 
+    @property
+    def cache(self) -> Cache:
+        """The cache its clips (and its track, once finished) go to."""
+        return self._parts.cache
+
     def synthesizing(self) -> bool:
         """Whether some clip was not in the cache (waits until every clip has been looked up)."""
         speech = self._parts.speech
@@ -693,8 +698,7 @@ def compile_to(
             result = live.build()
             export(result, path, settings=settings, timeline_json=timeline_json, captions=captions, progress=progress)
             return result
-        cache = live._parts.cache
-        chunks = cache.put_track(lambda: live.build().track_key, live.final_chunks(), sample_rate=live.sample_rate)
+        chunks = live.cache.put_track(lambda: live.build().track_key, live.final_chunks(), sample_rate=live.sample_rate)
         try:
             write_track(chunks, path, fmt=fmt, timeline=LateTimeline(live.sample_rate, lambda: live.build().timeline),
                         tags=TrackTags(title=live.routine.title, album="voicecoach routines"),
