@@ -12,8 +12,11 @@ the coach spoke in the last :data:`ECHO_WINDOW_S` (the timeline's text around th
 position) is ignored, so "Next up: ..." never skips a step, and while the coach is speaking only
 a phrase spotted at the stricter threshold calibrated for that state counts (in the quiet
 between cues, and while paused, the permissive one).  The player also hands what it sounds to an
-:class:`EchoMeter`: a word that does not rise above the coach's echo is the coach's, whatever
-the thresholds.  A recognized command becomes the same
+:class:`EchoMeter`, which learns the echo's delay and level: the :class:`EchoSuppressor` takes
+the expected echo out of the microphone's sound before recognition (a word said over the coach
+is decoded alone, not mixed with its voice), and a word that does not rise above the coach's
+echo is the coach's, whatever the thresholds.  The output's last two seconds are kept in memory
+for this, never stored.  A recognized command becomes the same
 :class:`~voicecoach.play.controller.Action` a key makes, and plays a short acknowledgement (two
 rising blips: no cue sounds like it).
 """
@@ -248,6 +251,7 @@ class EchoMeter:
         self._learned: tuple[int, tuple[int, float, float] | None] | None = None  # (until frame, what was learned)
         self._ring = np.zeros(round(REFERENCE_S * SAMPLE_RATE), np.float32)  # output sample i at i % len
         self._ring_end: int | None = None  # the stream sample after the newest one written
+        self._known: tuple[int, float, float] | None = None  # the last echo learned: kept through the coach's silences
 
     @staticmethod
     def _energies(samples: np.ndarray, sample_rate: int) -> np.ndarray:
@@ -359,7 +363,7 @@ class EchoMeter:
         with self._lock:
             out, mic = dict(self._out), dict(self._mic)
         lo, hi = round(start_s / FRAME_S), round(end_s / FRAME_S)
-        learned = self._learn(out, mic, lo)
+        learned = self._learn(out, mic, lo) or self._known
         level = mic if heard is None else heard
         word = [k for k in range(lo, hi) if k in level]
         if not word:
@@ -391,11 +395,15 @@ class EchoMeter:
 
     def learned(self, until: int) -> tuple[int, float, float] | None:
         """The echo's lag (frames), energy gain and the microphone's floor, as learned before
-        frame ``until`` (anew at most every :data:`ECHO_RELEARN_S`); ``None`` while not known."""
+        frame ``until`` (anew at most every :data:`ECHO_RELEARN_S`; where the last seconds say too
+        little, as learned before: the room does not change when the coach pauses); ``None``
+        while not known."""
         if self._learned is None or not 0 <= until - self._learned[0] < ECHO_RELEARN_S / FRAME_S:
             with self._lock:
                 out, mic = dict(self._out), dict(self._mic)
-            self._learned = (until, self._learn(out, mic, until))
+            learned = self._learn(out, mic, until)
+            self._known = learned or self._known
+            self._learned = (until, learned or self._known)
         return self._learned[1]
 
 
