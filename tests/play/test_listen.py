@@ -121,8 +121,6 @@ def test_a_word_the_coach_just_said_is_echo(rest_timeline):
     assert taken.action is Action.PAUSE
     assert CommandFilter(words).decide(Hit("pause", 1.0, 1.1, False, NEAR_END_DB - 3), rest_timeline,
                                        quiet).reason == "gate"  # the coach's tones and music are echo too
-    assert CommandFilter(words).decide(Hit("pause", 1.0, 1.1, False, None, True), rest_timeline,
-                                       quiet).reason == "gate"  # a tone sounded, its echo not known
     assert guard.decide(Hit("pause", 1.3, 1.4), rest_timeline, quiet).reason == "repeat"  # spotted twice
     assert guard.decide(Hit("stop", 3.0, 3.1), rest_timeline, quiet).action is Action.QUIT
     woken = CommandFilter(words.with_wake_word("coach"))

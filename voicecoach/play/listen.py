@@ -882,11 +882,10 @@ class CommandFilter:
         if spoken_recently(timeline, position, spoken, window_s=self.echo_window_s):
             return Decision(hit, None, "echo")
         # Over the coach's voice only a phrase spotted at the strict threshold that holds then
-        # counts, and only where the meter (if one listens) heard it rise above the coach's echo;
-        # where the coach sounded (voice, tones, music) and the meter does not know its echo, nothing.
+        # counts, and only where the meter (if one listens) heard it rise above the coach's echo.
         heard_echo = hit.near_end_db is not None and hit.near_end_db < NEAR_END_DB
         unknown_echo = hit.metered and hit.near_end_db is None
-        if heard_echo or unknown_echo or (self.coach_covers(hit, timeline, position) and not hit.while_speaking):
+        if heard_echo or (self.coach_covers(hit, timeline, position) and (unknown_echo or not hit.while_speaking)):
             return Decision(hit, None, "gate")
         if self._last_s is not None and hit.end_s - self._last_s < self.repeat_guard_s:
             return Decision(hit, None, "repeat")
