@@ -256,3 +256,24 @@ def test_sections_stream_in_order_and_match_the_whole():
     timeline = compile_(routine)
     assert tuple(s.chapter for s in sections) == timeline.chapters
     assert sum(len(s.events) for s in sections) == len(timeline.events)
+
+
+def test_where_spoken_finds_the_intro_the_outro_and_the_step_of_a_phrase(tmp_path):
+    from voicecoach.compile import where_spoken
+    from voicecoach.script import load_routine
+
+    path = tmp_path / "r.yaml"
+    path.write_text("routine: R\nintro: Sit comfortably.\nsteps:\n  - say: Breathe in.\n  - rest: 10s\n"
+                    "  - exercise: Brow lift\n    say: Lift your brows.\n    reps: 2\n    hold: 3s\n"
+                    "outro: Well done.\n")
+    routine = load_routine(path)
+    spoken = collect_phrases(routine, vocab=VOCAB)
+    assert where_spoken(routine, "Sit comfortably.", vocab=VOCAB) == Location(str(path), 2, 1)
+    assert where_spoken(routine, "Well done.", vocab=VOCAB) == Location(str(path), 10, 1)
+    assert where_spoken(routine, "Breathe in.", vocab=VOCAB) == Location(str(path), 4, 5)
+    assert where_spoken(routine, "Lift your brows.", vocab=VOCAB) == Location(str(path), 6, 5)
+    assert where_spoken(routine, "Next up: Brow lift.", vocab=VOCAB) == Location(str(path), 5, 5)  # said in the rest
+    assert where_spoken(routine, "Exercise: Brow lift.", vocab=VOCAB) == Location(str(path), 6, 5)
+    assert where_spoken(routine, "R.", vocab=VOCAB) == Location(str(path), 1, 1)  # the welcome: its title
+    assert {"Next up: Brow lift.", "Exercise: Brow lift.", "R."} <= set(spoken)
+    assert where_spoken(routine, "Never said.", vocab=VOCAB) is None

@@ -98,3 +98,68 @@ def test_live_build_reports_engine_failures_to_the_reader(tmp_path, monkeypatch)
     live = LiveBuild(SCRIPTS / "morning.yaml", settings=Settings(engine="broken", cache_dir=tmp_path))
     with pytest.raises(EngineError, match="espeak failed"):
         live.read(0, 10_000_000)
+
+
+# ---------------------------------------------------------------------------------------
+# compile_to: encoding while speech is still being made
+
+
+class Counting(Trickle):
+    """A slow engine that counts the clips it has made."""
+
+    made = 0
+
+    def synthesize(self, texts, **kw):
+        for text, clip in super().synthesize(texts, **kw):
+            Counting.made += 1
+            yield text, clip
+
+
+@pytest.mark.parametrize("suffix", ["mp3", "wav"])
+def test_compile_to_encodes_while_speech_is_made_and_writes_the_same_bytes(tmp_path, monkeypatch, suffix):
+    from voicecoach import formats
+    from voicecoach.pipeline import compile_to, export
+
+    monkeypatch.setitem(ENGINES, "counting", EngineSpec(name="counting", about="slow", create=Counting))
+    reference = build(SCRIPTS / "morning.yaml", settings=Settings(engine="fake", use_cache=False))
+    export(reference, tmp_path / f"reference.{suffix}", settings=Settings(engine="fake", use_cache=False),
+           timeline_json=tmp_path / "reference.json")
+    Counting.made, made_at_first_chunk = 0, []
+    checked = formats._checked_chunks
+
+    def watched(chunks, length, **kw):
+        for chunk in checked(chunks, length, **kw):
+            made_at_first_chunk.append(Counting.made)
+            yield chunk
+
+    monkeypatch.setattr(formats, "_checked_chunks", watched)
+    settings = Settings(engine="counting", cache_dir=tmp_path / "cache")
+    out = tmp_path / f"streamed.{suffix}"
+    result = compile_to(SCRIPTS / "morning.yaml", out, settings=settings, timeline_json=tmp_path / "streamed.json")
+    phrases = result.speech.stats.synthesized
+    assert phrases > 20 and Counting.made == phrases
+    assert made_at_first_chunk[0] < phrases / 2  # the track was being written while speech was made
+    assert out.read_bytes() == (tmp_path / f"reference.{suffix}").read_bytes()
+    assert (tmp_path / "streamed.json").read_bytes() == (tmp_path / "reference.json").read_bytes()
+    assert result.timeline == reference.timeline and not result.track_was_cached
+    again = compile_to(SCRIPTS / "morning.yaml", tmp_path / f"again.{suffix}", settings=settings)
+    assert again.track_was_cached and again.speech.stats.synthesized == 0  # cached under its final key
+    assert (tmp_path / f"again.{suffix}").read_bytes() == out.read_bytes()
+
+
+def test_compile_to_leaves_nothing_when_speech_fails_midway(tmp_path, monkeypatch):
+    from voicecoach.pipeline import compile_to
+
+    class Broken(Trickle):
+        def synthesize(self, texts, **kw):
+            yield from super().synthesize(texts[:12], **kw)
+            raise EngineError("espeak failed on 'x'")
+
+    monkeypatch.setitem(ENGINES, "broken", EngineSpec(name="broken", about="fails", create=Broken))
+    out = tmp_path / "out" / "morning.mp3"
+    out.parent.mkdir()
+    with pytest.raises(EngineError, match="espeak failed"):
+        compile_to(SCRIPTS / "morning.yaml", out, settings=Settings(engine="broken", cache_dir=tmp_path / "cache"))
+    assert list(out.parent.iterdir()) == []  # no MP3, no temporary file
+    tracks = tmp_path / "cache" / "tracks"
+    assert not tracks.exists() or list(tracks.iterdir()) == []

@@ -391,10 +391,19 @@ class Cache:
         reader = self.get_track(key, sample_rate=sample_rate)
         return None if reader is None else _read_chunks(reader, chunk_samples)
 
-    def put_track(self, key: str, chunks: Iterable[np.ndarray], *, sample_rate: int) -> Iterator[np.ndarray]:
-        """Pass ``chunks`` through while writing them to the cache (if it can be written)."""
+    def put_track(self, key: str | Callable[[], str], chunks: Iterable[np.ndarray], *,
+                  sample_rate: int) -> Iterator[np.ndarray]:
+        """Pass ``chunks`` through while writing them to the cache (if it can be written).
+
+        ``key`` may be a function, called once every chunk has passed: a track written while
+        its routine is still being scheduled (its key depends on the whole timeline).
+        """
         if self.root is None or not self._writable:
             yield from chunks
+            return
+        if callable(key):
+            yield from self._write_stream(self.track_path("streaming"), chunks, sample_rate,
+                                          rename_to=lambda: self.track_path(key()))
             return
         yield from self._write_stream(self.track_path(key), chunks, sample_rate)
 
@@ -441,7 +450,8 @@ class Cache:
         finally:
             stream.close()  # an interrupt between chunks: the temporary file goes now
 
-    def _write_stream(self, path: Path, chunks: Iterable[np.ndarray], sample_rate: int) -> Iterator[np.ndarray]:
+    def _write_stream(self, path: Path, chunks: Iterable[np.ndarray], sample_rate: int, *,
+                      rename_to: Callable[[], Path] | None = None) -> Iterator[np.ndarray]:
         """Yield every chunk; write them too while the cache allows (a failure only drops the entry)."""
         writer = entry = None
         self._usable()
@@ -449,7 +459,7 @@ class Cache:
             if self._writable:
                 try:
                     path.parent.mkdir(parents=True, exist_ok=True)
-                    writer = atomic_write(path, fsync=False, sweep=False)
+                    writer = atomic_write(path, fsync=False, sweep=False, rename_to=rename_to)
                     entry = EntryWriter(writer.__enter__())
                 except OSError as error:
                     self._abandon(writer, error)

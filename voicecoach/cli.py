@@ -32,7 +32,7 @@ from .errors import VoicecoachError, raise_terminated, stop_message
 from .formats import FORMAT_NAMES
 from .grammar import count
 from .phone.commands import export_command, feed, serve
-from .pipeline import Settings, build, check_output_path, export, plan
+from .pipeline import Settings, check_output_path, compile_to, plan
 from .play.commands import log_command, play
 from .programs.commands import program_group, today
 from .summary import plan_steps
@@ -148,8 +148,8 @@ def compile_command(file: Path, out: Path, timeline_path: Path | None, captions:
             raise VoicecoachError(f"output folder {str(extra.parent)!r} does not exist", hint="create it first")
     settings = settings_from_options(engine, voice, rate, cache_dir, no_cache, jobs)
     with Progress() as progress:
-        result = build(file, settings=settings, progress=progress)
-        export(result, out, settings=settings, timeline_json=timeline_path, captions=captions, progress=progress)
+        result = compile_to(file, out, settings=settings, timeline_json=timeline_path, captions=captions,
+                            progress=progress)
     for note in result.notes:
         click.echo(f"note: {note}", err=True)
     for warning in result.cache.stats.warnings:

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Callable, Iterator
 
-from .errors import TimingError, VoicecoachError
+from .errors import Location, TimingError, VoicecoachError
 from .model import (
     Breathe,
     Chapter,
@@ -220,6 +220,34 @@ def collect_phrases(routine: Routine, *, vocab: Vocabulary) -> list[str]:
     for _ in iter_sections(routine, vocab=vocab, speech_samples=measure, tone_samples=lambda t: 0, check_fit=False):
         pass
     return list(seen)
+
+
+def where_spoken(routine: Routine, text: str, *, vocab: Vocabulary) -> Location | None:
+    """Where the routine's file says ``text`` first: its title (the welcome), ``intro:`` or
+    ``outro:``, else the step being scheduled when it is first spoken (a cue of that step),
+    else ``None``."""
+    if text == vocab.phrase("welcome", title=routine.title) and routine.loc is not None:
+        return routine.loc
+    for key in ("intro", "outro"):
+        if getattr(routine, key) == text and key in routine.locs:
+            return routine.locs[key]
+    plan = flat_steps(routine.steps)
+    sections = 0
+    found: int | None = None
+
+    def measure(spoken: str) -> int:
+        nonlocal found
+        if spoken == text and found is None:
+            found = sections
+        return 0
+
+    for _ in iter_sections(routine, vocab=vocab, speech_samples=measure, tone_samples=lambda t: 0, check_fit=False):
+        if found is not None:
+            break
+        sections += 1
+    if found is None or found >= len(plan):
+        return None
+    return plan[found][0].loc
 
 
 def _next_practice_step(plan: list[tuple[Step, str]], index: int) -> Step | None:

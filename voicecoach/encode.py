@@ -23,6 +23,7 @@ import io
 import mmap
 import os
 import re
+import shutil
 import subprocess
 import tempfile
 import threading
@@ -31,7 +32,7 @@ import wave
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 import lameenc
 import numpy as np
@@ -53,6 +54,17 @@ OPUS_SAMPLE_RATE = 48000
 
 _NO_OFFSET = 0xFFFFFFFF  # CHAP byte offsets: "not given" (players seek by time)
 _MP3_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000)
+
+
+@dataclass(frozen=True)
+class LateTimeline:
+    """A timeline known only once its track has been written: a compile that encodes the
+    track while later steps are still being synthesized (their clips decide the schedule)."""
+
+    sample_rate: int
+    """The track's sample rate (known from the start)."""
+    resolve: Callable[[], Timeline]
+    """The finished timeline, asked for once every chunk has been written."""
 
 
 def _int16_bytes(chunk: np.ndarray) -> bytes:
@@ -168,7 +180,7 @@ def write_mp3(
     chunks: Iterable[np.ndarray],
     path: str | os.PathLike,
     *,
-    timeline: Timeline,
+    timeline: Timeline | LateTimeline,
     sample_rate: int,
     bitrate_kbps: int = 96,
     title: str,
@@ -182,10 +194,11 @@ def write_mp3(
 
     The tag goes first, then LAME's Info frame (frame count, encoder delay and padding: decoders
     that read it play exactly the timeline's samples, so chapters land on their sample), then
-    the frames as the encoder produces them: one streaming pass.  CBR keeps seeking to a
-    chapter time exact in every player.  ``quality`` is LAME's
-    algorithm quality (0 best .. 9 fastest); 5 is LAME's "good quality, fast", ample for
-    speech and tones at 96 kbps and twice as fast as 2.
+    the frames as the encoder produces them: one streaming pass.  With a :class:`LateTimeline`
+    the frames go to a temporary file first and the tag, made from the finished timeline, is
+    written before them at the end: the same bytes.  CBR keeps seeking to a chapter time exact
+    in every player.  ``quality`` is LAME's algorithm quality (0 best .. 9 fastest); 5 is
+    LAME's "good quality, fast", ample for speech and tones at 96 kbps and twice as fast as 2.
     """
     if sample_rate != timeline.sample_rate:
         raise ValueError(f"sample_rate {sample_rate} differs from the timeline's {timeline.sample_rate}")
@@ -197,10 +210,17 @@ def write_mp3(
     encoder.set_out_sample_rate(sample_rate)  # never let LAME pick another rate: chapter times stay true
     encoder.set_channels(1)
     encoder.set_quality(quality)
-    tag = id3_tag(timeline, title=title, album=album, artist=artist, cover_png=cover_png, track=track)
-    with atomic_write(path) as handle, ThreadPoolExecutor(max_workers=1) as worker:
-        handle.write(tag)
-        frames, samples = InfoFrameWriter(handle), 0
+
+    def tag(final: Timeline) -> bytes:
+        return id3_tag(final, title=title, album=album, artist=artist, cover_png=cover_png, track=track)
+
+    late = isinstance(timeline, LateTimeline)
+    folder = os.path.dirname(os.path.abspath(path))
+    with atomic_write(path) as handle, ThreadPoolExecutor(max_workers=1) as worker, \
+            (tempfile.TemporaryFile(dir=folder) if late else contextlib.nullcontext(handle)) as body:
+        if not late:
+            handle.write(tag(timeline))
+        frames, samples = InfoFrameWriter(body), 0
         # lameenc releases the GIL: encode one chunk while the next is being mixed.
         pending = None
         for chunk in chunks:
@@ -213,6 +233,13 @@ def write_mp3(
             frames.write(pending.result())
         frames.write(encoder.flush())
         frames.finish(samples=samples)
+        if isinstance(timeline, LateTimeline):
+            final = timeline.resolve()
+            if final.length_samples != samples:
+                raise ValueError(f"{samples} samples encoded for a timeline of {final.length_samples}")
+            handle.write(tag(final))
+            body.seek(0)
+            shutil.copyfileobj(body, handle, 1 << 20)
 
 
 @dataclass(frozen=True)

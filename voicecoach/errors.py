@@ -72,8 +72,12 @@ class VoicecoachError(Exception):
         """
         if self.location is not None:
             return self
+        return self.at(Location(os.fspath(path)))
+
+    def at(self, location: Location) -> "VoicecoachError":
+        """This error, placed at ``location``."""
         placed = copy.copy(self)
-        placed.location = Location(os.fspath(path))
+        placed.location = location
         placed.args = (placed.format(),)
         return placed
 
@@ -102,6 +106,9 @@ def _sort_key(error: VoicecoachError) -> tuple:
 
 class EngineError(VoicecoachError):
     """The speech engine failed, hung or is not installed."""
+
+    text: str | None = None
+    """The phrase it failed on, when one phrase was the trouble (placed where the routine says it)."""
 
 
 class TimingError(VoicecoachError):

@@ -7,7 +7,7 @@ import os
 import secrets
 import time
 from pathlib import Path
-from typing import BinaryIO, Iterator
+from typing import BinaryIO, Callable, Iterator
 
 TEMP_SUFFIX = ".vctmp"
 """Every temporary file we create ends with this, so leftovers of a killed run can be found."""
@@ -36,10 +36,12 @@ def remove_stale_temp_files(folder: str | os.PathLike, *, prefix: str = ".", max
 
 @contextlib.contextmanager
 def atomic_write(path: str | os.PathLike, *, fsync: bool = True, sweep: bool = True,
-                 mode: int = 0o666) -> Iterator[BinaryIO]:
+                 mode: int = 0o666, rename_to: Callable[[], str | os.PathLike] | None = None) -> Iterator[BinaryIO]:
     """Yield a binary file in the target's folder; on success it replaces ``path`` at once.
 
     ``mode`` (less the umask) is the new file's permissions: 0o600 for a secret.
+    ``rename_to``: where the finished file goes instead of ``path``, asked once it is written
+    (in the same folder: a cache entry whose key is known only at its end).
 
     On any exception the temporary file is removed and ``path`` is left as it was.  ``sweep``
     first removes stale temporary files of the same target left by a killed run.
@@ -64,7 +66,7 @@ def atomic_write(path: str | os.PathLike, *, fsync: bool = True, sweep: bool = T
             handle.flush()
             if fsync:
                 os.fsync(handle.fileno())
-        os.replace(tmp, target)
+        os.replace(tmp, rename_to() if rename_to is not None else target)
     except BaseException:
         if tmp is not None:
             with contextlib.suppress(FileNotFoundError):

@@ -14,12 +14,12 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator, Protocol, Sequence
+from typing import Callable, Iterable, Iterator, Protocol, Sequence
 
 import numpy as np
 
 from . import encode
-from .encode import EncodeSettings, TrackTags
+from .encode import EncodeSettings, LateTimeline, TrackTags
 from .cache import NOT_IN_KEY
 from .errors import VoicecoachError
 from .model import Chapter, Timeline
@@ -29,9 +29,11 @@ FORMATS_VERSION = "formats-2"  # 2: MP3s carry LAME's Info frame (gapless, exact
 
 
 class Encoder(Protocol):
-    """Writes a track's int16 chunks (exactly the timeline's length) to ``path``, atomically."""
+    """Writes a track's int16 chunks (exactly the timeline's length) to ``path``, atomically.
 
-    def __call__(self, chunks: Iterable[np.ndarray], path: str | os.PathLike, *, timeline: Timeline,
+    A streaming format's encoder also takes a :class:`~voicecoach.encode.LateTimeline`."""
+
+    def __call__(self, chunks: Iterable[np.ndarray], path: str | os.PathLike, *, timeline: Timeline | LateTimeline,
                  tags: TrackTags, settings: EncodeSettings) -> None: ...
 
 
@@ -65,12 +67,12 @@ class OutputFormat:
         return bool(self.chapters)
 
 
-def _wav(chunks: Iterable[np.ndarray], path: str | os.PathLike, *, timeline: Timeline, tags: TrackTags,
+def _wav(chunks: Iterable[np.ndarray], path: str | os.PathLike, *, timeline: Timeline | LateTimeline, tags: TrackTags,
          settings: EncodeSettings) -> None:
     encode.write_wav(chunks, path, sample_rate=timeline.sample_rate)
 
 
-def _mp3(chunks: Iterable[np.ndarray], path: str | os.PathLike, *, timeline: Timeline, tags: TrackTags,
+def _mp3(chunks: Iterable[np.ndarray], path: str | os.PathLike, *, timeline: Timeline | LateTimeline, tags: TrackTags,
          settings: EncodeSettings) -> None:
     encode.write_mp3(chunks, path, timeline=timeline, sample_rate=timeline.sample_rate,
                      bitrate_kbps=settings.mp3_bitrate_kbps, quality=settings.mp3_quality, title=tags.title,
@@ -132,17 +134,27 @@ def write_track(
     path: str | os.PathLike,
     *,
     fmt: OutputFormat,
-    timeline: Timeline,
+    timeline: Timeline | LateTimeline,
     tags: TrackTags,
     mp3_bitrate_kbps: int = 96,
     mp3_quality: int = 5,
 ) -> None:
     """Write the track (int16 mono, the timeline's length) as one tagged file with chapters.
 
+    A :class:`~voicecoach.encode.LateTimeline`: a streaming format is written while the
+    timeline is still growing (its tags at the end); any other waits for it first.
+
     ``samples`` is the whole track or, to keep memory flat, its chunks in order.  A track of
     another length is a ValueError, and nothing is written.
     """
-    chunks = _checked_chunks([samples] if isinstance(samples, np.ndarray) else samples, timeline.length_samples)
+    pieces = [samples] if isinstance(samples, np.ndarray) else samples
+    if isinstance(timeline, LateTimeline) and not fmt.streaming:
+        timeline = timeline.resolve()  # such an encoder needs it first (it waits for the schedule)
+    if isinstance(timeline, LateTimeline):
+        late = timeline
+        chunks = _checked_chunks(pieces, lambda: late.resolve().length_samples)
+    else:
+        chunks = _checked_chunks(pieces, timeline.length_samples)
     fmt.encoder(chunks, path, timeline=timeline, tags=tags,
                 settings=EncodeSettings(mp3_bitrate_kbps=mp3_bitrate_kbps, mp3_quality=mp3_quality))
 
@@ -174,20 +186,24 @@ def split_parts(timeline: Timeline) -> list[Part]:
     return parts
 
 
-def _checked_chunks(chunks: Iterable[np.ndarray], length: int, *, most: int = 1 << 16) -> Iterator[np.ndarray]:
+def _checked_chunks(chunks: Iterable[np.ndarray], length: int | Callable[[], int], *,
+                    most: int = 1 << 16) -> Iterator[np.ndarray]:
     """``chunks`` as int16 pieces of at most ``most`` samples (encoders buffer less), raising
-    ValueError at the end if they do not add up to ``length``: a writer then leaves nothing."""
+    ValueError at the end if they do not add up to ``length``: a writer then leaves nothing.
+    ``length`` may be a function, asked at the end (a timeline still growing meanwhile)."""
     seen = 0
+    limit = float("inf") if callable(length) else length
     for chunk in chunks:
         chunk = np.asarray(chunk, dtype=np.int16)
         for start in range(0, len(chunk), most):
             piece = chunk[start : start + most]
             seen += len(piece)
-            if seen > length:
+            if seen > limit:
                 break
             yield piece
-        if seen > length:
+        if seen > limit:
             break
+    length = length() if callable(length) else length
     if seen != length:
         raise ValueError(f"{'more than ' if seen > length else ''}{seen} samples for a timeline of {length}")
 

@@ -20,7 +20,8 @@ from typing import Callable, Iterable, Iterator
 import numpy as np
 
 from .cache import NOT_IN_KEY, Cache, default_cache_dir, settings_key
-from .compile import CompileSettings, Overflow, Section, collect_phrases, compile_timeline, iter_sections
+from .compile import (CompileSettings, Overflow, Section, collect_phrases, compile_timeline, iter_sections,
+                      where_spoken)
 from .errors import EngineError, VoicecoachError
 from .estimate import estimate_samples
 from .mix import MIX_VERSION, Mixer, RenderSettings, limiter_reach
@@ -205,7 +206,18 @@ def about(routine: Routine) -> Iterator[None]:
     try:
         yield
     except VoicecoachError as error:
-        raise error.at_file(routine.path) from None
+        raise placed(error, routine) from None
+
+
+def placed(error: VoicecoachError, routine: Routine) -> VoicecoachError:
+    """``error`` placed in ``routine``'s file: an engine that failed on one phrase, where the
+    routine says it; anything else naming no line, at 1:1."""
+    if isinstance(error, EngineError) and error.text is not None and error.location is None:
+        with contextlib.suppress(VoicecoachError):
+            where = where_spoken(routine, error.text, vocab=routine_vocabulary(routine))
+            if where is not None:
+                return error.at(where)
+    return error.at_file(routine.path)
 
 
 def installed_engine(routine: Routine, settings: Settings) -> EngineChoice:
@@ -377,8 +389,11 @@ class LiveBuild:
     and of an export.
     """
 
-    def __init__(self, routine: Routine | str | os.PathLike, *, settings: Settings = Settings()) -> None:
+    def __init__(self, routine: Routine | str | os.PathLike, *, settings: Settings = Settings(),
+                 progress: Progress | None = None) -> None:
         self.settings = settings
+        self._progress = progress
+        self._clips_made = 0
         self.render_settings = settings.render_settings()
         self.sample_rate = settings.sample_rate
         self._ready = threading.Condition()
@@ -408,7 +423,7 @@ class LiveBuild:
             work()
         except BaseException as error:  # handed to whoever waits next
             if isinstance(error, VoicecoachError):
-                error = error.at_file(self.routine.path)
+                error = placed(error, self.routine)
             with self._ready:
                 self._error = self._error or error
                 self._ready.notify_all()
@@ -421,7 +436,10 @@ class LiveBuild:
 
     def _clip_arrived(self, text: str) -> None:
         with self._ready:
+            self._clips_made += 1
             self._ready.notify_all()
+        if self._progress:
+            self._progress("speech", self._clips_made, len(self._parts.phrases))
 
     def _clip_samples(self, text: str) -> int:
         speech = self._parts.speech
@@ -529,6 +547,32 @@ class LiveBuild:
             self._mixer_timeline = timeline
         return self._mixer.render(start_sample, start_sample + count)
 
+    def final_chunks(self) -> Iterator[np.ndarray]:
+        """The whole track in order, each chunk as soon as it is final (while later steps are
+        still being synthesized): exactly the samples of :meth:`Build.chunks`."""
+        size = self.render_settings.chunk_samples
+        start = 0
+        while True:
+            timeline = self.wait(samples=start + size)
+            end = min(start + size, timeline.length_samples) if self._complete else start + size
+            if end <= start:
+                return
+            yield self.read(start, end - start)
+            start = end
+
+    @property
+    def cache(self) -> Cache:
+        """The cache its clips (and its track, once finished) go to."""
+        return self._parts.cache
+
+    def synthesizing(self) -> bool:
+        """Whether some clip was not in the cache (waits until every clip has been looked up)."""
+        speech = self._parts.speech
+        while not speech.looked_up.wait(0.1):
+            with self._ready:
+                self._raise_if_failed()
+        return bool(speech.misses)
+
     def build(self) -> Build:
         """The finished :class:`Build` (waits until everything is scheduled)."""
         timeline = self.wait()
@@ -546,6 +590,9 @@ class LiveBuild:
     def close(self) -> None:
         """Stop synthesizing (a player that quits early); what is scheduled stays readable."""
         self._parts.speech.engine.close()
+        # The speech thread ends with its engine; wait for it, so that a clip it was writing
+        # (Ctrl-C, SIGTERM) has its temporary file removed before the process exits.
+        self._threads[0].join(timeout=10)
         self._parts.cache.trim()
 
 def track_key(timeline: Timeline, speech: Speech, render_settings: RenderSettings, *,
@@ -615,6 +662,75 @@ def check_output_path(out: str | os.PathLike) -> Path:
     return path
 
 
+def compile_to(
+    routine: Routine | str | os.PathLike,
+    out: str | os.PathLike,
+    *,
+    settings: Settings = Settings(),
+    timeline_json: str | os.PathLike | None = None,
+    captions: str | os.PathLike | None = None,
+    progress: Progress | None = None,
+) -> Build:
+    """:func:`build` and :func:`export` in one: what ``voicecoach compile`` does.
+
+    An MP3 or WAV whose speech is not all cached is encoded while the routine is still being
+    synthesized: each stretch of the track is mixed and encoded as soon as the clips that
+    decide it are made (as ``play`` plays it), the MP3's tag (its chapters) is written at the
+    end, and the track goes into the cache under its key once that is known.  The bytes are
+    those of :func:`build` then :func:`export`.
+
+    >>> result = compile_to("scripts/morning.yaml", "morning.mp3", settings=Settings(engine="fake", use_cache=False))
+    >>> result.routine.title
+    'Morning wake-up'
+    """
+    from .encode import LateTimeline, TrackTags
+    from .formats import format_for_path, write_track
+
+    path = check_output_path(out)
+    fmt = format_for_path(path)
+    if not fmt.streaming:
+        result = build(routine, settings=settings, progress=progress)
+        export(result, path, settings=settings, timeline_json=timeline_json, captions=captions, progress=progress)
+        return result
+    live = LiveBuild(routine, settings=settings, progress=progress)
+    try:
+        if not live.synthesizing():  # every clip cached: the track may be too
+            result = live.build()
+            export(result, path, settings=settings, timeline_json=timeline_json, captions=captions, progress=progress)
+            return result
+        chunks = live.cache.put_track(lambda: live.build().track_key, live.final_chunks(), sample_rate=live.sample_rate)
+        try:
+            write_track(chunks, path, fmt=fmt, timeline=LateTimeline(live.sample_rate, lambda: live.build().timeline),
+                        tags=TrackTags(title=live.routine.title, album="voicecoach routines"),
+                        mp3_bitrate_kbps=settings.bitrate_kbps, mp3_quality=settings.mp3_quality)
+        except OSError as error:
+            raise _write_error(path, error) from None
+        finally:
+            chunks.close()  # now: a track half cached on Ctrl-C is removed
+        result = live.build()
+        _write_sidecars(result.timeline, timeline_json, captions)
+        return result
+    finally:
+        live.close()
+
+
+def _write_error(target: Path, error: OSError) -> VoicecoachError:
+    return VoicecoachError(f"cannot write {str(target)!r}: {error.strerror or error}",
+                           hint="free some disk space or choose a folder you may write to")
+
+
+def _write_sidecars(timeline: Timeline, timeline_json: str | os.PathLike | None,
+                    captions: str | os.PathLike | None) -> None:
+    from . import sidecars
+
+    for target, write in ((timeline_json, sidecars.write_timeline_json), (captions, sidecars.write_vtt)):
+        if target is not None:
+            try:
+                write(timeline, target)
+            except OSError as error:
+                raise _write_error(Path(target), error) from None
+
+
 def export(
     result: Build,
     out: str | os.PathLike,
@@ -636,29 +752,20 @@ def export(
     >>> str(export(result, "morning.m4b", timeline_json="morning.json"))
     'morning.m4b'
     """
-    from . import sidecars
     from .encode import TrackTags
     from .formats import OutputFormat, format_for_path, write_track
 
     path = check_output_path(out)
     fmt: OutputFormat = format_for_path(path)
     chunks = result.chunks(progress=progress)
-    timeline = result.timeline
-    target = path
     try:
-        write_track(chunks, path, fmt=fmt, timeline=timeline,
+        write_track(chunks, path, fmt=fmt, timeline=result.timeline,
                     tags=TrackTags(title=result.routine.title, album="voicecoach routines"),
                     mp3_bitrate_kbps=settings.bitrate_kbps, mp3_quality=settings.mp3_quality)
-        if timeline_json is not None:
-            target = Path(timeline_json)
-            sidecars.write_timeline_json(timeline, timeline_json)
-        if captions is not None:
-            target = Path(captions)
-            sidecars.write_vtt(timeline, captions)
     except OSError as error:
-        raise VoicecoachError(f"cannot write {str(target)!r}: {error.strerror or error}",
-                              hint="free some disk space or choose a folder you may write to") from None
+        raise _write_error(path, error) from None
     finally:
         chunks.close()  # now, not at garbage collection: a track half cached on Ctrl-C is removed
+    _write_sidecars(result.timeline, timeline_json, captions)
     result.cache.trim()  # the run is done: back under the cache's size cap
     return path

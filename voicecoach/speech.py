@@ -85,6 +85,10 @@ class Speech:
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _keys: dict[str, str] = field(default_factory=dict, repr=False)
     _voice_identity: str | None = field(default=None, repr=False)
+    misses: int | None = field(default=None, repr=False)
+    """How many clips :meth:`prepare` did not find in the cache (None until it has looked)."""
+    looked_up: threading.Event = field(default_factory=threading.Event, repr=False)
+    """Set once :meth:`prepare` has looked every clip up (``misses`` is known)."""
 
     def key(self, text: str) -> str:
         """The cache key of ``text``'s clip (see :meth:`SpeechSettings.cache_key`)."""
@@ -126,6 +130,8 @@ class Speech:
             self.stats.cached += 1
             if self.on_clip:
                 self.on_clip(text)
+        self.misses = len(missing)
+        self.looked_up.set()
         if not missing:
             return
         results = self.engine.synthesize(

@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import select
 import shutil
 import signal
 import subprocess
@@ -143,7 +144,9 @@ class ServerEngine:
 
     def failure(self, text: str, voice: str, error: str) -> EngineError:
         """The error for a phrase the server could not make (engines refine it)."""
-        return EngineError(f"{self.name} failed on {text[:80]!r}: {error}", hint="simplify the text or report the bug")
+        failed = EngineError(f"{self.name} failed on {text[:80]!r}: {error}", hint="simplify the text or report the bug")
+        failed.text = text
+        return failed
 
     def close(self) -> None:
         if self._proc is not None:
@@ -260,6 +263,164 @@ def _run_batch(batch: deque, jobs: int, timeout: float, reply: Reply, work: Work
         except OSError:
             pass
         reply({"id": request["id"], "ok": False, "error": error})
+
+
+class WorkerPool:
+    """Warm children that each run one request after another, ``jobs`` at a time, for a server
+    whose work is a pure function of its request whatever ran before it in the same process
+    (Piper with its noise as inputs: piper_noise).  A child keeps what it warmed up (ONNX
+    Runtime's memory, the first run's allocations), which a fresh child per request pays anew.
+
+    A child that fails its request answers with the error and goes on; one that crashes or
+    overruns ``timeout`` is killed, its request answered as failed, and another is forked when
+    needed.  ``key`` says what the children inherited (the models loaded): when it changes,
+    the idle children are retired and new ones fork from the server as it is now.
+    """
+
+    def __init__(self, work: Work, engine: str) -> None:
+        self.work = work
+        self.engine = engine
+        self._idle: list[_Child] = []
+        self._children: dict[int, _Child] = {}  # every live child, by pid
+        self._key: object = None
+
+    def run(self, batch: deque, jobs: int, timeout: float, reply: Reply, *, key: object = None) -> None:
+        """Run every request of ``batch``, answering each as it finishes (as :func:`run_batch`)."""
+        if key != self._key:
+            self.close()
+            self._key = key
+        busy: dict[int, _Child] = {}  # by the fd its answers come on
+        try:
+            while batch or busy:
+                while batch and len(busy) < jobs:
+                    child = self._idle.pop() if self._idle else self._fork()
+                    child.give(batch.popleft(), timeout)
+                    busy[child.answers] = child
+                now = time.monotonic()
+                wait_s = max(0.0, min(child.deadline for child in busy.values()) - now)
+                ready, _, _ = select.select(list(busy), [], [], wait_s)
+                for fd in ready:
+                    child = busy[fd]
+                    answer = child.answer()
+                    if answer is None:  # it died: its pipe closed
+                        del busy[fd], self._children[child.pid]
+                        reply({"id": child.request["id"], "ok": False, "error": child.reap(self.engine)})
+                    elif answer is not False:
+                        del busy[fd]
+                        self._idle.append(child)  # first: a reply that fails (client gone) still ends it
+                        reply({"id": child.request["id"], **answer})
+                now = time.monotonic()
+                for fd, child in list(busy.items()):
+                    if now > child.deadline:
+                        del busy[fd], self._children[child.pid]
+                        child.kill()
+                        reply({"id": child.request["id"], "ok": False,
+                               "error": f"{self.engine} did not finish within {timeout:g} s"})
+        except BaseException:  # e.g. the client is gone: nothing goes on working for nobody
+            for child in busy.values():
+                del self._children[child.pid]
+                child.kill()
+            raise
+
+    def _fork(self) -> "_Child":
+        task_read, task_write = os.pipe()
+        answer_read, answer_write = os.pipe()
+        pid = os.fork()
+        if pid:
+            os.close(task_read)
+            os.close(answer_write)
+            child = self._children[pid] = _Child(pid, task_write, answer_read)
+            return child
+        code = 0
+        try:
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            for other in self._children.values():  # its siblings' pipes: they must see their ends close
+                other.forget()
+            os.close(task_write)
+            os.close(answer_read)
+            _serve_requests(task_read, answer_write, self.work)
+        except BaseException:
+            code = 1
+        finally:
+            os._exit(code)
+
+    def close(self) -> None:
+        """End the idle children (they exit when their request pipe closes)."""
+        for child in self._idle:
+            del self._children[child.pid]
+            child.finish()
+        self._idle.clear()
+
+
+def _serve_requests(task_fd: int, answer_fd: int, work: Work) -> None:
+    """In a pool's child: one request per line in, one answer per line out, until EOF."""
+    with os.fdopen(task_fd, encoding="utf-8") as tasks, os.fdopen(answer_fd, "w", encoding="utf-8") as answers:
+        for line in tasks:
+            request = json.loads(line)
+            try:
+                code = work(request)
+                answer = {"ok": True} if code == 0 else {"ok": False, "error": f"exited with status {code}"}
+            except Exception as error:  # this request failed; the child goes on with the next
+                answer = {"ok": False, "error": f"{type(error).__name__}: {error}"}
+            answers.write(json.dumps(answer) + "\n")
+            answers.flush()
+
+
+class _Child:
+    """A pool's child as its server sees it: its pid, its two pipes, the request it runs."""
+
+    def __init__(self, pid: int, tasks: int, answers: int) -> None:
+        self.pid = pid
+        self.tasks = tasks
+        self.answers = answers
+        self.request: dict = {}
+        self.deadline = 0.0
+        self._buffer = b""
+
+    def give(self, request: dict, timeout: float) -> None:
+        self.request = request
+        self.deadline = time.monotonic() + timeout
+        os.write(self.tasks, (json.dumps(request) + "\n").encode())
+
+    def answer(self) -> dict | None | bool:
+        """The answer if a whole line came, ``False`` if not yet, ``None`` if the child is gone."""
+        data = os.read(self.answers, 65536)
+        if not data:
+            return None
+        self._buffer += data
+        line, newline, rest = self._buffer.partition(b"\n")
+        if not newline:
+            return False
+        self._buffer = rest
+        return json.loads(line)
+
+    def reap(self, engine: str) -> str:
+        """Wait for a child that died; why it did."""
+        self.forget()
+        _, status = os.waitpid(self.pid, 0)
+        if os.WIFSIGNALED(status):
+            return f"{engine} crashed ({signal.Signals(os.WTERMSIG(status)).name})"
+        return f"{engine} exited with status {os.WEXITSTATUS(status)}"
+
+    def kill(self) -> None:
+        with contextlib.suppress(OSError):
+            os.kill(self.pid, signal.SIGKILL)
+        self.forget()
+        with contextlib.suppress(OSError):
+            os.waitpid(self.pid, 0)
+
+    def finish(self) -> None:
+        self.forget()
+        with contextlib.suppress(OSError):
+            os.waitpid(self.pid, 0)
+
+    def forget(self) -> None:
+        """Close this side's pipes (in a sibling: its inherited copies)."""
+        for fd in (self.tasks, self.answers):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self.tasks = self.answers = -1
 
 
 def open_protocol() -> Reply:

@@ -134,7 +134,7 @@ def model_length_scale(config_path: str) -> float:
 
 
 class PiperEngine(ServerEngine):
-    """Piper voices in a fork-per-phrase server (see piper_server).
+    """Piper voices in a server of warm children (see piper_server).
 
     ``voice`` as in :func:`find_model`.  ``rate`` maps to Piper's length scale: the model's
     own, divided by the rate.
@@ -142,12 +142,11 @@ class PiperEngine(ServerEngine):
 
     name = "piper"
     sample_rate = 22050
-    PROTOCOL = "piper-server-2"  # 2: the model runs as it is written (no graph optimization)
+    PROTOCOL = "piper-server-3"  # 2: no graph optimization; 3: the noise is an input (piper_noise)
     MODULE = "voicecoach.engines.piper_server"
     START_HINT = f"install it with: {INSTALL}"
-    # Each phrase runs in a fresh child, whose ONNX Runtime allocates tens of megabytes anew:
-    # in huge pages that is a few hundred page faults instead of ~10,000 (about 20 % of the CPU
-    # a phrase takes).  Where and how memory is allocated changes no sample.
+    # ONNX Runtime allocates tens of megabytes per run: in huge pages that is a few hundred page
+    # faults instead of ~10,000.  Where and how memory is allocated changes no sample.
     GLIBC_TUNABLES = "glibc.malloc.hugetlb=1"
 
     def identity(self) -> str:

@@ -1,14 +1,14 @@
 """A speech server around Piper (neural TTS, ONNX Runtime): ``python -m voicecoach.engines.piper_server``.
 
-Why a server that forks a child per phrase (see forkserver), like espeak_server:
-- Loading a voice model takes about a second: the server loads each model once, and every
-  child inherits it (copy-on-write), so a compile pays for loading once.
-- A Piper voice adds random noise while it speaks (VITS ``noise_scale``/``noise_w``); ONNX
-  Runtime seeds those generators when a session is created (from ``onnxruntime.set_seed``)
-  and advances them on every run.  The server never runs a model itself: each child starts
-  from the freshly seeded state, so a phrase comes out byte-identical whatever was said
-  before it, in this process or another.  The server sets the seed right before each session
-  is created, so which models were loaded before does not matter either.
+Why a server with warm children (forkserver.WorkerPool):
+- Loading a voice model takes a fraction of a second: the server loads each model once, and
+  its children (one per core) inherit it (copy-on-write), so a compile pays for loading once.
+- A Piper voice adds random noise while it speaks (VITS ``noise_scale``/``noise_w``), drawn by
+  ONNX Runtime's generators, which advance on every run.  The model is loaded with that noise
+  turned into inputs (piper_noise), filled per sentence from a fixed seed, so a phrase comes
+  out byte-identical whatever the session said before it, in this process or another.  So a
+  child runs phrase after phrase in its warm session: a fresh child per phrase cost about a
+  third more CPU (ONNX Runtime's memory allocated and faulted in anew, its first run).
 - One intra-op and one inter-op thread per session: ONNX Runtime starts no thread pool, so
   forking is safe, and the children (one per core) are the parallelism.
 - No graph optimization (``ORT_DISABLE_ALL``): the model runs as it is written.  Optimizing
@@ -16,13 +16,13 @@ Why a server that forks a child per phrase (see forkserver), like espeak_server:
 
 Protocol (forkserver's): ``{"ready": true, "version": ..}`` first; requests
 ``{"op": "synth", "id": .., "text": .., "model": path, "config": path, "length_scale": ..,
-"speaker_id": n or null, "sample_rate": .., "out": path}`` (the child writes the finished clip, see mix.process_clip),
+"speaker_id": n or null, "sample_rate": .., "out": path}`` (a child writes the finished clip, see mix.process_clip),
 then ``{"op": "run", "jobs": N, "timeout": s}`` loads the models the batch needs and runs it,
 answering ``{"id": .., "ok": bool, "error": ..}`` per phrase, then ``{"done": true}``.
 ``{"op": "load", "model": path, "config": path}`` loads a model ahead of its phrases (no answer;
 a model that fails is reported when a phrase needs it).
-EOF ends the server.  Anything here that changes a clip's samples (the seed, the silence
-between sentences, the synthesis settings) must bump ``piper.PiperEngine.PROTOCOL``.
+EOF ends the server.  Anything here that changes a clip's samples (the noise and its seed, the
+silence between sentences, the synthesis settings) must bump ``piper.PiperEngine.PROTOCOL``.
 """
 
 from __future__ import annotations
@@ -38,10 +38,7 @@ from collections import deque
 # module is imported before any use of it: the server, and `voices add`'s check).
 os.environ["ORT_DISABLE_TELEMETRY"] = "1"
 
-from voicecoach.engines.forkserver import open_protocol, run_batch, serve, write_finished_clip
-
-SEED = 20250101
-"""ONNX Runtime's seed for every session's random generators (part of the clips' identity)."""
+from voicecoach.engines.forkserver import WorkerPool, open_protocol, serve, write_finished_clip
 
 SENTENCE_SILENCE_S = 0.2
 """Silence between the sentences of one phrase (Piper speaks each sentence separately)."""
@@ -50,10 +47,12 @@ _VOICES: dict[str, object] = {}  # model path -> PiperVoice, loaded in the serve
 
 
 def load_voice(model: str, config: str):
-    """A PiperVoice for ``model``: CPU, one thread, seeded generators."""
+    """A PiperVoice for ``model``: CPU, one thread, its noise as inputs (piper_noise)."""
     import onnxruntime
     from piper import PiperVoice
     from piper.config import PiperConfig
+
+    from voicecoach.engines.piper_noise import NoisySession, noise_as_inputs
 
     with open(config, encoding="utf-8") as handle:
         piper_config = PiperConfig.from_dict(json.load(handle))
@@ -62,9 +61,10 @@ def load_voice(model: str, config: str):
     options.inter_op_num_threads = 1
     options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_DISABLE_ALL
-    onnxruntime.set_seed(SEED)  # right before the session: its random kernels take their seeds now
-    session = onnxruntime.InferenceSession(model, sess_options=options, providers=["CPUExecutionProvider"])
-    voice = PiperVoice(session=session, config=piper_config)
+    with open(model, "rb") as handle:
+        edited, noise_inputs = noise_as_inputs(handle.read())
+    session = onnxruntime.InferenceSession(edited, sess_options=options, providers=["CPUExecutionProvider"])
+    voice = PiperVoice(session=NoisySession(session, noise_inputs), config=piper_config)
     voice.phonemize("")  # starts Piper's espeak-ng phonemizer here, once, not in every child
     return voice
 
@@ -75,6 +75,7 @@ def synthesize(voice, text: str, *, length_scale: float, speaker_id: int | None 
     from piper.config import SynthesisConfig
 
     config = SynthesisConfig(length_scale=length_scale, normalize_audio=False, speaker_id=speaker_id)
+    voice.session.phrase()  # its sentences get the noise of their place in it, nothing else
     gap = np.zeros(round(SENTENCE_SILENCE_S * voice.config.sample_rate), dtype=np.float32)
     parts = []
     for chunk in voice.synthesize(text, syn_config=config):
@@ -85,7 +86,7 @@ def synthesize(voice, text: str, *, length_scale: float, speaker_id: int | None 
 
 
 def child_synth(request: dict) -> int:
-    """In a fresh child: one phrase from the inherited voice, one finished WAV file."""
+    """In a child: one phrase from the inherited voice, one finished WAV file."""
     import numpy as np
 
     voice = _VOICES[request["model"]]
@@ -140,10 +141,16 @@ def main() -> int:
         return 1
     reply({"ready": True, "version": version})
 
-    def run(batch: deque, jobs: int, timeout: float) -> None:
-        run_batch(load_models(batch, reply), jobs, timeout, reply, work=child_synth, engine="piper")
+    pool = WorkerPool(child_synth, "piper")
 
-    serve(reply, run, other=preload)
+    def run(batch: deque, jobs: int, timeout: float) -> None:
+        runnable = load_models(batch, reply)
+        pool.run(runnable, jobs, timeout, reply, key=tuple(_VOICES))  # models loaded since: new children
+
+    try:
+        serve(reply, run, other=preload)
+    finally:
+        pool.close()
     return 0
 
 
