@@ -51,7 +51,7 @@ def main() -> None:
     phrases = sorted(words.phrases)
     echo = coach(*ECHO)
     positives = command_streams(ENGINES, RATES, echo, first_seed=100)
-    negatives = [echo_stream(*coach(name, engine)) for name, engine in NEGATIVES]
+    negatives = [echo_stream(*coach(name, engine), seed=200 + i) for i, (name, engine) in enumerate(NEGATIVES)]
     negative_s = sum(len(s.samples) for s in negatives) / 16000
     print(f"{sum(len(s.spoken) for s in positives)} spoken commands, {negative_s / 60:.1f} min of coach echo",
           flush=True)

@@ -1,6 +1,7 @@
 """Voice commands: recognition, false actions, latency and CPU of `play --listen` (run on demand).
 
-    python benchmarks/listen.py
+    python benchmarks/listen.py                     # baseline (no suppressor) and play's recognizer
+    python benchmarks/listen.py --suppressor-only   # play's recognizer alone
 
 Spoken commands: the nine command words (pause, resume, continue, next, back, repeat, louder,
 softer, stop) by espeak and Piper at speech rates 0.85 and 1.15, quiet and over room noise
@@ -16,13 +17,21 @@ calibration's (benchmarks/calibrate_listen.py), so these figures are not its own
   recognizer needed past the word's end, plus the 30 ms capture buffer, plus the time the feed
   call took (goal median <= 0.6 s);
 - CPU: process time over audio time while listening, one core (goal <= 20 %).
+
+The echo comes through a simulated room (a delay of 30-90 ms and a short decaying response, see
+listen_corpus.py) and the reference is stamped with a slow jitter, as live.  Each figure is
+measured twice on the same corpus in the same run: without the echo suppressor (the baseline)
+and with it, as play runs.
 """
 
 from __future__ import annotations
 
+import os
 import platform
 import statistics
+import sys
 from collections import Counter
+from dataclasses import dataclass, field
 
 from listen_corpus import coach, command_streams, echo_stream, match, run
 
@@ -35,57 +44,94 @@ QUIET_ROUTINES = (("eye-area.yaml", "piper"), ("quick-3-minute.yaml", "espeak"))
 CAPTURE_BUFFER_S = 0.03
 
 
-def main() -> None:
-    thresholds = calibrated_thresholds("en-us")
-    echo = coach(*ECHO_ROUTINE)
-    total = recognized_n = wrong = 0
-    latencies: list[float] = []
-    cpu_s = audio_s = 0.0
-    by_condition: dict[str, list[int]] = {}
-    missed: Counter = Counter()
-    for stream in command_streams(ENGINES, RATES, echo, first_seed=500):
-        recognizer = Recognizer(thresholds)
+@dataclass
+class Figures:
+    """One recognizer's figures over the corpus."""
+
+    total: int = 0
+    recognized: int = 0
+    wrong: int = 0
+    latencies: list[float] = field(default_factory=list)
+    cpu_s: float = 0.0
+    audio_s: float = 0.0
+    quiet_false: int = 0
+    quiet_s: float = 0.0
+    by_part: Counter = field(default_factory=Counter)
+    """(engine, echo) -> [recognized, said] as two counters ``("ok", ...)``, ``("said", ...)``."""
+    missed: Counter = field(default_factory=Counter)
+
+
+def measure(thresholds, streams, quiet_streams, *, suppress: bool) -> Figures:
+    """The recognizer over every stream (``suppress``: with the echo suppressor)."""
+    label = "suppressor" if suppress else "no suppressor"
+    figures = Figures()
+    for stream in streams:
+        recognizer = Recognizer(thresholds, suppress=suppress)
         outcomes, cpu, feeds = run(recognizer, stream)
-        cpu_s += cpu
-        audio_s += len(stream.samples) / 16000
+        recognizer.close()
+        figures.cpu_s += cpu
+        figures.audio_s += len(stream.samples) / 16000
         hits, false = match(outcomes, stream.spoken)
         mean_feed = statistics.fmean(feeds)
-        latencies += [hit.found_s - word.end_s + CAPTURE_BUFFER_S + mean_feed for word, hit in hits]
-        total += len(stream.spoken)
-        recognized_n += len(hits)
-        wrong += len(false)
+        figures.latencies += [hit.found_s - word.end_s + CAPTURE_BUFFER_S + mean_feed for word, hit in hits]
+        figures.total += len(stream.spoken)
+        figures.recognized += len(hits)
+        figures.wrong += len(false)
         said = stream.spoken[0]
         key = f"{said.engine} x{said.rate} {'noisy' if said.noisy else 'quiet'} {'echo' if said.echo else 'no echo'}"
-        by_condition[key] = [len(hits), len(stream.spoken)]
+        figures.by_part["ok", said.engine, said.echo] += len(hits)
+        figures.by_part["said", said.engine, said.echo] += len(stream.spoken)
         heard = {id(word) for word, _ in hits}
-        missed.update(f"{w.phrase} ({w.engine})" for w in stream.spoken if id(w) not in heard)
-        print(f"{key:<32} {len(hits)}/{len(stream.spoken)}, wrong actions {len(false)}", flush=True)
-    quiet_false = 0
-    quiet_s = 0.0
-    for name, engine in QUIET_ROUTINES:
-        stream = echo_stream(*coach(name, engine))
-        outcomes, cpu, _ = run(Recognizer(thresholds), stream)
+        figures.missed.update(f"{w.phrase} ({w.engine})" for w in stream.spoken if id(w) not in heard)
+        print(f"[{label}] {key:<32} {len(hits)}/{len(stream.spoken)}, wrong actions {len(false)}", flush=True)
+    for name, stream in quiet_streams:
+        recognizer = Recognizer(thresholds, suppress=suppress)
+        outcomes, cpu, _ = run(recognizer, stream)
+        recognizer.close()
         taken = [o for o in outcomes if o.taken]
-        quiet_false += len(taken)
-        quiet_s += len(stream.samples) / 16000
-        cpu_s += cpu
-        audio_s += len(stream.samples) / 16000
-        print(f"{name} ({engine}) echo alone, {len(stream.samples) / 16000 / 60:.1f} min: {len(taken)} actions "
+        figures.quiet_false += len(taken)
+        figures.quiet_s += len(stream.samples) / 16000
+        figures.cpu_s += cpu
+        figures.audio_s += len(stream.samples) / 16000
+        print(f"[{label}] {name} echo alone, {len(stream.samples) / 16000 / 60:.1f} min: {len(taken)} actions "
               f"({', '.join(o.hit.phrase for o in taken) or 'none'}); echo filter dropped "
               f"{sum(1 for o in outcomes if o.reason == 'echo')}", flush=True)
-    latencies.sort()
+    return figures
+
+
+def report(label: str, figures: Figures) -> None:
+    latencies = sorted(figures.latencies)
     p90 = latencies[int(0.9 * (len(latencies) - 1))] if latencies else float("nan")
-    print()
-    print(f"machine: {platform.machine()}, {platform.processor() or platform.platform()}, Python {platform.python_version()}")
-    print(f"recognized: {recognized_n}/{total} = {100 * recognized_n / total:.1f} % (goal >= 95 %)")
-    print(f"missed: {', '.join(f'{k} x{n}' for k, n in missed.most_common()) or 'none'}")
-    print(f"wrong actions while commands were spoken: {wrong}")
-    print(f"false actions on {quiet_s / 60:.1f} min of coach echo: {quiet_false} = "
-          f"{quiet_false / (quiet_s / 3600):.1f} per hour (goal 0)")
+    print(f"--- {label}")
+    print(f"recognized: {figures.recognized}/{figures.total} = {100 * figures.recognized / figures.total:.1f} % "
+          f"(goal >= 95 %)")
+    for engine in ENGINES:
+        parts = [f"{'over the coach' if echo else 'alone'} {figures.by_part['ok', engine, echo]}/"
+                 f"{figures.by_part['said', engine, echo]}" for echo in (False, True)]
+        print(f"  {engine}: {', '.join(parts)}")
+    print(f"missed: {', '.join(f'{k} x{n}' for k, n in figures.missed.most_common()) or 'none'}")
+    print(f"wrong actions while commands were spoken: {figures.wrong}")
+    print(f"false actions on {figures.quiet_s / 60:.1f} min of coach echo: {figures.quiet_false} = "
+          f"{figures.quiet_false / (figures.quiet_s / 3600):.1f} per hour (goal 0)")
     if latencies:
         print(f"latency end of word -> action: median {statistics.median(latencies):.2f} s, p90 {p90:.2f} s "
               f"(goal median <= 0.6 s)")
-    print(f"CPU while listening: {100 * cpu_s / audio_s:.1f} % of one core (goal <= 20 %)")
+    print(f"CPU while listening: {100 * figures.cpu_s / figures.audio_s:.1f} % of one core (goal <= 20 %)")
+
+
+def main() -> None:
+    thresholds = calibrated_thresholds("en-us")
+    streams = command_streams(ENGINES, RATES, coach(*ECHO_ROUTINE), first_seed=500)
+    quiet_streams = [(f"{name} ({engine})", echo_stream(*coach(name, engine), seed=900 + i))
+                     for i, (name, engine) in enumerate(QUIET_ROUTINES)]
+    modes = [True] if "--suppressor-only" in sys.argv else [False, True]
+    results = {suppress: measure(thresholds, streams, quiet_streams, suppress=suppress) for suppress in modes}
+    print()
+    print(f"machine: {platform.machine()}, {platform.processor() or platform.platform()}, "
+          f"Python {platform.python_version()}, {os.cpu_count()} cores")
+    for suppress, figures in results.items():
+        report("with the echo suppressor (play --listen)" if suppress else "baseline: without the echo suppressor",
+               figures)
 
 
 if __name__ == "__main__":

@@ -4,6 +4,12 @@ A *stream* is 16 kHz microphone audio: command words (synthesized by the project
 a speech rate) placed every few seconds, optionally over room noise and over the coach's own
 voice at an echo level, with the truth (which word ends where) and, for the echo, the coach's
 timeline (what the player knows it plays).  Everything is seeded: the same corpus every run.
+
+The echo reaches the microphone as it would in a room (:func:`room_response`): late by some tens
+of milliseconds (device buffers, the sound's way) and smeared by a short decaying room response,
+while the player's reference is its clean output, stamped with the small, slowly varying error
+of live play's block stamps (:data:`STAMP_JITTER_S`).  (Until 2026-11-30 the echo was an exact,
+zero-delay copy of the reference: it flattered anything that uses the reference.)
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.play.spoken import RATE_16K, at_level, coach_track, noise, spoken_words, to_int16  # noqa: E402
+from tests.play.spoken import RATE_16K, coach_track, noise, spoken_words, to_int16  # noqa: E402
 from voicecoach.model import Timeline  # noqa: E402
 from voicecoach.play.listen import CommandFilter, EchoMeter, Hit, Recognizer, command_words  # noqa: E402
 
@@ -27,6 +33,42 @@ ECHO_DB = -10.0
 NOISE_DB = -40.0
 GAP_S = 2.5
 """Seconds from one word's start to the next one's."""
+ECHO_DELAY_S = (0.03, 0.09)
+"""The echo's delay behind the reference, drawn per stream (live: the loopback's 60 ms, device buffers)."""
+ROOM_DRR_DB = 3.0
+"""Direct sound over the room's reflections (a laptop's speakers and microphone, close together)."""
+ROOM_RT60_S = (0.15, 0.35)
+"""The room's reverberation time, drawn per stream."""
+STAMP_JITTER_S = 0.006
+"""How far the reference's stamps stray (a slow wander, as live play's smoothed block stamps do)."""
+
+
+def room_response(seed: int) -> np.ndarray:
+    """The echo path for a seed: a delay, the direct sound, then exponentially decaying
+    reflections (Gaussian, :data:`ROOM_DRR_DB` below it), scaled to the echo level :data:`ECHO_DB`."""
+    rng = np.random.default_rng([seed, 7])
+    delay = round(rng.uniform(*ECHO_DELAY_S) * RATE_16K)
+    rt60 = rng.uniform(*ROOM_RT60_S)
+    t = np.arange(1, round(rt60 * RATE_16K)) / RATE_16K
+    tail = rng.normal(0.0, 1.0, len(t)) * np.exp(-6.9 * t / rt60)
+    tail *= np.sqrt(10 ** (-ROOM_DRR_DB / 10) / np.sum(tail**2))
+    response = np.concatenate([np.zeros(delay), [1.0], tail])
+    return response / np.sqrt(np.sum(response**2)) * 10 ** (ECHO_DB / 20)
+
+
+def through_room(reference: np.ndarray, seed: int) -> np.ndarray:
+    """What the microphone hears of ``reference`` (float64, same length): :func:`room_response` applied."""
+    response = room_response(seed)
+    n = len(reference) + len(response)
+    size = 1 << (n - 1).bit_length()
+    echo = np.fft.irfft(np.fft.rfft(reference.astype(np.float64), size) * np.fft.rfft(response, size), size)
+    return echo[: len(reference)]
+
+
+def stamp_error_s(seed: int, at_s: float) -> float:
+    """The seeded error of the reference's stamp at stream second ``at_s`` (within +-:data:`STAMP_JITTER_S`)."""
+    phase, period = np.random.default_rng([seed, 8]).uniform(0, 2 * np.pi), 11.0
+    return STAMP_JITTER_S * float(np.sin(2 * np.pi * at_s / period + phase))
 
 
 @dataclass(frozen=True)
@@ -49,7 +91,10 @@ class Stream:
     timeline: Timeline | None
     """The coach's timeline when the stream holds echo (its sample 0 is the stream's)."""
     reference: np.ndarray | None = None
-    """The coach's output the echo came from (full level, aligned with the stream)."""
+    """The coach's output the echo came from (full level, aligned with the stream; the echo is
+    this through :func:`room_response`)."""
+    seed: int = 0
+    """The echo path's and the stamps' seed."""
 
 
 def work_folder() -> Path:
@@ -83,11 +128,11 @@ def command_stream(engine: str, rate: float, *, noisy: bool, echo: tuple[np.ndar
         track, timeline = echo
         offset = int(rng.integers(0, max(1, len(track) - length)))
         piece = track[offset : offset + length]
-        mixed[: len(piece)] += at_level(piece, ECHO_DB)
+        mixed[: len(piece)] += through_room(piece, seed)
         timeline = shifted(timeline, offset)
     if noisy:
         mixed += noise(length, level_db=NOISE_DB, seed=seed)
-    return Stream(to_int16(mixed), spoken, timeline, piece)
+    return Stream(to_int16(mixed), spoken, timeline, piece, seed)
 
 
 def command_streams(engines, rates, echo: tuple[np.ndarray, Timeline], *, first_seed: int) -> list[Stream]:
@@ -112,9 +157,9 @@ def shifted(timeline: Timeline, offset: int) -> Timeline:
     return dataclasses.replace(timeline, events=events)
 
 
-def echo_stream(track: np.ndarray, timeline: Timeline) -> Stream:
-    """The coach alone at the echo level: what the microphone hears when nobody speaks."""
-    return Stream(to_int16(at_level(track, ECHO_DB)), [], timeline, track)
+def echo_stream(track: np.ndarray, timeline: Timeline, *, seed: int = 0) -> Stream:
+    """The coach alone at the echo level, through a room: what the microphone hears when nobody speaks."""
+    return Stream(to_int16(through_room(track, seed)), [], timeline, track, seed)
 
 
 LATENCY_S = 0.1
@@ -147,8 +192,10 @@ def run(recognizer: Recognizer, stream: Stream, *, chunk: int = 480) -> tuple[li
     cpu0 = time.process_time()
     for start in range(0, len(stream.samples), chunk):
         t0 = time.perf_counter()
-        if recognizer.meter is not None:  # what the player hands the device as it plays
-            recognizer.meter.output(start / RATE_16K, stream.reference[start : start + chunk], RATE_16K)
+        if recognizer.meter is not None:  # what the player hands the device as it plays, stamped as live
+            at_s = start / RATE_16K
+            recognizer.meter.output(at_s + stamp_error_s(stream.seed, at_s), stream.reference[start : start + chunk],
+                                    RATE_16K)
         hits = recognizer.feed(stream.samples[start : start + chunk])
         feeds.append(time.perf_counter() - t0)
         for hit in hits:

@@ -12,8 +12,11 @@ the coach spoke in the last :data:`ECHO_WINDOW_S` (the timeline's text around th
 position) is ignored, so "Next up: ..." never skips a step, and while the coach is speaking only
 a phrase spotted at the stricter threshold calibrated for that state counts (in the quiet
 between cues, and while paused, the permissive one).  The player also hands what it sounds to an
-:class:`EchoMeter`: a word that does not rise above the coach's echo is the coach's, whatever
-the thresholds.  A recognized command becomes the same
+:class:`EchoMeter`, which learns the echo's delay and level: the :class:`EchoSuppressor` takes
+the expected echo out of the microphone's sound before recognition (a word said over the coach
+is decoded alone, not mixed with its voice), and a word that does not rise above the coach's
+echo is the coach's, whatever the thresholds.  The output's last two seconds are kept in memory
+for this, never stored.  A recognized command becomes the same
 :class:`~voicecoach.play.controller.Action` a key makes, and plays a short acknowledgement (two
 rising blips: no cue sounds like it).
 """
@@ -193,8 +196,8 @@ class Hit:
     """How far the microphone rose above the coach's echo during the phrase (:class:`EchoMeter`;
     infinite where the coach was silent then); ``None``: not measured."""
     metered: bool = False
-    """An echo meter listened (play's pull backends): ``near_end_db`` ``None`` then means it did
-    not know the coach's echo yet (its first seconds)."""
+    """An echo meter listened (play's pull backends): ``near_end_db`` ``None`` then means the
+    coach sounded but the meter did not know its echo (its first seconds)."""
 
 
 def _pocketsphinx():
@@ -214,6 +217,15 @@ ECHO_LAGS_S = (0.0, 1.0)
 """How late the coach's output may reach the microphone (device buffers, both ways)."""
 ECHO_HISTORY_S = 8.0
 """The recent sound the meter learns the echo's delay and level from."""
+ECHO_MIN_CORRELATION = 0.3
+"""Below this correlation of the envelopes at the best lag the echo is not known (too little of
+the coach heard yet: a few clicks and silence say nothing of the echo's delay)."""
+OUTPUT_SILENT = 100.0
+"""An output frame with less energy (int16 squared: -50 dBFS) is silence."""
+ECHO_MIN_GAIN = 1e-4
+"""An echo learned 40 dB or more below the output is a wrong lag's (silence against clicks), not
+known; with headphones the echo stays unknown, and over the coach's voice only the timeline
+decides (:meth:`CommandFilter.decide`)."""
 NEAR_END_DB = 6.0
 """A phrase heard this far above the coach's echo was said by someone in the room."""
 
@@ -226,7 +238,9 @@ class EchoMeter:
     the echo's delay (the lag at which the two energy envelopes agree best) and level (the
     microphone over the output where the coach sounds); :meth:`near_end_db` then says by how much
     the microphone exceeded that echo while a word was heard.  The coach's echo alone stays near
-    0 dB; a person speaking over it rises well above.  Energies only: no samples are kept.
+    0 dB; a person speaking over it rises well above.  Of the microphone only energies are kept;
+    of the output also its last :data:`REFERENCE_S` of samples (at 16 kHz, in memory), which
+    :class:`EchoSuppressor` takes out of the microphone's sound.
     """
 
     def __init__(self) -> None:
@@ -235,6 +249,9 @@ class EchoMeter:
         self._out: dict[int, float] = {}  # frame number (clock / FRAME_S) -> output energy
         self._mic: dict[int, float] = {}
         self._learned: tuple[int, tuple[int, float, float] | None] | None = None  # (until frame, what was learned)
+        self._ring = np.zeros(round(REFERENCE_S * SAMPLE_RATE), np.float32)  # output sample i at i % len
+        self._ring_end: int | None = None  # the stream sample after the newest one written
+        self._known: tuple[int, float, float] | None = None  # the last echo learned: kept through the coach's silences
 
     @staticmethod
     def _energies(samples: np.ndarray, sample_rate: int) -> np.ndarray:
@@ -256,6 +273,35 @@ class EchoMeter:
     def output(self, start_s: float, samples: np.ndarray, sample_rate: int) -> None:
         """The coach's output: ``samples`` begin to sound at ``start_s`` (the meter's clock)."""
         self._store(self._out, start_s, samples, sample_rate)
+        first = round(start_s * SAMPLE_RATE)
+        count = round(len(samples) * SAMPLE_RATE / sample_rate)
+        if count <= 0:
+            return
+        at = np.arange(count) * (sample_rate / SAMPLE_RATE)  # linear resampling to 16 kHz
+        block = np.interp(at, np.arange(len(samples)), np.asarray(samples, dtype=np.float64)).astype(np.float32)
+        size = len(self._ring)
+        with self._lock:
+            end = self._ring_end
+            if end is not None and first > end:  # a gap (a stall): nothing sounded there
+                gap = np.arange(end, min(first, end + size))
+                self._ring[gap % size] = 0.0
+            block = block[-size:]
+            first += count - len(block)
+            self._ring[np.arange(first, first + len(block)) % size] = block
+            self._ring_end = first + len(block) if end is None else max(end, first + len(block))
+
+    def reference(self, first: int, count: int) -> np.ndarray:
+        """The output sounded at stream samples ``first .. first + count`` (16 kHz; zeros where unknown)."""
+        size = len(self._ring)
+        out = np.zeros(count, np.float64)
+        with self._lock:
+            end = self._ring_end
+            if end is None:
+                return out
+            lo, hi = max(first, end - size), min(first + count, end)
+            if hi > lo:
+                out[lo - first : hi - first] = self._ring[np.arange(lo, hi) % size]
+        return out
 
     def mic(self, start_s: float, samples: np.ndarray) -> None:
         """The microphone: ``samples`` (16 kHz) were captured from ``start_s`` on."""
@@ -277,36 +323,60 @@ class EchoMeter:
         if active.sum() < 50:
             return None
         log_m = np.log10(m + 1.0)
-        scores = [np.corrcoef(np.log10(reference[i][active[i]] + 1.0), log_m[active[i]])[0, 1]
-                  if active[i].sum() >= 50 else -1.0 for i in range(len(lags))]
-        best = int(np.nanargmax(scores))
+        with np.errstate(invalid="ignore", divide="ignore"):  # a silent microphone: no correlation (nan)
+            scores = [np.corrcoef(np.log10(reference[i][active[i]] + 1.0), log_m[active[i]])[0, 1]
+                      if active[i].sum() >= 50 else -1.0 for i in range(len(lags))]
+        scores = np.nan_to_num(np.array(scores), nan=-1.0)
+        best = int(np.argmax(scores))
+        if not scores[best] >= ECHO_MIN_CORRELATION:  # too little of the coach, or no echo at any lag
+            return None
         sounding = active[best]
         gain = float(np.percentile(m[sounding] / reference[best][sounding], 30))  # robust to words over it
-        return lags[best], gain, floor
+        return (lags[best], gain, floor) if gain >= ECHO_MIN_GAIN else None
 
     @staticmethod
     def _expected(out: dict[int, float], frames: Iterable[int], lag: int, gain: float) -> np.ndarray:
-        # the loudest of five frames around the lag: the delay is only known to a frame or two
-        return np.array([gain * max(out.get(k - lag + d, 0.0) for d in (-2, -1, 0, 1, 2)) for k in frames])
+        frames = np.fromiter(frames, dtype=np.int64)
+        if not len(frames):
+            return np.zeros(0)
+        # The room goes on sounding after the output stops (its reverberation): the output's
+        # energy is held, falling ECHO_TAIL a frame.  Then the loudest of five frames around the
+        # lag: the delay is only known to a frame or two.
+        lo = int(frames.min()) - lag - 2 - ECHO_TAIL_FRAMES
+        energy = [out.get(k, 0.0) for k in range(lo, int(frames.max()) - lag + 3)]
+        held = np.empty(len(energy))
+        last = 0.0
+        for i, value in enumerate(energy):
+            last = held[i] = max(value, ECHO_TAIL * last)
+        at = frames - lag - lo
+        return gain * np.max([held[at + d] for d in (-2, -1, 0, 1, 2)], axis=0)
 
-    def near_end_db(self, start_s: float, end_s: float) -> float | None:
+    def near_end_db(self, start_s: float, end_s: float, *, heard: Mapping[int, float] | None = None) -> float | None:
         """Median over ``[start_s, end_s)`` of the microphone over the echo expected then, in dB.
 
-        Infinite where the coach was silent then (no echo explains anything); ``None`` before the
-        meter has heard the coach enough to know its echo.
+        ``heard``: instead of the microphone's, these energies per frame (what is left of it once
+        :class:`EchoSuppressor` took the echo out: the echo it knows per frequency, a tone the
+        room resonates with included, then stays below the broadband expectation).  Infinite
+        where the coach was silent then (no echo explains anything); ``None`` where it sounded
+        but the meter does not know its echo (its first seconds; clicks in silence).
         """
         with self._lock:
             out, mic = dict(self._out), dict(self._mic)
         lo, hi = round(start_s / FRAME_S), round(end_s / FRAME_S)
-        learned = self._learn(out, mic, lo)
-        word = [k for k in range(lo, hi) if k in mic]
-        if learned is None or not word:
+        learned = self._learn(out, mic, lo) or self._known
+        level = mic if heard is None else heard
+        word = [k for k in range(lo, hi) if k in level]
+        if not word:
             return None
+        if learned is None:  # the echo is not known: only a coach that was silent explains nothing
+            reach = round(ECHO_LAGS_S[1] / FRAME_S) + ECHO_TAIL_FRAMES
+            sounded = any(out.get(k, 0.0) > OUTPUT_SILENT for k in range(lo - reach, hi))
+            return None if sounded else math.inf
         lag, gain, floor = learned
         expected = self._expected(out, word, lag, gain)
         if not (expected > floor).any():
             return math.inf  # the coach was silent then: whatever was heard, it was not the coach
-        excess = np.array([mic[k] for k in word]) / (expected + floor + 1.0)
+        excess = np.array([level[k] for k in word]) / (expected + floor + 1.0)
         return float(np.median(10 * np.log10(excess + 1e-12)))
 
     def echo(self, first: int, count: int) -> np.ndarray | None:
@@ -315,19 +385,137 @@ class EchoMeter:
         Learned anew at most every :data:`ECHO_RELEARN_S` (the recognizer asks every 30 ms while
         a word is pending); ``None`` while the echo is not known.
         """
-        with self._lock:
-            out, mic = dict(self._out), dict(self._mic)
-        until = first + count
-        if self._learned is None or not 0 <= until - self._learned[0] < ECHO_RELEARN_S / FRAME_S:
-            self._learned = (until, self._learn(out, mic, until))
-        if self._learned[1] is None:
+        learned = self.learned(first + count)
+        if learned is None:
             return None
-        lag, gain, _ = self._learned[1]
-        return self._expected(out, range(first, until), lag, gain)
+        with self._lock:
+            out = dict(self._out)
+        lag, gain, _ = learned
+        return self._expected(out, range(first, first + count), lag, gain)
+
+    def learned(self, until: int) -> tuple[int, float, float] | None:
+        """The echo's lag (frames), energy gain and the microphone's floor, as learned before
+        frame ``until`` (anew at most every :data:`ECHO_RELEARN_S`; where the last seconds say too
+        little, as learned before: the room does not change when the coach pauses); ``None``
+        while not known."""
+        if self._learned is None or not 0 <= until - self._learned[0] < ECHO_RELEARN_S / FRAME_S:
+            with self._lock:
+                out, mic = dict(self._out), dict(self._mic)
+            learned = self._learn(out, mic, until)
+            self._known = learned or self._known
+            self._learned = (until, learned or self._known)
+        return self._learned[1]
 
 
+ECHO_TAIL = 10 ** (-2.0 / 10)
+"""How much of the output's energy the room still sounds 10 ms later (-2 dB a frame: a room
+whose reverberation falls 60 dB in 0.3 s)."""
+ECHO_TAIL_FRAMES = 30
+"""How far back (frames) the room's tail is followed."""
 ECHO_RELEARN_S = 1.0
 """How long the echo's lag and gain, once learned, serve :meth:`EchoMeter.echo`."""
+REFERENCE_S = 2.0
+"""The output samples the meter keeps for the suppressor: the longest lag and a frame, with room."""
+
+
+SUPPRESS_FRAME = 512
+"""The suppressor's analysis frame (32 ms at 16 kHz; half-overlapping, square-root Hann windows)."""
+SUPPRESS_HOP = SUPPRESS_FRAME // 2
+SUPPRESS_OVER = 4.0
+"""How much more of the expected echo's power is taken out than expected (the estimate is rough)."""
+SUPPRESS_FLOOR = 0.01
+"""The least a bin keeps of its power (-20 dB): the near-end word under the echo is not cut away."""
+SUPPRESS_TAIL = 0.5
+"""How much of the echo's expected power the next hop (16 ms) still holds: the room's reverberation."""
+SUPPRESS_HISTORY = 400
+"""Hops (6.4 s) of spectra where the coach sounded that the echo path's gain per frequency is learned from."""
+SUPPRESS_RELEARN = 60
+"""Such hops between two learnings of that gain (about 1 s of the coach's sound)."""
+
+
+class EchoSuppressor:
+    """Takes the coach's expected echo out of the microphone's sound, before recognition.
+
+    The meter knows what the player sounded (its last samples) and how late and how loud the
+    echo comes back.  Frame by frame (:data:`SUPPRESS_FRAME`), the spectrum of the output as it
+    sounded one lag earlier, held for the room's tail (:data:`SUPPRESS_TAIL`) and scaled by the
+    echo path's gain per frequency (learned from the last seconds: a low percentile of the
+    microphone's power over the output's where the output sounds, robust to words said over
+    it), is subtracted from the microphone's power spectrum, :data:`SUPPRESS_OVER` times over
+    and down to :data:`SUPPRESS_FLOOR` of each bin.  Magnitudes only: robust to a lag known to
+    10 ms and to the stamps' jitter, where a sample-exact canceller would not be.  Where the
+    coach was silent the sound passes unchanged.  The output lags the input by up to
+    :data:`SUPPRESS_FRAME` samples (:meth:`process` returns what is ready).
+    """
+
+    def __init__(self, meter: EchoMeter) -> None:
+        self.meter = meter
+        self._window = np.sqrt(0.5 - 0.5 * np.cos(2 * np.pi * np.arange(SUPPRESS_FRAME) / SUPPRESS_FRAME))
+        self._input = np.zeros(SUPPRESS_HOP)  # unprocessed input from stream sample self._start on
+        self._start = -SUPPRESS_HOP  # the next frame's first sample (the stream starts mid-frame)
+        self._lead_in = True
+        self._overlap = np.zeros(SUPPRESS_HOP)
+        self._held = np.zeros(SUPPRESS_FRAME // 2 + 1)  # the expected echo's power with its tail
+        self._mic_power = np.zeros((SUPPRESS_HISTORY, SUPPRESS_FRAME // 2 + 1))
+        self._echo_power = np.zeros_like(self._mic_power)
+        self._hops = 0
+        self._gain: np.ndarray | None = None  # the echo path's power gain per bin
+
+    def process(self, samples: np.ndarray) -> np.ndarray:
+        """The next input samples -> the next cleaned samples (int16; fewer or more than given)."""
+        self._input = np.concatenate([self._input, np.asarray(samples, dtype=np.float64)])
+        done = []
+        while len(self._input) >= SUPPRESS_FRAME:
+            done.append(self._frame(self._input[:SUPPRESS_FRAME]))
+            self._input = self._input[SUPPRESS_HOP:]
+            self._start += SUPPRESS_HOP
+        ready = np.concatenate(done) if done else np.zeros(0)
+        if self._lead_in and len(ready):  # the first frame's first half is before the stream
+            ready, self._lead_in = ready[SUPPRESS_HOP:], False
+        return np.clip(np.rint(ready), -32768, 32767).astype(np.int16)
+
+    def _frame(self, frame: np.ndarray) -> np.ndarray:
+        mic = np.fft.rfft(frame * self._window)
+        learned = self.meter.learned((self._start + SUPPRESS_FRAME) // round(FRAME_S * SAMPLE_RATE))
+        if learned is not None:
+            lag = learned[0] * round(FRAME_S * SAMPLE_RATE)
+            reference = self.meter.reference(self._start - lag, SUPPRESS_FRAME)
+            power = np.abs(np.fft.rfft(reference * self._window)) ** 2
+            self._held = np.maximum(power, SUPPRESS_TAIL * self._held)
+            mic_power = np.abs(mic) ** 2
+            if self._held.max() * learned[1] > 1e4:  # the coach sounds: something to learn the path from
+                row = self._hops % SUPPRESS_HISTORY
+                self._mic_power[row], self._echo_power[row] = mic_power, self._held
+                self._hops += 1
+                if self._hops % SUPPRESS_RELEARN == 0:
+                    self._gain = None
+            if self._gain is None:
+                self._gain = self._learn_gain(learned[1])
+            echo = SUPPRESS_OVER * self._gain * self._held
+            if echo.any():
+                mic = mic * np.sqrt(np.maximum(1.0 - echo / np.maximum(mic_power, 1e-9), SUPPRESS_FLOOR))
+        out = np.fft.irfft(mic, SUPPRESS_FRAME) * self._window
+        ready = self._overlap + out[:SUPPRESS_HOP]
+        self._overlap = out[SUPPRESS_HOP:]
+        return ready
+
+    def _learn_gain(self, meter_gain: float) -> np.ndarray:
+        """The echo path's power gain per bin: where the output sounded in a bin (within 30 dB of
+        its peak over the history), the median of microphone over output; the meter's broadband
+        gain where a bin has too little to go by."""
+        n = min(self._hops, SUPPRESS_HISTORY)
+        mic, echo = self._mic_power[:n], self._echo_power[:n]
+        gain = np.full(mic.shape[1], meter_gain)
+        # loud: within 30 dB of the bin's peak, and far above the microphone's quantization
+        loud = (echo > 1e-3 * echo.max(axis=0, initial=0.0)) & (echo * meter_gain > 1e3)
+        counts = loud.sum(axis=0)
+        ratio = np.where(loud, mic / np.maximum(echo, 1e-9), np.nan)
+        enough = counts >= 20
+        if enough.any():
+            gain[enough] = np.nanmedian(ratio[:, enough], axis=0)
+        # smooth across neighbouring bins (the room's response is smooth at this resolution)
+        smooth = np.convolve(np.log(np.maximum(gain, 1e-12)), np.ones(5) / 5, mode="same")
+        return np.exp(smooth)
 
 
 CONFIRM_BEFORE_S = 0.7
@@ -342,6 +530,9 @@ VOICE_GAP_S = 0.15
 """Shorter pauses do not end a spoken word: a word is a run of sounding frames (its *burst*)."""
 VOICE_MIN_S = 0.08
 """Runs with fewer sounding frames than this are clicks or the noise's peaks, not words."""
+RESIDUAL_DB = -6.0
+"""After the echo suppressor, frames under the coach's expected echo by more than this are its
+residue, not a word's sound (the suppressor leaves 10-20 dB less)."""
 VOICE_PAD_S = 0.15
 """Audio either side of a word that its confirmation decodes too."""
 VOICE_MAX_S = 2.0
@@ -423,10 +614,13 @@ class Recognizer:
     the word.  A candidate where nothing sounded above the floor is dropped.
     """
 
-    def __init__(self, thresholds: Thresholds | Mapping[str, float], *, meter: EchoMeter | None = None) -> None:
+    def __init__(self, thresholds: Thresholds | Mapping[str, float], *, meter: EchoMeter | None = None,
+                 suppress: bool = True) -> None:
         pocketsphinx = _pocketsphinx()
         self.meter = meter
         """Where the microphone's audio goes for echo measurement (its clock: stream seconds)."""
+        self.suppress = suppress
+        """With a meter: take the coach's expected echo out of the sound first (:class:`EchoSuppressor`)."""
         if not isinstance(thresholds, Thresholds):
             thresholds = Thresholds.same(thresholds)
         self.thresholds = thresholds
@@ -456,7 +650,9 @@ class Recognizer:
 
     def reset(self) -> None:
         """Start a new stream: stream time back to 0, nothing pending."""
-        self._fed = 0
+        self._fed = 0  # samples decoded (the suppressor's output lags the microphone's)
+        self._heard = 0  # samples the microphone delivered
+        self._suppressor: EchoSuppressor | None = None
         self._recent = np.zeros(0, np.int16)  # the last seconds of audio, for confirmation
         self._pending: list[list] = []  # [phrase, start, end, while_speaking]
         self._confirmed: list[tuple[str, int]] = []  # (phrase, end) of the last second's hits
@@ -472,13 +668,18 @@ class Recognizer:
     def feed(self, samples: np.ndarray) -> list[Hit]:
         """Feed int16 samples; the phrases confirmed in them, in the order they were said."""
         data = np.ascontiguousarray(samples, dtype=np.int16)
+        if self.meter is not None:
+            self.meter.mic(self._heard / SAMPLE_RATE, data)
+        self._heard += len(data)
+        if self.meter is not None and self.suppress:
+            if self._suppressor is None or self._suppressor.meter is not self.meter:
+                self._suppressor = EchoSuppressor(self.meter)
+            data = self._suppressor.process(data)
         raw = data.tobytes()
-        for spotter in self._spotters:
+        for spotter in self._spotters if len(data) else ():
             for phrase, start, end in spotter.feed(raw):
                 self._add_candidate(phrase, start, end, spotter.while_speaking)
         self._recent = np.concatenate([self._recent, data])[-self._keep :]
-        if self.meter is not None:
-            self.meter.mic(self._fed / SAMPLE_RATE, data)
         self._fed += len(data)
         self._maybe_restart(data)
         hits = []
@@ -489,14 +690,28 @@ class Recognizer:
             if verdict is None:
                 continue  # its word goes on
             self._pending.remove(candidate)
-            confirmed, word_end = verdict
+            confirmed, word_start, word_end = verdict
             if confirmed:
                 self._confirmed = [(p, e) for p, e in self._confirmed if e > end - SAMPLE_RATE] + [(phrase, end)]
-                near_end_db = None if self.meter is None else self.meter.near_end_db(start / SAMPLE_RATE,
-                                                                                      end / SAMPLE_RATE)
-                hits.append(Hit(phrase, word_end / SAMPLE_RATE, self._fed / SAMPLE_RATE, while_speaking, near_end_db,
+                # measured over the whole word: the spotter's match may lie before the sound it found
+                near_end_db = None if self.meter is None else self.meter.near_end_db(
+                    word_start / SAMPLE_RATE, word_end / SAMPLE_RATE, heard=self._frame_energies(word_start, word_end))
+                hits.append(Hit(phrase, word_end / SAMPLE_RATE, self._heard / SAMPLE_RATE, while_speaking, near_end_db,
                                 self.meter is not None))
         return sorted(hits, key=lambda h: h.end_s)
+
+    def _frame_energies(self, start: int, end: int) -> dict[int, float] | None:
+        """Energies of the decoded (echo-suppressed) audio per 10 ms frame of stream samples
+        ``[start, end)``; ``None`` without a suppressor (the meter has the microphone's own)."""
+        if self._suppressor is None:
+            return None
+        frame = round(FRAME_S * SAMPLE_RATE)
+        first = self._fed - len(self._recent)
+        energies = {}
+        for k in range(-(-max(start, first) // frame), min(end, self._fed) // frame):
+            piece = self._recent[k * frame - first : (k + 1) * frame - first].astype(np.float64)
+            energies[k] = float(np.mean(piece * piece))
+        return energies
 
     def _bursts(self) -> list[tuple[int, int]]:
         """The sounding runs (stream samples ``[start, end)``) in the recent audio, see :data:`VOICE_DB`."""
@@ -512,6 +727,10 @@ class Recognizer:
         # Where the coach sounds, a word is the room's only if enough of it rose above the coach's
         # echo; its extent is still where it sounded (its edges may not rise above the echo).
         echo = None if self.meter is None else self.meter.echo((first + offset) // frame, count)
+        if echo is not None and self._suppressor is not None:
+            # what the suppressor left of the coach's echo is no word: a word's extent (its edges
+            # included) stands above it, well under the echo's expected level
+            sounding &= energy > echo * 10 ** (RESIDUAL_DB / 10)
         voice = sounding if echo is None else sounding & (energy > echo * 10 ** (NEAR_END_DB / 10))
         edges = np.flatnonzero(np.diff(np.concatenate([[0], sounding.astype(np.int8), [0]])))
         runs: list[list[int]] = []  # [first frame, end frame]
@@ -524,16 +743,17 @@ class Recognizer:
         return [(base + lo * frame, base + hi * frame) for lo, hi in runs
                 if np.count_nonzero(voice[lo:hi]) * FRAME_S >= VOICE_MIN_S]
 
-    def _settle(self, phrase: str, start: int, end: int, bursts: list[tuple[int, int]]) -> tuple[bool, int] | None:
-        """Whether a candidate is confirmed, and where its word ended (the spotter may match early
-        in it); ``None``: not yet (its word goes on)."""
+    def _settle(self, phrase: str, start: int, end: int,
+                bursts: list[tuple[int, int]]) -> tuple[bool, int, int] | None:
+        """Whether a candidate is confirmed, and where its word began and ended (the spotter may
+        match early in it); ``None``: not yet (its word goes on)."""
         after = round(CONFIRM_AFTER_S * SAMPLE_RATE)
         mine = [(lo, hi) for lo, hi in bursts if lo < end and hi > start]
         if not mine:  # nothing sounded: noise the spotter took for a word
-            return (False, end) if self._fed >= end + after else None
+            return (False, start, end) if self._fed >= end + after else None
         lo, hi = mine[0][0], mine[-1][1]
         if hi - lo > VOICE_MAX_S * SAMPLE_RATE:  # not one word: the candidate's own window decides
-            return (self._confirm(phrase, start, end), end) if self._fed >= end + after else None
+            return (self._confirm(phrase, start, end), start, end) if self._fed >= end + after else None
         if hi > self._fed - round(VOICE_GAP_S * SAMPLE_RATE):
             return None
         if (lo, hi) not in self._words:
@@ -541,9 +761,9 @@ class Recognizer:
             self._words[lo, hi] = self._decode(lo - pad, hi + pad)
             self._words = {word: heard for word, heard in self._words.items() if word[1] > self._fed - self._keep}
         if self._words[lo, hi] != phrase or any(a < hi and b > lo for a, b in self._acted):
-            return False, hi
+            return False, lo, hi
         self._acted = [(a, b) for a, b in self._acted if b > self._fed - self._keep] + [(lo, hi)]
-        return True, hi
+        return True, lo, hi
 
     def _decode(self, lo: int, hi: int) -> str | None:
         """The command phrase that fits stream samples ``[lo, hi)`` best (``None``: none at all)."""
@@ -572,6 +792,8 @@ class Recognizer:
     def _maybe_restart(self, data: np.ndarray) -> None:
         # Restart the spotters in a quiet moment (never mid-word): the level of each piece against
         # the quietest of the last seconds.
+        if not len(data):
+            return
         level = float(np.sqrt(np.mean(data.astype(np.float64) ** 2))) if len(data) else 0.0
         self._levels = (self._levels + [level])[-700:]
         self._floor = floor = sorted(self._levels)[len(self._levels) // 10]  # RMS of the quiet
