@@ -289,6 +289,13 @@ def junctions(recording: np.ndarray, track: np.ndarray, *, rate: int = RATE, pro
             found.append(Junction(left_at, i, len(recording) - i, -1))
             return offset, found
         candidates = find_all(track, segment, min_corr=0.999)  # a chime or a tick recurs: take the longest match
+        for part in (8, 16, 32, 64):
+            # the overlay may start a little after the jump, inside the probe: match what sounds before
+            # it (the next round takes the overlay out where it starts)
+            head = recording[j : j + probe // part]
+            if candidates or overlay is None or len(head) < probe // part:
+                break
+            candidates = find_all(track, head, min_corr=0.999)
         if not candidates and overlay is not None and _strip_overlay(recording, j, left_at, overlay, track):
             continue  # the overlay is what sounds first after the silence (e.g. a resume's blips)
         if not candidates:  # not the track (e.g. an acknowledgement cut short when the device closed)
