@@ -99,7 +99,7 @@ def _int_field(field: int, value: int) -> bytes:
 _MODEL_GRAPH = 7
 _GRAPH_NODE, _GRAPH_INPUT = 1, 11
 _NODE_INPUT, _NODE_OUTPUT, _NODE_NAME, _NODE_OP, _NODE_ATTRIBUTE = 1, 2, 3, 4, 5
-_ATTR_NAME, _ATTR_FLOAT = 1, 2
+_ATTR_NAME = 1
 
 
 def _node(op: str, inputs: list[str], outputs: list[str], name: str, attributes: bytes = b"") -> bytes:
@@ -130,7 +130,7 @@ def _random_normal_like(buf: bytes, lo: int, hi: int) -> tuple[str, str] | None:
             outputs.append(text.decode())
         elif field == _NODE_ATTRIBUTE:
             name = b""
-            for f, w, v, s, e in _fields(buf, *value):
+            for f, w, v, _, _ in _fields(buf, *value):
                 if f == _ATTR_NAME and w == 2:
                     name = bytes(buf[v[0]:v[1]])
             moved = moved or name in (b"mean", b"scale")
@@ -156,11 +156,10 @@ def noise_as_inputs(model: bytes) -> tuple[bytes, tuple[str, ...]]:
     names: list[str] = []
     kept = graph[0]  # the graph's bytes are copied in runs between the nodes replaced
     for field, wire, value, first, after in _fields(model, *graph):
-        if field != _GRAPH_NODE or wire != 2 or b"Random" not in model[value[0]:value[1]]:
-            if field == _GRAPH_NODE and wire == 2 and any(op in model[value[0]:value[1]] for op in _RANDOM_OPS):
-                _random_normal_like(model, *value)  # raises for the other random operations
+        node = model[value[0]:value[1]] if field == _GRAPH_NODE and wire == 2 else b""
+        if not any(op in node for op in _RANDOM_OPS):  # the cheap test first: most nodes are not random
             continue
-        found = _random_normal_like(model, *value)
+        found = _random_normal_like(model, *value)  # raises for the random operations it cannot replace
         if found is None:
             continue
         source, output = found
