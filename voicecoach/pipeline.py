@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import os
 import threading
 from dataclasses import dataclass, field
@@ -683,8 +684,8 @@ def compile_to(
     >>> result.routine.title
     'Morning wake-up'
     """
-    from .encode import LateTimeline, TrackTags
-    from .formats import format_for_path, write_track
+    from .encode import LateTimeline
+    from .formats import format_for_path
 
     path = check_output_path(out)
     fmt = format_for_path(path)
@@ -698,20 +699,30 @@ def compile_to(
             result = live.build()
             export(result, path, settings=settings, timeline_json=timeline_json, captions=captions, progress=progress)
             return result
-        chunks = live.cache.put_track(lambda: live.build().track_key, live.final_chunks(), sample_rate=live.sample_rate)
-        try:
-            write_track(chunks, path, fmt=fmt, timeline=LateTimeline(live.sample_rate, lambda: live.build().timeline),
-                        tags=TrackTags(title=live.routine.title, album="voicecoach routines"),
-                        mp3_bitrate_kbps=settings.bitrate_kbps, mp3_quality=settings.mp3_quality)
-        except OSError as error:
-            raise _write_error(path, error) from None
-        finally:
-            chunks.close()  # now: a track half cached on Ctrl-C is removed
-        result = live.build()
+        finished = functools.cache(live.build)  # asked for by the cache key, the tag and the caller
+        chunks = live.cache.put_track(lambda: finished().track_key, live.final_chunks(), sample_rate=live.sample_rate)
+        _write_track(chunks, path, fmt, LateTimeline(live.sample_rate, lambda: finished().timeline),
+                     title=live.routine.title, settings=settings)
+        result = finished()
         _write_sidecars(result.timeline, timeline_json, captions)
         return result
     finally:
         live.close()
+
+
+def _write_track(chunks: Iterator[np.ndarray], path: Path, fmt, timeline, *, title: str, settings: Settings) -> None:
+    """The track in ``fmt`` (a write error is the user's); ``chunks`` is closed now, whatever
+    happens, not at garbage collection: a track half cached on Ctrl-C is removed."""
+    from .encode import TrackTags
+    from .formats import write_track
+
+    try:
+        write_track(chunks, path, fmt=fmt, timeline=timeline, tags=TrackTags(title=title, album="voicecoach routines"),
+                    mp3_bitrate_kbps=settings.bitrate_kbps, mp3_quality=settings.mp3_quality)
+    except OSError as error:
+        raise _write_error(path, error) from None
+    finally:
+        chunks.close()
 
 
 def _write_error(target: Path, error: OSError) -> VoicecoachError:
@@ -752,20 +763,12 @@ def export(
     >>> str(export(result, "morning.m4b", timeline_json="morning.json"))
     'morning.m4b'
     """
-    from .encode import TrackTags
-    from .formats import OutputFormat, format_for_path, write_track
+    from .formats import OutputFormat, format_for_path
 
     path = check_output_path(out)
     fmt: OutputFormat = format_for_path(path)
-    chunks = result.chunks(progress=progress)
-    try:
-        write_track(chunks, path, fmt=fmt, timeline=result.timeline,
-                    tags=TrackTags(title=result.routine.title, album="voicecoach routines"),
-                    mp3_bitrate_kbps=settings.bitrate_kbps, mp3_quality=settings.mp3_quality)
-    except OSError as error:
-        raise _write_error(path, error) from None
-    finally:
-        chunks.close()  # now, not at garbage collection: a track half cached on Ctrl-C is removed
+    _write_track(result.chunks(progress=progress), path, fmt, result.timeline, title=result.routine.title,
+                 settings=settings)
     _write_sidecars(result.timeline, timeline_json, captions)
     result.cache.trim()  # the run is done: back under the cache's size cap
     return path
