@@ -84,7 +84,7 @@ def _measure(threshold: float) -> tuple[Counter, Counter]:
     for stream in positives + negatives:
         outcomes, _, _ = run(recognizer, stream)
         for outcome in outcomes:
-            if outcome.reason == "echo":
+            if outcome.reason in ("echo", "gate"):  # play drops these at any threshold
                 continue
             # The quiet set holds where play judges the coach silent, with its echo meter or
             # without one (a backend that pushes); the speaking set where, without, it spoke.

@@ -134,6 +134,32 @@ def thresholds_path(model: str):
     return _commands_folder() / f"thresholds-{model}.json"
 
 
+@functools.lru_cache(maxsize=None)
+def pronunciations(model: str) -> Mapping[str, tuple[str, ...]]:
+    """Word -> its other pronunciations in the model's phones (``vocab/commands/pronunciations-<model>.dict``):
+    the accents the model's dictionary lacks (British English for en-us)."""
+    path = _commands_folder() / f"pronunciations-{model}.dict"
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return {}
+    variants: dict[str, tuple[str, ...]] = {}
+    for line in text.splitlines():
+        word, *phones = line.split("#")[0].split() or [""]
+        if phones:
+            variants[word] = variants.get(word, ()) + (" ".join(phones),)
+    return variants
+
+
+def _spellings(phrase: str, variants: Mapping[str, tuple[str, ...]]) -> list[str]:
+    """The phrase with each of its words' dictionary entries: ``back``, ``back(2)``, ..."""
+    spellings = [""]
+    for word in phrase.split():
+        entries = [word] + [f"{word}({n})" for n in range(2, 2 + len(variants.get(word, ())))]
+        spellings = [f"{s} {e}".strip() for s in spellings for e in entries]
+    return spellings
+
+
 @dataclass(frozen=True)
 class Thresholds:
     """Keyword-spotting thresholds per phrase, one set for each state of the coach.
@@ -228,6 +254,10 @@ known; with headphones the echo stays unknown, and over the coach's voice only t
 decides (:meth:`CommandFilter.decide`)."""
 NEAR_END_DB = 6.0
 """A phrase heard this far above the coach's echo was said by someone in the room."""
+NEAR_END_PERCENTILE = 75
+"""How far a word rose above the echo: this percentile of its frames.  A word's run of sounding
+frames takes in some of the coach's echo around it, often half of the run; the coach's own
+words stay near the echo in all their frames."""
 
 
 class EchoMeter:
@@ -352,7 +382,8 @@ class EchoMeter:
         return gain * np.max([held[at + d] for d in (-2, -1, 0, 1, 2)], axis=0)
 
     def near_end_db(self, start_s: float, end_s: float, *, heard: Mapping[int, float] | None = None) -> float | None:
-        """Median over ``[start_s, end_s)`` of the microphone over the echo expected then, in dB.
+        """How far the microphone rose over the echo expected in ``[start_s, end_s)``, in dB
+        (:data:`NEAR_END_PERCENTILE` of its frames).
 
         ``heard``: instead of the microphone's, these energies per frame (what is left of it once
         :class:`EchoSuppressor` took the echo out: the echo it knows per frequency, a tone the
@@ -377,7 +408,7 @@ class EchoMeter:
         if not (expected > floor).any():
             return math.inf  # the coach was silent then: whatever was heard, it was not the coach
         excess = np.array([level[k] for k in word]) / (expected + floor + 1.0)
-        return float(np.median(10 * np.log10(excess + 1e-12)))
+        return float(np.percentile(10 * np.log10(excess + 1e-12), NEAR_END_PERCENTILE))
 
     def echo(self, first: int, count: int) -> np.ndarray | None:
         """The coach's echo expected in the microphone's frames ``first .. first + count`` (energies).
@@ -557,8 +588,10 @@ class _Spotter:
     search, and a spurious early detection of one word then costs the real one being spoken.
     """
 
-    def __init__(self, pocketsphinx, thresholds: Mapping[str, float], dictionary: str, *, while_speaking: bool) -> None:
-        lines = "".join(f"{phrase} /{value:.3g}/\n" for phrase, value in sorted(thresholds.items()))
+    def __init__(self, pocketsphinx, thresholds: Mapping[str, float], dictionary: str, *, while_speaking: bool,
+                 variants: Mapping[str, tuple[str, ...]]) -> None:
+        lines = "".join(f"{spelling} /{value:.3g}/\n" for phrase, value in sorted(thresholds.items())
+                        for spelling in _spellings(phrase, variants))
         keys = _temporary_file(".kws", lines)
         try:
             self._decoder = pocketsphinx.Decoder(kws=keys, dict=dictionary, lm=None, loglevel="FATAL",
@@ -578,7 +611,7 @@ class _Spotter:
             return []
         found = []
         for segment in self._decoder.seg():
-            phrase = segment.word.strip()
+            phrase = re.sub(r"\(\d+\)", "", segment.word).strip()  # "back(2)": another way to say "back"
             if phrase in self.phrases and (phrase, segment.end_frame) not in self._seen:
                 self._seen.add((phrase, segment.end_frame))
                 found.append((phrase, self._start + segment.start_frame * SAMPLE_RATE // 100,
@@ -631,15 +664,21 @@ class Recognizer:
         if missing:
             raise VoicecoachError(f"the recognizer does not know the word {missing[0]!r}",
                                   hint="pick command and wake words from its English dictionary")
-        dictionary = _temporary_file(".dict", "".join(f"{w} {lookup.lookup_word(w)}\n" for w in words))
+        variants = {w: v for w, v in pronunciations(MODELS[0]).items() if w in words}
+        dictionary = _temporary_file(".dict", "".join(
+            f"{w} {lookup.lookup_word(w)}\n" + "".join(f"{w}({n}) {p}\n" for n, p in enumerate(variants.get(w, ()), 2))
+            for w in words))
         rules = " | ".join(phrases)
         grammar = _temporary_file(".gram", f"#JSGF V1.0;\ngrammar commands;\npublic <command> = {rules};\n")
         try:
             if thresholds.quiet == thresholds.speaking:
-                self._spotters = [_Spotter(pocketsphinx, thresholds.quiet, dictionary, while_speaking=True)]
+                self._spotters = [_Spotter(pocketsphinx, thresholds.quiet, dictionary, while_speaking=True,
+                                           variants=variants)]
             else:
-                self._spotters = [_Spotter(pocketsphinx, thresholds.quiet, dictionary, while_speaking=False),
-                                  _Spotter(pocketsphinx, thresholds.speaking, dictionary, while_speaking=True)]
+                self._spotters = [_Spotter(pocketsphinx, thresholds.quiet, dictionary, while_speaking=False,
+                                           variants=variants),
+                                  _Spotter(pocketsphinx, thresholds.speaking, dictionary, while_speaking=True,
+                                           variants=variants)]
             self._grammar = pocketsphinx.Decoder(jsgf=grammar, dict=dictionary, lm=None, loglevel="FATAL",
                                                  samprate=SAMPLE_RATE)
         finally:
