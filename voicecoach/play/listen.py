@@ -3,7 +3,8 @@
 The microphone (opened only with ``--listen``; nothing is stored or sent) is captured through
 miniaudio at 16 kHz mono and fed to PocketSphinx: keyword spotting finds candidates for the
 command words (``vocab/commands/<language>.yaml``; English where the recognizer has no model for
-the routine's language) with per-phrase thresholds (``vocab/commands/thresholds-<model>.json``,
+the routine's language; said as its dictionary says them or as ``vocab/commands/pronunciations-<model>.dict``
+adds) with per-phrase thresholds (``vocab/commands/thresholds-<model>.json``,
 written by ``benchmarks/calibrate_listen.py``, never by hand), and a grammar of the command
 phrases alone, decoding the whole word a candidate falls in, confirms it (:class:`Recognizer`).
 
@@ -566,6 +567,8 @@ RESIDUAL_DB = -6.0
 residue, not a word's sound (the suppressor leaves 10-20 dB less)."""
 VOICE_PAD_S = 0.15
 """Audio either side of a word that its confirmation decodes too."""
+CMN_CONTEXT_S = 1.0
+"""Audio before a word that, with the word, sets the mean its confirmation normalizes by."""
 VOICE_MAX_S = 2.0
 """Longer runs (continuous noise, the coach's voice) are not one word: candidates in them are
 confirmed each on its own window (:data:`CONFIRM_BEFORE_S`)."""
@@ -671,14 +674,13 @@ class Recognizer:
         rules = " | ".join(phrases)
         grammar = _temporary_file(".gram", f"#JSGF V1.0;\ngrammar commands;\npublic <command> = {rules};\n")
         try:
+            def spotter(tier: Mapping[str, float], while_speaking: bool) -> _Spotter:
+                return _Spotter(pocketsphinx, tier, dictionary, while_speaking=while_speaking, variants=variants)
+
             if thresholds.quiet == thresholds.speaking:
-                self._spotters = [_Spotter(pocketsphinx, thresholds.quiet, dictionary, while_speaking=True,
-                                           variants=variants)]
+                self._spotters = [spotter(thresholds.quiet, True)]
             else:
-                self._spotters = [_Spotter(pocketsphinx, thresholds.quiet, dictionary, while_speaking=False,
-                                           variants=variants),
-                                  _Spotter(pocketsphinx, thresholds.speaking, dictionary, while_speaking=True,
-                                           variants=variants)]
+                self._spotters = [spotter(thresholds.quiet, False), spotter(thresholds.speaking, True)]
             self._grammar = pocketsphinx.Decoder(jsgf=grammar, dict=dictionary, lm=None, loglevel="FATAL",
                                                  samprate=SAMPLE_RATE)
         finally:
@@ -807,6 +809,14 @@ class Recognizer:
     def _decode(self, lo: int, hi: int) -> str | None:
         """The command phrase that fits stream samples ``[lo, hi)`` best (``None``: none at all)."""
         first = self._fed - len(self._recent)
+        # The decoder normalizes its features by a running cepstral mean, which would start from
+        # wherever the last word it decoded (seconds ago) left it, and alike words flip with that:
+        # espeak's "next" was heard as "back" one time in six.  First a pass in batch mode over the
+        # word and the second before it (its result dropped) sets the mean from this sound alone.
+        context = self._recent[max(0, lo - first - round(CMN_CONTEXT_S * SAMPLE_RATE)) : max(0, hi - first)]
+        self._grammar.start_utt()
+        self._grammar.process_raw(context.tobytes(), False, True)
+        self._grammar.end_utt()
         window = self._recent[max(0, lo - first) : max(0, hi - first)]
         self._grammar.start_utt()
         self._grammar.process_raw(window.tobytes(), False, False)
