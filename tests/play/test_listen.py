@@ -27,17 +27,17 @@ from voicecoach.play.listen import (
     VoiceCommands,
     acknowledgement,
     calibrated_thresholds,
-    pronunciations,
     command_languages,
     command_words,
     feed_all,
+    pronunciations,
     spoken_recently,
     thresholds_for,
 )
 from voicecoach.play.player import Player
 from voicecoach.play.status import StatusView
 
-from tests.play.spoken import noise, spoken_words
+from tests.play.spoken import noise, spoken_words, to_int16
 from tests.play.tracks import RATE, timeline, track  # noqa: F401  (fixtures)
 
 REST_ROUTINE = """\
@@ -421,7 +421,7 @@ def test_a_british_speaker_is_heard_too(tmp_path):
     for rate in (0.85, 1.15):
         clips = spoken_words(said, engine="espeak", rate=rate, folder=tmp_path, cache_dir=tmp_path / "cache")
         audio = _with_silence(*(clips[word] for word in said))
-        room = np.clip(audio + noise(len(audio), level_db=-50, seed=1), -32768, 32767).astype(np.int16)
+        room = to_int16(audio + noise(len(audio), level_db=-50, seed=1))
         assert [h.phrase for h in feed_all(Recognizer(permissive), room)] == said, rate
 
 
@@ -447,6 +447,6 @@ def test_a_word_is_heard_the_same_whatever_was_decoded_before_it(tmp_path):
         parts = [np.zeros(int(rng.uniform(2, 3) * SAMPLE_RATE)), pause, np.zeros(int(rng.uniform(2, 3) * SAMPLE_RATE)),
                  resume, np.zeros(int(rng.uniform(4, 8) * SAMPLE_RATE)), skip, np.zeros(2 * SAMPLE_RATE)]
         audio = np.concatenate([part.astype(np.float64) for part in parts]) * rng.uniform(0.5, 1.0)
-        room = np.clip(np.rint(audio + noise(len(audio), level_db=-45, seed=seed)), -32768, 32767).astype(np.int16)
+        room = to_int16(audio + noise(len(audio), level_db=-45, seed=seed))
         heard = [h.phrase for h in feed_all(Recognizer(calibrated_thresholds("en-us")), room)]
         assert heard == ["pause", "continue", "next"], (seed, heard)
