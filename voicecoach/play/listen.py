@@ -146,17 +146,22 @@ def pronunciations(model: str) -> Mapping[str, tuple[str, ...]]:
         return {}
     variants: dict[str, tuple[str, ...]] = {}
     for line in text.splitlines():
-        word, *phones = line.split("#")[0].split() or [""]
-        if phones:
-            variants[word] = variants.get(word, ()) + (" ".join(phones),)
+        fields = line.split("#")[0].split()  # the word, its phones; a comment after '#'
+        if len(fields) > 1:
+            variants[fields[0]] = variants.get(fields[0], ()) + (" ".join(fields[1:]),)
     return variants
+
+
+def _alternates(word: str, variants: Mapping[str, tuple[str, ...]]) -> list[tuple[str, str]]:
+    """The dictionary entries of a word's other pronunciations: ``[("back(2)", "B AA K"), ...]``."""
+    return [(f"{word}({n})", phones) for n, phones in enumerate(variants.get(word, ()), 2)]
 
 
 def _spellings(phrase: str, variants: Mapping[str, tuple[str, ...]]) -> list[str]:
     """The phrase with each of its words' dictionary entries: ``back``, ``back(2)``, ..."""
     spellings = [""]
     for word in phrase.split():
-        entries = [word] + [f"{word}({n})" for n in range(2, 2 + len(variants.get(word, ())))]
+        entries = [word] + [entry for entry, _ in _alternates(word, variants)]
         spellings = [f"{s} {e}".strip() for s in spellings for e in entries]
     return spellings
 
@@ -261,6 +266,14 @@ frames takes in some of the coach's echo around it, often half of the run; the c
 words stay near the echo in all their frames."""
 
 
+def _energies(samples: np.ndarray, sample_rate: int) -> np.ndarray:
+    """Mean square of each whole 10 ms frame of ``samples``."""
+    per = max(1, round(sample_rate * FRAME_S))
+    n = len(samples) // per
+    blocks = np.asarray(samples[: n * per], dtype=np.float64).reshape(n, per)
+    return np.mean(blocks**2, axis=1)
+
+
 class EchoMeter:
     """How much louder the microphone is than the coach's own output explains.
 
@@ -284,16 +297,9 @@ class EchoMeter:
         self._ring_end: int | None = None  # the stream sample after the newest one written
         self._known: tuple[int, float, float] | None = None  # the last echo learned: kept through the coach's silences
 
-    @staticmethod
-    def _energies(samples: np.ndarray, sample_rate: int) -> np.ndarray:
-        per = max(1, round(sample_rate * FRAME_S))
-        n = len(samples) // per
-        blocks = np.asarray(samples[: n * per], dtype=np.float64).reshape(n, per)
-        return np.mean(blocks**2, axis=1)
-
     def _store(self, table: dict[int, float], start_s: float, samples: np.ndarray, sample_rate: int) -> None:
         first = round(start_s / FRAME_S)
-        energies = self._energies(samples, sample_rate)
+        energies = _energies(samples, sample_rate)
         with self._lock:
             for i, energy in enumerate(energies):
                 table[first + i] = float(energy)
@@ -669,7 +675,7 @@ class Recognizer:
                                   hint="pick command and wake words from its English dictionary")
         variants = {w: v for w, v in pronunciations(MODELS[0]).items() if w in words}
         dictionary = _temporary_file(".dict", "".join(
-            f"{w} {lookup.lookup_word(w)}\n" + "".join(f"{w}({n}) {p}\n" for n, p in enumerate(variants.get(w, ()), 2))
+            f"{w} {lookup.lookup_word(w)}\n" + "".join(f"{entry} {phones}\n" for entry, phones in _alternates(w, variants))
             for w in words))
         rules = " | ".join(phrases)
         grammar = _temporary_file(".gram", f"#JSGF V1.0;\ngrammar commands;\npublic <command> = {rules};\n")
@@ -748,11 +754,11 @@ class Recognizer:
             return None
         frame = round(FRAME_S * SAMPLE_RATE)
         first = self._fed - len(self._recent)
-        energies = {}
-        for k in range(-(-max(start, first) // frame), min(end, self._fed) // frame):
-            piece = self._recent[k * frame - first : (k + 1) * frame - first].astype(np.float64)
-            energies[k] = float(np.mean(piece * piece))
-        return energies
+        lo, hi = -(-max(start, first) // frame), min(end, self._fed) // frame
+        if hi <= lo:
+            return {}
+        return dict(zip(range(lo, hi), map(float, _energies(self._recent[lo * frame - first : hi * frame - first],
+                                                             SAMPLE_RATE))))
 
     def _bursts(self) -> list[tuple[int, int]]:
         """The sounding runs (stream samples ``[start, end)``) in the recent audio, see :data:`VOICE_DB`."""
@@ -762,8 +768,7 @@ class Recognizer:
         count = (len(self._recent) - offset) // frame
         if count <= 0:
             return []
-        x = self._recent[offset : offset + count * frame].astype(np.float64).reshape(count, frame)
-        energy = np.mean(x * x, axis=1)
+        energy = _energies(self._recent[offset : offset + count * frame], SAMPLE_RATE)
         sounding = energy > max(self._floor**2, 1.0) * 10 ** (VOICE_DB / 10)
         # Where the coach sounds, a word is the room's only if enough of it rose above the coach's
         # echo; its extent is still where it sounded (its edges may not rise above the echo).
@@ -843,7 +848,7 @@ class Recognizer:
         # the quietest of the last seconds.
         if not len(data):
             return
-        level = float(np.sqrt(np.mean(data.astype(np.float64) ** 2))) if len(data) else 0.0
+        level = float(np.sqrt(np.mean(data.astype(np.float64) ** 2)))
         self._levels = (self._levels + [level])[-700:]
         self._floor = floor = sorted(self._levels)[len(self._levels) // 10]  # RMS of the quiet
         self._quiet_run = self._quiet_run + len(data) if level <= 2 * floor + 1 else 0
