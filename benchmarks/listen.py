@@ -2,6 +2,7 @@
 
     python benchmarks/listen.py                     # baseline (no suppressor) and play's recognizer
     python benchmarks/listen.py --suppressor-only   # play's recognizer alone
+    python benchmarks/listen.py --suppressor-only --threshold 1e-45   # one threshold for every phrase
 
 Spoken commands: the nine command words (pause, resume, continue, next, back, repeat, louder,
 softer, stop) by espeak and Piper at speech rates 0.85 and 1.15, quiet and over room noise
@@ -59,6 +60,23 @@ class Figures:
     by_part: Counter = field(default_factory=Counter)
     """(engine, echo) -> [recognized, said] as two counters ``("ok", ...)``, ``("said", ...)``."""
     missed: Counter = field(default_factory=Counter)
+    why_missed: Counter = field(default_factory=Counter)
+    """What became of the missed words (:func:`why_missed`)."""
+
+
+def why_missed(word, outcomes) -> str:
+    """What the recognizer and the echo filter made of a word it missed."""
+    near = [o for o in outcomes if -0.4 <= o.hit.end_s - word.end_s <= 1.5]
+    own = [o for o in near if o.hit.phrase == word.phrase]
+    if own:
+        return {"gate": "heard, dropped as the coach's sound (near-end under the echo, or only the quiet "
+                        "threshold passed while the coach spoke)",
+                "echo": "heard, dropped: the coach had just said it"}.get(own[0].reason, f"heard, dropped ({own[0].reason})")
+    if any(o.taken for o in near):
+        return "taken for another command"
+    if near:
+        return "heard as another command, dropped"
+    return "no hit (no candidate of its phrase, or the confirmation heard another)"
 
 
 def measure(thresholds, streams, quiet_streams, *, suppress: bool) -> Figures:
@@ -83,6 +101,7 @@ def measure(thresholds, streams, quiet_streams, *, suppress: bool) -> Figures:
         figures.by_part["said", said.engine, said.echo] += len(stream.spoken)
         heard = {id(word) for word, _ in hits}
         figures.missed.update(f"{w.phrase} ({w.engine})" for w in stream.spoken if id(w) not in heard)
+        figures.why_missed.update(why_missed(w, outcomes) for w in stream.spoken if id(w) not in heard)
         print(f"[{label}] {key:<32} {len(hits)}/{len(stream.spoken)}, wrong actions {len(false)}", flush=True)
     for name, stream in quiet_streams:
         recognizer = Recognizer(thresholds, suppress=suppress)
@@ -110,6 +129,8 @@ def report(label: str, figures: Figures) -> None:
                  f"{figures.by_part['said', engine, echo]}" for echo in (False, True)]
         print(f"  {engine}: {', '.join(parts)}")
     print(f"missed: {', '.join(f'{k} x{n}' for k, n in figures.missed.most_common()) or 'none'}")
+    for why, n in figures.why_missed.most_common():
+        print(f"  {n} x {why}")
     print(f"wrong actions while commands were spoken: {figures.wrong}")
     print(f"false actions on {figures.quiet_s / 60:.1f} min of coach echo: {figures.quiet_false} = "
           f"{figures.quiet_false / (figures.quiet_s / 3600):.1f} per hour (goal 0)")
@@ -121,6 +142,9 @@ def report(label: str, figures: Figures) -> None:
 
 def main() -> None:
     thresholds = calibrated_thresholds("en-us")
+    if "--threshold" in sys.argv:  # the calibration's trade-off against one permissive threshold for all
+        value = float(sys.argv[sys.argv.index("--threshold") + 1])
+        thresholds = {phrase: value for phrase in thresholds.quiet}
     streams = command_streams(ENGINES, RATES, coach(*ECHO_ROUTINE), first_seed=500)
     quiet_streams = [(f"{name} ({engine})", echo_stream(*coach(name, engine), seed=900 + i))
                      for i, (name, engine) in enumerate(QUIET_ROUTINES)]
