@@ -133,7 +133,7 @@ def _report(words, phrases, table, positives, negative_s: float) -> None:
     chosen = {"quiet": {}, "speaking": {}}
     report = {}
     for phrase in phrases:
-        cost = math.inf if words.phrases[phrase] is Action.STOP else WRONG_ACTION_COST
+        cost = math.inf if words.phrases[phrase] is Action.QUIT else WRONG_ACTION_COST
         chosen["quiet"][phrase] = _choose(table, phrase, ("quiet",), cost)
         chosen["speaking"][phrase] = _choose(table, phrase, STATES, cost)
         report[phrase] = {}
