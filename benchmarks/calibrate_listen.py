@@ -11,26 +11,19 @@ calibration's own.
 
 For each threshold of a grid, all phrases are spotted and confirmed at once (the recognizer as
 ``play --listen`` runs it), and each hit is scored for its phrase: near a word of its own it is
-recognized; near another command it is confused (that command taken for this one); anywhere
-else it is false (the coach's own words are dropped by the echo filter as in play).  Hits are
-counted apart for the two states of the coach: quiet, and speaking (what the microphone hears
-then is mostly the coach): quiet where play, with its echo meter or without one, takes the
-coach for silent; speaking where, without a meter, it spoke.  The threshold that holds while
-the coach speaks also holds in the quiet, so its hits count in both.
-
-Per phrase and state, false hits bound the threshold: the most permissive one with no false hit
-at it or at any stricter one, then two steps (five decades) stricter (the benchmark's corpus is
-not this one; a margin against fitting this one).  Within that bound, confusions trade against
-recognition: the threshold kept recognizes most, less :data:`WRONG_ACTION_COST` per confusion
-(a stricter threshold turns a confusion into a miss, and costs the phrase's own words too);
-"stop" ends the session, so it is never confused at the threshold kept.  Ties go to fewer
-confusions, then to the more permissive threshold (words of other speakers may need it).  Nothing here is set by hand but the grid, the margin and that cost.
+recognized, anywhere else it is false (the coach's own words are dropped by the echo filter as
+in play).  Hits are counted apart for the two states of the coach: quiet, and speaking (what
+the microphone hears then is mostly the coach): quiet where play, with its echo meter or
+without one, takes the coach for silent; speaking where, without a meter, it spoke.  Per phrase and state the threshold kept is the
+most permissive one with no false hit at it or at any stricter one, then two steps (five decades) stricter
+(the benchmark's corpus is not this one; a margin against fitting this one).  The threshold
+that holds while the coach speaks also holds in the quiet, so its false hits count in both.
+Nothing here is set by hand but the grid and the margin.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import multiprocessing
 import pickle
 import sys
@@ -38,15 +31,12 @@ from collections import Counter
 
 from listen_corpus import ROOT, coach, command_streams, echo_stream, run, work_folder
 
-from voicecoach.play.controller import Action
 from voicecoach.play.listen import Recognizer, command_words, thresholds_path
 
 GRID = [10.0 ** -(e / 2) for e in range(0, 105, 5)]
 """Strictest first: 1e0 to 1e-50 in steps of 10^2.5."""
 MARGIN_STEPS = 2
 """Five decades."""
-WRONG_ACTION_COST = 2.0
-"""A command taken for another costs twice a command missed: the wrong action, then undoing it."""
 RATES = (0.9, 1.1)
 WINDOW_S = (-0.4, 1.5)
 """A hit this close to a spoken word's end (seconds before, after) is about that word."""
@@ -76,25 +66,21 @@ def main() -> None:
             table.update(zip(missing, pool.map(_measure, missing)))
         saved.write_bytes(pickle.dumps(table))
     table = {t: table[t] for t in GRID}
-    for threshold, (recognized, false, confused) in table.items():
+    for threshold, (recognized, false) in table.items():
         print(f"threshold {threshold:.2g}: recognized {sum(recognized.values())}, false "
-              + ", ".join(f"{state} {sum(v for (s, _), v in false.items() if s == state)}" for state in STATES)
-              + ", confused " + ", ".join(f"{state} {sum(v for (s, _), v in confused.items() if s == state)}"
-                                          for state in STATES))
+              + ", ".join(f"{state} {sum(v for (s, _), v in false.items() if s == state)}" for state in STATES))
     _report(words, phrases, table, positives, negative_s)
 
 
 _WORK: tuple = ()
 
 
-def _measure(threshold: float) -> tuple[Counter, Counter, Counter]:
-    """Recognized, false and confused hits per (state, phrase) at one threshold for every phrase
-    (false: where no command was said; confused: over a command said, another one)."""
+def _measure(threshold: float) -> tuple[Counter, Counter]:
+    """Recognized and false hits per (state, phrase) at one threshold for every phrase."""
     phrases, positives, negatives = _WORK
     recognizer = Recognizer({p: threshold for p in phrases})
     recognized: Counter = Counter()
     false: Counter = Counter()
-    confused: Counter = Counter()
     for stream in positives + negatives:
         outcomes, _, _ = run(recognizer, stream)
         for outcome in outcomes:
@@ -105,42 +91,33 @@ def _measure(threshold: float) -> tuple[Counter, Counter, Counter]:
             states = ["quiet"] if not (outcome.coach_covers and outcome.coach_spoke) else []
             states += ["speaking"] if outcome.coach_spoke else []
             near = [w for w in stream.spoken if WINDOW_S[0] <= outcome.hit.end_s - w.end_s <= WINDOW_S[1]]
-            tally = (recognized if any(w.phrase == outcome.hit.phrase for w in near) else confused if near
-                     else false)
+            tally = recognized if any(w.phrase == outcome.hit.phrase for w in near) else false
             for state in states:
                 tally[state, outcome.hit.phrase] += 1
     recognizer.close()
-    return recognized, false, confused
+    return recognized, false
 
 
-def _choose(table, phrase: str, states: tuple[str, ...], wrong_cost: float) -> float:
-    """The threshold for ``phrase`` where the coach is in one of ``states`` (see the module's doc)."""
+def _choose(table, phrase: str, states: tuple[str, ...]) -> float:
+    """The most permissive threshold with no false hit in ``states`` down to it, made one step stricter."""
     clean = 0
     for i, threshold in enumerate(GRID):
         if any(table[threshold][1][state, phrase] for state in states):
             break
         clean = i
-
-    def worth(i: int) -> tuple[float, int, int]:  # recognition less confusions, fewer confusions, more permissive
-        recognized, _, confused = table[GRID[i]]
-        wrong = sum(confused[state, phrase] for state in states)
-        return sum(recognized[state, phrase] for state in states) - (wrong * wrong_cost if wrong else 0.0), -wrong, i
-
-    return GRID[max(range(max(0, clean - MARGIN_STEPS) + 1), key=worth)]
+    return GRID[max(0, clean - MARGIN_STEPS)]
 
 
 def _report(words, phrases, table, positives, negative_s: float) -> None:
     chosen = {"quiet": {}, "speaking": {}}
     report = {}
     for phrase in phrases:
-        cost = math.inf if words.phrases[phrase] is Action.QUIT else WRONG_ACTION_COST
-        chosen["quiet"][phrase] = _choose(table, phrase, ("quiet",), cost)
-        chosen["speaking"][phrase] = _choose(table, phrase, STATES, cost)
+        chosen["quiet"][phrase] = _choose(table, phrase, ("quiet",))
+        chosen["speaking"][phrase] = _choose(table, phrase, STATES)
         report[phrase] = {}
         for state in STATES:
-            recognized, false, confused = table[chosen[state][phrase]]
-            report[phrase][state] = {"recognized": recognized[state, phrase], "false": false[state, phrase],
-                                     "confused": confused[state, phrase]}
+            recognized, false = table[chosen[state][phrase]]
+            report[phrase][state] = {"recognized": recognized[state, phrase], "false": false[state, phrase]}
         print(f"{phrase:>9}: quiet {chosen['quiet'][phrase]:.2g}, speaking {chosen['speaking'][phrase]:.2g}  "
               f"{report[phrase]}")
     data = {
@@ -148,7 +125,6 @@ def _report(words, phrases, table, positives, negative_s: float) -> None:
         "made_by": "benchmarks/calibrate_listen.py",
         "grid": [f"{t:.3g}" for t in GRID],
         "margin_steps": MARGIN_STEPS,
-        "wrong_action_cost": WRONG_ACTION_COST,
         "thresholds": {state: {p: float(f"{chosen[state][p]:.3g}") for p in phrases} for state in STATES},
         "calibration": report,
         "positives": sum(len(s.spoken) for s in positives),

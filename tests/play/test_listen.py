@@ -150,8 +150,6 @@ def test_the_echo_meter_tells_a_voice_in_the_room_from_the_coach():
     mic += np.random.default_rng(2).normal(0, 30, len(mic))  # the room
     voice = slice(round(10.0 * SAMPLE_RATE), round(10.5 * SAMPLE_RATE))  # someone speaks over the coach
     mic[voice] += np.random.default_rng(3).normal(0, 3000, voice.stop - voice.start)
-    soft = slice(round(11.0 * SAMPLE_RATE), round(11.5 * SAMPLE_RATE))  # someone speaks softly over it
-    mic[soft] += np.random.default_rng(4).normal(0, 1100, soft.stop - soft.start)  # about the echo's level
     meter = EchoMeter()
     for start in range(0, len(mic), 480):  # as play does it: output and microphone piece by piece
         meter.output(start / SAMPLE_RATE, coach[round(start * RATE / SAMPLE_RATE) : round((start + 480) * RATE / SAMPLE_RATE)],
@@ -160,8 +158,6 @@ def test_the_echo_meter_tells_a_voice_in_the_room_from_the_coach():
     assert meter.near_end_db(10.0, 10.5) >= NEAR_END_DB + 3
     # A word's run of sound takes in some of the coach's echo around it: here more than half.
     assert meter.near_end_db(9.5, 10.6) >= NEAR_END_DB
-    # A soft voice, its power about twice the echo's (near-end 4-5 dB), is someone in the room too.
-    assert meter.near_end_db(11.0, 11.5) >= NEAR_END_DB
     coach_only = [meter.near_end_db(t, t + 0.5) for t in (8.0, 8.6, 9.2)]
     assert all(db is not None and db < NEAR_END_DB - 3 for db in coach_only), coach_only
     silent = EchoMeter()

@@ -258,11 +258,8 @@ ECHO_MIN_GAIN = 1e-4
 """An echo learned 40 dB or more below the output is a wrong lag's (silence against clicks), not
 known; with headphones the echo stays unknown, and over the coach's voice only the timeline
 decides (:meth:`CommandFilter.decide`)."""
-NEAR_END_DB = 3.0
-"""A phrase heard this far above the coach's echo (twice its power) was said by someone in the
-room.  With the suppressor and the word runs (:meth:`Recognizer._bursts`), the coach's echo alone
-no longer makes a hit whose echo the meter knows (21 minutes of it, 2026-11-30), while words
-said over the coach measured from 3.2 dB up: at 6 dB three of those were dropped."""
+NEAR_END_DB = 6.0
+"""A phrase heard this far above the coach's echo was said by someone in the room."""
 NEAR_END_PERCENTILE = 75
 """How far a word rose above the echo: this percentile of its frames.  A word's run of sounding
 frames takes in some of the coach's echo around it, often half of the run; the coach's own
@@ -448,11 +445,10 @@ class EchoMeter:
         return self._learned[1]
 
 
-ECHO_TAIL = 10 ** (-1.2 / 10)
-"""How much of the output's energy the room still sounds 10 ms later (-1.2 dB a frame: a room
-whose reverberation falls 60 dB in 0.5 s, a furnished living room; with -2 dB, a 0.3 s room,
-a click's tail in a 0.4 s room measured up to 4.7 dB over the echo expected)."""
-ECHO_TAIL_FRAMES = 50
+ECHO_TAIL = 10 ** (-2.0 / 10)
+"""How much of the output's energy the room still sounds 10 ms later (-2 dB a frame: a room
+whose reverberation falls 60 dB in 0.3 s)."""
+ECHO_TAIL_FRAMES = 30
 """How far back (frames) the room's tail is followed."""
 ECHO_RELEARN_S = 1.0
 """How long the echo's lag and gain, once learned, serve :meth:`EchoMeter.echo`."""
