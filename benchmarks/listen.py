@@ -34,7 +34,7 @@ import sys
 from collections import Counter
 from dataclasses import dataclass, field
 
-from listen_corpus import coach, command_streams, echo_stream, match, run
+from listen_corpus import Outcome, Spoken, coach, command_streams, echo_stream, match, near, run
 
 from voicecoach.play.listen import Recognizer, calibrated_thresholds
 
@@ -64,17 +64,22 @@ class Figures:
     """What became of the missed words (:func:`why_missed`)."""
 
 
-def why_missed(word, outcomes) -> str:
+WHY_DROPPED = {
+    "gate": "heard, dropped as the coach's sound (near-end under the echo, or only the quiet threshold passed "
+            "while the coach spoke)",
+    "echo": "heard, dropped: the coach had just said it",
+}
+
+
+def why_missed(word: Spoken, outcomes: list[Outcome]) -> str:
     """What the recognizer and the echo filter made of a word it missed."""
-    near = [o for o in outcomes if -0.4 <= o.hit.end_s - word.end_s <= 1.5]
-    own = [o for o in near if o.hit.phrase == word.phrase]
+    about = near(outcomes, word)
+    own = [o for o in about if o.hit.phrase == word.phrase]
     if own:
-        return {"gate": "heard, dropped as the coach's sound (near-end under the echo, or only the quiet "
-                        "threshold passed while the coach spoke)",
-                "echo": "heard, dropped: the coach had just said it"}.get(own[0].reason, f"heard, dropped ({own[0].reason})")
-    if any(o.taken for o in near):
+        return WHY_DROPPED.get(own[0].reason, f"heard, dropped ({own[0].reason})")
+    if any(o.taken for o in about):
         return "taken for another command"
-    if near:
+    if about:
         return "heard as another command, dropped"
     return "no hit (no candidate of its phrase, or the confirmation heard another)"
 

@@ -207,7 +207,16 @@ def run(recognizer: Recognizer, stream: Stream, *, chunk: int = 480) -> tuple[li
     return outcomes, time.process_time() - cpu0, feeds
 
 
-def match(outcomes: list[Outcome], spoken: list[Spoken], *, window_s: tuple[float, float] = (-0.4, 1.5)):
+WORD_WINDOW_S = (-0.4, 1.5)
+"""A hit this close to a spoken word's end (seconds before, after) is about that word."""
+
+
+def near(outcomes: list[Outcome], word: Spoken) -> list[Outcome]:
+    """The outcomes about ``word`` (:data:`WORD_WINDOW_S`)."""
+    return [o for o in outcomes if WORD_WINDOW_S[0] <= o.hit.end_s - word.end_s <= WORD_WINDOW_S[1]]
+
+
+def match(outcomes: list[Outcome], spoken: list[Spoken], *, window_s: tuple[float, float] = WORD_WINDOW_S):
     """Pair taken hits with the spoken words: ``(recognized [(Spoken, Hit)], false [Outcome])``."""
     recognized = []
     used: set[int] = set()
