@@ -29,7 +29,7 @@ import pickle
 import sys
 from collections import Counter
 
-from listen_corpus import ROOT, WORD_WINDOW_S, coach, command_streams, echo_stream, run, work_folder
+from listen_corpus import ROOT, coach, command_streams, echo_stream, is_about, run, work_folder
 
 from voicecoach.play.listen import Recognizer, command_words, thresholds_path
 
@@ -88,7 +88,7 @@ def _measure(threshold: float) -> tuple[Counter, Counter]:
             # without one (a backend that pushes); the speaking set where, without, it spoke.
             states = ["quiet"] if not (outcome.coach_covers and outcome.coach_spoke) else []
             states += ["speaking"] if outcome.coach_spoke else []
-            near = [w for w in stream.spoken if WORD_WINDOW_S[0] <= outcome.hit.end_s - w.end_s <= WORD_WINDOW_S[1]]
+            near = [w for w in stream.spoken if is_about(outcome, w)]
             tally = recognized if any(w.phrase == outcome.hit.phrase for w in near) else false
             for state in states:
                 tally[state, outcome.hit.phrase] += 1

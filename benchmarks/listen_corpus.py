@@ -211,12 +211,17 @@ WORD_WINDOW_S = (-0.4, 1.5)
 """A hit this close to a spoken word's end (seconds before, after) is about that word."""
 
 
+def is_about(outcome: Outcome, word: Spoken) -> bool:
+    """Whether the outcome's hit is about ``word`` (:data:`WORD_WINDOW_S`)."""
+    return WORD_WINDOW_S[0] <= outcome.hit.end_s - word.end_s <= WORD_WINDOW_S[1]
+
+
 def near(outcomes: list[Outcome], word: Spoken) -> list[Outcome]:
-    """The outcomes about ``word`` (:data:`WORD_WINDOW_S`)."""
-    return [o for o in outcomes if WORD_WINDOW_S[0] <= o.hit.end_s - word.end_s <= WORD_WINDOW_S[1]]
+    """The outcomes about ``word``."""
+    return [o for o in outcomes if is_about(o, word)]
 
 
-def match(outcomes: list[Outcome], spoken: list[Spoken], *, window_s: tuple[float, float] = WORD_WINDOW_S):
+def match(outcomes: list[Outcome], spoken: list[Spoken]):
     """Pair taken hits with the spoken words: ``(recognized [(Spoken, Hit)], false [Outcome])``."""
     recognized = []
     used: set[int] = set()
@@ -225,7 +230,7 @@ def match(outcomes: list[Outcome], spoken: list[Spoken], *, window_s: tuple[floa
         if not outcome.taken:
             continue
         for i, word in enumerate(spoken):
-            if i not in used and window_s[0] <= outcome.hit.end_s - word.end_s <= window_s[1]:
+            if i not in used and is_about(outcome, word):
                 used.add(i)
                 if command_words("en").phrases[outcome.hit.phrase] is command_words("en").phrases[word.phrase]:
                     recognized.append((word, outcome.hit))
