@@ -6,9 +6,8 @@
 Positives: every command word spoken by espeak and Piper at speech rates 0.8, 0.9, 1.1 and 1.2,
 quiet and over room noise, alone and over the coach's voice at -10 dB (echo; two routines, two
 voices): 288 words.  Negatives: whole routines of coach audio at the echo level, in Piper's and
-in espeak's voice.  benchmarks/listen.py
-measures on other rates, noise and routines, so the figures in the README are not the
-calibration's own.
+in espeak's voice.  benchmarks/listen.py measures on other rates, noise and routines, so the
+figures in the README are not the calibration's own.
 
 For each threshold of a grid, all phrases are spotted and confirmed at once (the recognizer as
 ``play --listen`` runs it), and each hit is scored for its phrase: near a word of its own it is
