@@ -2,6 +2,7 @@
 
     python benchmarks/calibrate_listen.py           # -> voicecoach/vocab/commands/thresholds-en-us.json
     python benchmarks/calibrate_listen.py --reuse   # choose again from the last run's measurements
+    python benchmarks/calibrate_listen.py --clear-only  # keep the thresholds, calibrate clear_db alone
 
 Positives: every command word spoken by espeak and Piper at speech rates 0.8, 0.9, 1.1 and 1.2,
 quiet and over room noise, alone and over the coach's voice at -10 dB (echo; two routines, two
@@ -18,7 +19,11 @@ without one, takes the coach for silent; speaking where, without a meter, it spo
 most permissive one with no false hit at it or at any stricter one, then two steps (five decades) stricter
 (the benchmark's corpus is not this one; a margin against fitting this one).  The threshold
 that holds while the coach speaks also holds in the quiet, so its false hits count in both.
-Nothing here is set by hand but the grid and the margin.
+Then, with the thresholds chosen, how far a word must rise above the coach's echo for the quiet
+set to hold while the coach speaks (``clear_db``, see :class:`voicecoach.play.listen.Thresholds`):
+the lowest of a grid (40 dB down to 6, steps of 2) at which no more actions are false than with
+no such rule, at it or any higher value, then :data:`CLEAR_MARGIN_STEPS` higher.
+Nothing here is set by hand but the grids and the margins.
 """
 
 from __future__ import annotations
@@ -29,9 +34,11 @@ import pickle
 import sys
 from collections import Counter
 
-from listen_corpus import ROOT, coach, command_streams, echo_stream, is_about, run, work_folder
+import math
 
-from voicecoach.play.listen import Recognizer, command_words, thresholds_path
+from listen_corpus import ROOT, coach, command_streams, decide, echo_stream, is_about, match, run, spot, work_folder
+
+from voicecoach.play.listen import Recognizer, Thresholds, calibrated_thresholds, command_words, thresholds_path
 
 GRID = [10.0 ** -(e / 2) for e in range(0, 105, 5)]
 """Strictest first: 1e0 to 1e-50 in steps of 10^2.5."""
@@ -48,6 +55,10 @@ set "stop" to 1e-10 in the quiet (CI's live test missed it twice), the next let 
 wrong actions on the benchmark's corpus."""
 NEGATIVES = (("morning.yaml", "piper"), ("neck-jawline.yaml", "espeak"))
 STATES = ("quiet", "speaking")
+CLEAR_GRID = [float(db) for db in range(40, 5, -2)]
+"""Strictest first: 40 dB down to 6 (the gate's own :data:`NEAR_END_DB`)."""
+CLEAR_MARGIN_STEPS = 2
+"""Four dB."""
 
 
 def main() -> None:
@@ -59,6 +70,20 @@ def main() -> None:
     negative_s = sum(len(s.samples) for s in negatives) / 16000
     print(f"{sum(len(s.spoken) for s in positives)} spoken commands, {negative_s / 60:.1f} min of coach echo",
           flush=True)
+    path = ROOT / "voicecoach" / "vocab" / "commands" / thresholds_path(words.model).name
+    if "--clear-only" in sys.argv:
+        data = json.loads(path.read_text())
+    else:
+        data = _thresholds(words, phrases, positives, negatives, negative_s)
+    thresholds = Thresholds(data["thresholds"]["quiet"], data["thresholds"]["speaking"])
+    data["clear_db"], data["clear_calibration"] = _clear(thresholds, positives, negatives)
+    path.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
+    calibrated_thresholds.cache_clear()
+    print(f"clear_db {data['clear_db']}; wrote {path.relative_to(ROOT)}")
+
+
+def _thresholds(words, phrases, positives, negatives, negative_s: float) -> dict:
+    """The thresholds per phrase and state, measured over the grid (the data file's content)."""
     saved = work_folder() / "calibration-table.pickle"
     # --reuse: choose again from the saved measurements, measuring only thresholds new to the grid
     table = pickle.loads(saved.read_bytes()) if "--reuse" in sys.argv and saved.exists() else {}
@@ -73,7 +98,45 @@ def main() -> None:
     for threshold, (recognized, false) in table.items():
         print(f"threshold {threshold:.2g}: recognized {sum(recognized.values())}, false "
               + ", ".join(f"{state} {sum(v for (s, _), v in false.items() if s == state)}" for state in STATES))
-    _report(words, phrases, table, positives, negative_s)
+    return _report(words, phrases, table, positives, negative_s)
+
+
+def _spot(index: int):
+    thresholds, streams = _WORK
+    recognizer = Recognizer(thresholds)
+    hits, _, _ = spot(recognizer, streams[index])
+    recognizer.close()
+    return hits
+
+
+def _clear(thresholds: Thresholds, positives, negatives) -> tuple[float, dict]:
+    """``clear_db`` for ``thresholds``, and the actions recognized and false at each value of the grid."""
+    global _WORK
+    streams = positives + negatives
+    _WORK = (thresholds, streams)
+    with multiprocessing.get_context("fork").Pool(2) as pool:
+        hits = pool.map(_spot, range(len(streams)))
+
+    def tally(clear_db: float) -> tuple[int, int]:
+        recognized = false = 0
+        for stream, found in zip(streams, hits):
+            ok, wrong = match(decide(found, stream, clear_db=clear_db), stream.spoken)
+            recognized, false = recognized + len(ok), false + len(wrong)
+        return recognized, false
+
+    never = tally(math.inf)
+    table = {db: tally(db) for db in CLEAR_GRID}
+    print(f"clear_db never: recognized {never[0]}, false {never[1]}")
+    clean = None
+    for i, db in enumerate(CLEAR_GRID):
+        print(f"clear_db {db:g}: recognized {table[db][0]}, false {table[db][1]}")
+        if table[db][1] > never[1]:
+            break
+        clean = i
+    chosen = math.inf if clean is None or clean < CLEAR_MARGIN_STEPS else CLEAR_GRID[clean - CLEAR_MARGIN_STEPS]
+    report = {"never": {"recognized": never[0], "false": never[1]}}
+    report.update({f"{db:g}": {"recognized": r, "false": f} for db, (r, f) in table.items()})
+    return chosen, report
 
 
 _WORK: tuple = ()
@@ -112,7 +175,7 @@ def _choose(table, phrase: str, states: tuple[str, ...]) -> float:
     return GRID[max(0, clean - MARGIN_STEPS)]
 
 
-def _report(words, phrases, table, positives, negative_s: float) -> None:
+def _report(words, phrases, table, positives, negative_s: float) -> dict:
     chosen = {"quiet": {}, "speaking": {}}
     report = {}
     for phrase in phrases:
@@ -134,9 +197,7 @@ def _report(words, phrases, table, positives, negative_s: float) -> None:
         "positives": sum(len(s.spoken) for s in positives),
         "negative_minutes": round(negative_s / 60, 1),
     }
-    path = ROOT / "voicecoach" / "vocab" / "commands" / thresholds_path(words.model).name
-    path.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
-    print(f"wrote {path.relative_to(ROOT)}")
+    return data
 
 
 if __name__ == "__main__":

@@ -178,16 +178,21 @@ class Outcome:
 
 
 def run(recognizer: Recognizer, stream: Stream, *, chunk: int = 480) -> tuple[list[Outcome], float, list[float]]:
-    """Feed a stream as the microphone would; every hit with the echo filter's verdict.
+    """Feed a stream as the microphone would; every hit with the echo filter's verdict (the
+    recognizer's :attr:`Thresholds.clear_db` holds).
 
     Returns the outcomes, the CPU seconds spent and the wall seconds of each feed call.
     """
+    hits, cpu, feeds = spot(recognizer, stream, chunk=chunk)
+    return decide(hits, stream, clear_db=recognizer.thresholds.clear_db), cpu, feeds
+
+
+def spot(recognizer: Recognizer, stream: Stream, *, chunk: int = 480) -> tuple[list[Hit], float, list[float]]:
+    """Feed a stream as the microphone would: the hits, the CPU seconds spent and the wall
+    seconds of each feed call."""
     recognizer.reset()  # stream time starts at the stream's first sample
     recognizer.meter = EchoMeter() if stream.reference is not None else None
-    words = command_words("en")
-    guard = CommandFilter(words)
-    outcomes: list[Outcome] = []
-    timeline = stream.timeline or Timeline("", RATE_16K, 0, (), ())
+    hits: list[Hit] = []
     feeds: list[float] = []
     cpu0 = time.process_time()
     for start in range(0, len(stream.samples), chunk):
@@ -196,15 +201,24 @@ def run(recognizer: Recognizer, stream: Stream, *, chunk: int = 480) -> tuple[li
             at_s = start / RATE_16K
             recognizer.meter.output(at_s + stamp_error_s(stream.seed, at_s), stream.reference[start : start + chunk],
                                     RATE_16K)
-        hits = recognizer.feed(stream.samples[start : start + chunk])
+        hits += recognizer.feed(stream.samples[start : start + chunk])
         feeds.append(time.perf_counter() - t0)
-        for hit in hits:
-            position = round((hit.found_s + LATENCY_S) * RATE_16K)
-            decision = guard.decide(hit, timeline, position)
-            outcomes.append(Outcome(hit, decision.action is not None, decision.reason,
-                                    guard.coach_covers(hit, timeline, position),
-                                    guard.coach_covers(dataclasses.replace(hit, near_end_db=None), timeline, position)))
-    return outcomes, time.process_time() - cpu0, feeds
+    return hits, time.process_time() - cpu0, feeds
+
+
+def decide(hits: list[Hit], stream: Stream, *, clear_db: float) -> list[Outcome]:
+    """The echo filter's verdict on each hit of a stream, as play decides while it plays (the
+    decisions never change what the recognizer hears, so they may be made again afterwards)."""
+    guard = CommandFilter(command_words("en"), clear_db=clear_db)
+    timeline = stream.timeline or Timeline("", RATE_16K, 0, (), ())
+    outcomes: list[Outcome] = []
+    for hit in hits:
+        position = round((hit.found_s + LATENCY_S) * RATE_16K)
+        decision = guard.decide(hit, timeline, position)
+        outcomes.append(Outcome(hit, decision.action is not None, decision.reason,
+                                guard.coach_covers(hit, timeline, position),
+                                guard.coach_covers(dataclasses.replace(hit, near_end_db=None), timeline, position)))
+    return outcomes
 
 
 WORD_WINDOW_S = (-0.4, 1.5)

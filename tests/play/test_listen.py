@@ -24,6 +24,7 @@ from voicecoach.play.listen import (
     CommandFilter,
     Hit,
     Recognizer,
+    Thresholds,
     VoiceCommands,
     acknowledgement,
     calibrated_thresholds,
@@ -75,6 +76,10 @@ def test_thresholds_come_from_the_calibration_file():
     written = json.loads((resources.files("voicecoach") / "vocab" / "commands" / "thresholds-en-us.json").read_text())
     assert written["made_by"] == "benchmarks/calibrate_listen.py"  # calibrated, not set by hand
     assert written["thresholds"]["speaking"] == data.speaking and written["thresholds"]["quiet"] == data.quiet
+    assert data.clear_db == written["clear_db"] and NEAR_END_DB < data.clear_db < float("inf")
+    assert thresholds_for(command_words("en")).clear_db == data.clear_db
+    assert VoiceCommands(command_words("en"), capture=object()).filter.clear_db == data.clear_db  # play uses it
+    assert Thresholds.same({"pause": 1e-5}).clear_db == float("inf")  # uncalibrated: never
 
 
 def test_overrides_hold_in_both_states_and_unknown_phrases_get_the_default():
@@ -115,6 +120,18 @@ def test_a_word_the_coach_just_said_is_echo(rest_timeline):
                                        during).reason == "gate"
     assert CommandFilter(words).decide(Hit("pause", 1.0, 1.1, True, None, True), rest_timeline,
                                        during).reason == "gate"
+    # A word that rose clear_db above the echo is clear of the coach: the quiet set holds for it
+    # (also where the meter heard the coach silent); clear_db infinite (uncalibrated): never.
+    clear = CommandFilter(words, clear_db=24.0)
+    assert clear.decide(Hit("pause", 1.0, 1.1, False, 24.0, True), rest_timeline, during).action is Action.PAUSE
+    assert CommandFilter(words, clear_db=24.0).decide(Hit("pause", 1.0, 1.1, False, math.inf, True), rest_timeline,
+                                                      during).action is Action.PAUSE
+    assert CommandFilter(words, clear_db=24.0).decide(Hit("pause", 1.0, 1.1, False, 23.0, True), rest_timeline,
+                                                      during).reason == "gate"
+    assert CommandFilter(words).decide(Hit("pause", 1.0, 1.1, False, math.inf, True), rest_timeline,
+                                       during).reason == "gate"
+    assert CommandFilter(words, clear_db=24.0).decide(Hit("next", 1.0, 1.1, False, 40.0, True), rest_timeline,
+                                                      during).reason == "echo"  # the coach's own word: never
     speech = [e for e in rest_timeline.events if e.kind is EventKind.SPEECH]
     quiet = next(p for p in range(0, rest_timeline.length_samples, RATE // 10)  # 1.5 s without the coach's voice
                  if not any(e.start_sample < p and e.end_sample > p - 3 * RATE // 2 for e in speech) and p > RATE)

@@ -178,6 +178,10 @@ class Thresholds:
     """Phrase -> threshold while the coach is silent."""
     speaking: Mapping[str, float]
     """Phrase -> threshold that holds while the coach speaks."""
+    clear_db: float = math.inf
+    """A word the echo meter heard rise this far (dB) above the coach's echo is clear of it: the
+    quiet set holds for it even while the coach speaks (its echo, taken out by the suppressor,
+    is then far below the word).  Calibrated like the thresholds; infinite: never."""
 
     @classmethod
     def same(cls, thresholds: Mapping[str, float]) -> "Thresholds":
@@ -194,7 +198,8 @@ def calibrated_thresholds(model: str) -> Thresholds:
     except FileNotFoundError:
         return Thresholds({}, {})
     tiers = data["thresholds"]
-    return Thresholds(*({phrase: float(v) for phrase, v in tiers[tier].items()} for tier in ("quiet", "speaking")))
+    return Thresholds(*({phrase: float(v) for phrase, v in tiers[tier].items()} for tier in ("quiet", "speaking")),
+                      clear_db=float(data.get("clear_db", math.inf)))
 
 
 def thresholds_for(words: CommandWords, overrides: Mapping[str, float] | None = None) -> Thresholds:
@@ -205,7 +210,7 @@ def thresholds_for(words: CommandWords, overrides: Mapping[str, float] | None = 
         return {p: (overrides[p] if overrides and p in overrides else tier.get(p, DEFAULT_THRESHOLD))
                 for p in words.phrases}
 
-    return Thresholds(pick(calibrated.quiet), pick(calibrated.speaking))
+    return Thresholds(pick(calibrated.quiet), pick(calibrated.speaking), calibrated.clear_db)
 
 
 # ---------------------------------------------------------------------------------------
@@ -912,22 +917,26 @@ class CommandFilter:
     """Hits -> actions: drops the coach's own words (echo) and a word spotted twice."""
 
     def __init__(self, words: CommandWords, *, echo_window_s: float = ECHO_WINDOW_S,
-                 repeat_guard_s: float = REPEAT_GUARD_S) -> None:
+                 repeat_guard_s: float = REPEAT_GUARD_S, clear_db: float = math.inf) -> None:
         self.words = words
         self.echo_window_s = echo_window_s
         self.repeat_guard_s = repeat_guard_s
+        self.clear_db = clear_db
+        """See :attr:`Thresholds.clear_db`."""
         self._last_s: float | None = None
 
-    @staticmethod
-    def coach_covers(hit: Hit, timeline: Timeline, position: int) -> bool:
+    def coach_covers(self, hit: Hit, timeline: Timeline, position: int) -> bool:
         """Whether the hit may be the coach's own sound (``position``: the track's, now).
 
         Yes where the echo meter heard the coach's output during the word and the microphone
-        did not rise clearly above that echo; else where the timeline says the coach spoke
-        while the word was heard (then only the strict spotter's hits count, see :meth:`decide`).
+        did not rise clearly above that echo; no where it rose :attr:`clear_db` above it; else
+        where the timeline says the coach spoke while the word was heard (then only the strict
+        spotter's hits count, see :meth:`decide`).
         """
         if hit.near_end_db is not None and hit.near_end_db < NEAR_END_DB:
             return True
+        if hit.near_end_db is not None and math.isfinite(self.clear_db) and hit.near_end_db >= self.clear_db:
+            return False
         heard_s = hit.found_s - hit.end_s + GATE_WORD_S
         return coach_speaking(timeline, position, round(heard_s * timeline.sample_rate))
 
@@ -1023,7 +1032,7 @@ class VoiceCommands:
         self.capture = capture or MicCapture()
         self.ack = ack
         self.on_decision = on_decision
-        self.filter = CommandFilter(words)
+        self.filter = CommandFilter(words, clear_db=self.thresholds.clear_db)
         self._chunks: queue.SimpleQueue[np.ndarray | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self.error: BaseException | None = None
