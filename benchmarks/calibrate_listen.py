@@ -22,7 +22,10 @@ that holds while the coach speaks also holds in the quiet, so its false hits cou
 Then, with the thresholds chosen, how far a word must rise above the coach's echo for the quiet
 set to hold while the coach speaks (``clear_db``, see :class:`voicecoach.play.listen.Thresholds`):
 the lowest of a grid (40 dB down to 6, steps of 2) at which no more actions are false than with
-no such rule, at it or any higher value, then :data:`CLEAR_MARGIN_STEPS` higher.
+no such rule, at it or any higher value, then :data:`CLEAR_MARGIN_STEPS` higher.  Last, the
+phrases the confirmation alone may find (``grammar_alone``): with every phrase allowed, those
+of whose actions found so at least one was right and none false (a phrase the corpus never
+found so has nothing to show for it).
 Nothing here is set by hand but the grids and the margins.
 """
 
@@ -77,9 +80,11 @@ def main() -> None:
         data = _thresholds(words, phrases, positives, negatives, negative_s)
     thresholds = Thresholds(data["thresholds"]["quiet"], data["thresholds"]["speaking"])
     data["clear_db"], data["clear_calibration"] = _clear(thresholds, positives, negatives)
+    every = Thresholds(thresholds.quiet, thresholds.speaking, data["clear_db"], frozenset(phrases))
+    data["grammar_alone"], data["grammar_alone_calibration"] = _grammar_alone(every, positives, negatives)
     path.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
     calibrated_thresholds.cache_clear()
-    print(f"clear_db {data['clear_db']}; wrote {path.relative_to(ROOT)}")
+    print(f"clear_db {data['clear_db']}, grammar_alone {data['grammar_alone']}; wrote {path.relative_to(ROOT)}")
 
 
 def _thresholds(words, phrases, positives, negatives, negative_s: float) -> dict:
@@ -109,13 +114,35 @@ def _spot(index: int):
     return hits
 
 
-def _clear(thresholds: Thresholds, positives, negatives) -> tuple[float, dict]:
-    """``clear_db`` for ``thresholds``, and the actions recognized and false at each value of the grid."""
+def _hits(thresholds: Thresholds, streams) -> list:
+    """The hits in each stream, with ``thresholds`` (on both cores)."""
     global _WORK
-    streams = positives + negatives
     _WORK = (thresholds, streams)
     with multiprocessing.get_context("fork").Pool(2) as pool:
-        hits = pool.map(_spot, range(len(streams)))
+        return pool.map(_spot, range(len(streams)))
+
+
+def _grammar_alone(thresholds: Thresholds, positives, negatives) -> tuple[list[str], dict]:
+    """The phrases of ``thresholds.grammar_alone`` of whose actions found by the grammar alone
+    at least one was right and none false, and those actions' tally per phrase."""
+    streams = positives + negatives
+    tally = {phrase: {"recognized": 0, "false": 0} for phrase in sorted(thresholds.grammar_alone)}
+    for stream, found in zip(streams, _hits(thresholds, streams)):
+        ok, wrong = match(decide(found, stream, clear_db=thresholds.clear_db), stream.spoken)
+        for hit in [hit for _, hit in ok if hit.grammar_alone]:
+            tally[hit.phrase]["recognized"] += 1
+        for outcome in wrong:
+            if outcome.hit.grammar_alone:
+                tally[outcome.hit.phrase]["false"] += 1
+    for phrase, counts in tally.items():
+        print(f"grammar alone {phrase}: {counts}")
+    return [phrase for phrase, counts in tally.items() if counts["recognized"] and not counts["false"]], tally
+
+
+def _clear(thresholds: Thresholds, positives, negatives) -> tuple[float, dict]:
+    """``clear_db`` for ``thresholds``, and the actions recognized and false at each value of the grid."""
+    streams = positives + negatives
+    hits = _hits(thresholds, streams)
 
     def tally(clear_db: float) -> tuple[int, int]:
         recognized = false = 0

@@ -322,6 +322,22 @@ def test_alike_commands_compete_in_the_confirmation(spoken):
     assert [h.phrase for h in feed_all(Recognizer(permissive), audio)] == ["softer", "next", "pause"]
 
 
+def test_the_confirmation_alone_finds_a_phrase_no_spotter_offers_where_calibrated(spoken):
+    # No spotter offers "back" here (its threshold is past reach, as espeak's "back" is for the
+    # real spotter), but other phrases' spotters fire in it; the grammar hears it as "back".  It
+    # acts only where "back" is in grammar_alone, and then only as the quiet set would.
+    unreachable = {phrase: 1e-45 for phrase in command_words("en").phrases} | {"back": 1e30}
+    audio = _with_silence(spoken["next"], spoken["back"], spoken["pause"])
+    assert [h.phrase for h in feed_all(Recognizer(Thresholds.same(unreachable)), audio)] == ["next", "pause"]
+    alone = Thresholds(unreachable, unreachable, grammar_alone=frozenset({"back"}))
+    hits = feed_all(Recognizer(alone), audio)
+    assert [(h.phrase, h.grammar_alone, h.while_speaking) for h in hits] == [
+        ("next", False, True), ("back", True, False), ("pause", False, True)]
+    # the calibrated set, for the words the routine's language listens for (none with a wake word)
+    assert thresholds_for(command_words("en")).grammar_alone == calibrated_thresholds("en-us").grammar_alone
+    assert thresholds_for(command_words("en").with_wake_word("coach")).grammar_alone == frozenset()
+
+
 def test_each_spoken_word_acts_once_as_the_phrase_that_fits_it_whole(spoken):
     # At the most permissive thresholds the spotters find several commands in most words
     # ("stop" early in "back", "pause" in "repeat"); each word is decoded whole, once, so every

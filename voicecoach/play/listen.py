@@ -182,6 +182,11 @@ class Thresholds:
     """A word the echo meter heard rise this far (dB) above the coach's echo is clear of it: the
     quiet set holds for it even while the coach speaks (its echo, taken out by the suppressor,
     is then far below the word).  Calibrated like the thresholds; infinite: never."""
+    grammar_alone: frozenset[str] = frozenset()
+    """Phrases the confirmation alone may find: a word it decodes as one of these acts though no
+    spotter offered that phrase, only another (the spotter's phone loop outscores espeak's "back"
+    and "continue" at any threshold, where the grammar hears them right).  Calibrated: the
+    phrases whose actions found so were all right on the calibration's corpus."""
 
     @classmethod
     def same(cls, thresholds: Mapping[str, float]) -> "Thresholds":
@@ -199,7 +204,8 @@ def calibrated_thresholds(model: str) -> Thresholds:
         return Thresholds({}, {})
     tiers = data["thresholds"]
     return Thresholds(*({phrase: float(v) for phrase, v in tiers[tier].items()} for tier in ("quiet", "speaking")),
-                      clear_db=float(data.get("clear_db", math.inf)))
+                      clear_db=float(data.get("clear_db", math.inf)),
+                      grammar_alone=frozenset(data.get("grammar_alone", ())))
 
 
 def thresholds_for(words: CommandWords, overrides: Mapping[str, float] | None = None) -> Thresholds:
@@ -210,7 +216,8 @@ def thresholds_for(words: CommandWords, overrides: Mapping[str, float] | None = 
         return {p: (overrides[p] if overrides and p in overrides else tier.get(p, DEFAULT_THRESHOLD))
                 for p in words.phrases}
 
-    return Thresholds(pick(calibrated.quiet), pick(calibrated.speaking), calibrated.clear_db)
+    return Thresholds(pick(calibrated.quiet), pick(calibrated.speaking), calibrated.clear_db,
+                      calibrated.grammar_alone & frozenset(words.phrases))
 
 
 # ---------------------------------------------------------------------------------------
@@ -235,6 +242,9 @@ class Hit:
     metered: bool = False
     """An echo meter listened (play's pull backends): ``near_end_db`` ``None`` then means the
     coach sounded but the meter did not know its echo (its first seconds)."""
+    grammar_alone: bool = False
+    """Found by the confirmation alone (:attr:`Thresholds.grammar_alone`): no spotter offered
+    the phrase, so it holds only where the quiet set does."""
 
 
 def _pocketsphinx():
@@ -742,14 +752,15 @@ class Recognizer:
             if verdict is None:
                 continue  # its word goes on
             self._pending.remove(candidate)
-            confirmed, word_start, word_end = verdict
-            if confirmed:
-                self._confirmed = [(p, e) for p, e in self._confirmed if e > end - SAMPLE_RATE] + [(phrase, end)]
+            heard, word_start, word_end = verdict
+            if heard is not None:
+                alone = heard != phrase
+                self._confirmed = [(p, e) for p, e in self._confirmed if e > end - SAMPLE_RATE] + [(heard, end)]
                 # measured over the whole word: the spotter's match may lie before the sound it found
                 near_end_db = None if self.meter is None else self.meter.near_end_db(
                     word_start / SAMPLE_RATE, word_end / SAMPLE_RATE, heard=self._frame_energies(word_start, word_end))
-                hits.append(Hit(phrase, word_end / SAMPLE_RATE, self._heard / SAMPLE_RATE, while_speaking, near_end_db,
-                                self.meter is not None))
+                hits.append(Hit(heard, word_end / SAMPLE_RATE, self._heard / SAMPLE_RATE, while_speaking and not alone,
+                                near_end_db, self.meter is not None, alone))
         return sorted(hits, key=lambda h: h.end_s)
 
     def _frame_energies(self, start: int, end: int) -> dict[int, float] | None:
@@ -795,26 +806,34 @@ class Recognizer:
                 if np.count_nonzero(voice[lo:hi]) * FRAME_S >= VOICE_MIN_S]
 
     def _settle(self, phrase: str, start: int, end: int,
-                bursts: list[tuple[int, int]]) -> tuple[bool, int, int] | None:
-        """Whether a candidate is confirmed, and where its word began and ended (the spotter may
-        match early in it); ``None``: not yet (its word goes on)."""
+                bursts: list[tuple[int, int]]) -> tuple[str | None, int, int] | None:
+        """What a candidate's word was heard as (``None``: no command, or one that already acted),
+        and where the word began and ended (the spotter may match early in it); ``None``: not
+        yet (its word goes on).  Mostly the candidate's phrase; another one only where the
+        confirmation heard a phrase of :attr:`Thresholds.grammar_alone` and no spotter offered it."""
         after = round(CONFIRM_AFTER_S * SAMPLE_RATE)
         mine = [(lo, hi) for lo, hi in bursts if lo < end and hi > start]
         if not mine:  # nothing sounded: noise the spotter took for a word
-            return (False, start, end) if self._fed >= end + after else None
+            return (None, start, end) if self._fed >= end + after else None
         lo, hi = mine[0][0], mine[-1][1]
         if hi - lo > VOICE_MAX_S * SAMPLE_RATE:  # not one word: the candidate's own window decides
-            return (self._confirm(phrase, start, end), start, end) if self._fed >= end + after else None
+            if self._fed < end + after:
+                return None
+            return (phrase if self._confirm(phrase, start, end) else None), start, end
         if hi > self._fed - round(VOICE_GAP_S * SAMPLE_RATE):
             return None
         if (lo, hi) not in self._words:
             pad = round(VOICE_PAD_S * SAMPLE_RATE)
             self._words[lo, hi] = self._decode(lo - pad, hi + pad)
             self._words = {word: heard for word, heard in self._words.items() if word[1] > self._fed - self._keep}
-        if self._words[lo, hi] != phrase or any(a < hi and b > lo for a, b in self._acted):
-            return False, lo, hi
+        heard = self._words[lo, hi]
+        if heard is None or any(a < hi and b > lo for a, b in self._acted):
+            return None, lo, hi
+        if heard != phrase and (heard not in self.thresholds.grammar_alone
+                                or any(c[0] == heard and c[1] < hi and c[2] > lo for c in self._pending)):
+            return None, lo, hi  # the grammar's phrase: its own candidate decides, or none may
         self._acted = [(a, b) for a, b in self._acted if b > self._fed - self._keep] + [(lo, hi)]
-        return True, lo, hi
+        return heard, lo, hi
 
     def _decode(self, lo: int, hi: int) -> str | None:
         """The command phrase that fits stream samples ``[lo, hi)`` best (``None``: none at all)."""
