@@ -2,7 +2,7 @@
 
     python benchmarks/calibrate_listen.py           # -> voicecoach/vocab/commands/thresholds-en-us.json
     python benchmarks/calibrate_listen.py --reuse   # choose again from the last run's measurements
-    python benchmarks/calibrate_listen.py --clear-only  # keep the thresholds, calibrate clear_db alone
+    python benchmarks/calibrate_listen.py --clear-only  # keep the thresholds: clear_db and grammar_alone anew
 
 Positives: every command word spoken by espeak and Piper at speech rates 0.8, 0.9, 1.1 and 1.2,
 quiet and over room noise, alone and over the coach's voice at -10 dB (echo; two routines, two
@@ -32,12 +32,11 @@ Nothing here is set by hand but the grids and the margins.
 from __future__ import annotations
 
 import json
+import math
 import multiprocessing
 import pickle
 import sys
 from collections import Counter
-
-import math
 
 from listen_corpus import ROOT, coach, command_streams, decide, echo_stream, is_about, match, run, spot, work_folder
 

@@ -186,7 +186,8 @@ class Thresholds:
     """Phrases the confirmation alone may find: a word it decodes as one of these acts though no
     spotter offered that phrase, only another (the spotter's phone loop outscores espeak's "back"
     and "continue" at any threshold, where the grammar hears them right).  Calibrated: the
-    phrases whose actions found so were all right on the calibration's corpus."""
+    phrases whose actions found so on the calibration's corpus were right at least once and
+    never false."""
 
     @classmethod
     def same(cls, thresholds: Mapping[str, float]) -> "Thresholds":
