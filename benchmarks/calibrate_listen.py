@@ -40,7 +40,7 @@ from collections import Counter
 
 from listen_corpus import ROOT, coach, command_streams, decide, echo_stream, is_about, match, run, spot, work_folder
 
-from voicecoach.play.listen import Recognizer, Thresholds, calibrated_thresholds, command_words, thresholds_path
+from voicecoach.play.listen import Recognizer, Thresholds, command_words, thresholds_path
 
 GRID = [10.0 ** -(e / 2) for e in range(0, 105, 5)]
 """Strictest first: 1e0 to 1e-50 in steps of 10^2.5."""
@@ -82,7 +82,6 @@ def main() -> None:
     every = Thresholds(thresholds.quiet, thresholds.speaking, data["clear_db"], frozenset(phrases))
     data["grammar_alone"], data["grammar_alone_calibration"] = _grammar_alone(every, positives, negatives)
     path.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
-    calibrated_thresholds.cache_clear()
     print(f"clear_db {data['clear_db']}, grammar_alone {data['grammar_alone']}; wrote {path.relative_to(ROOT)}")
 
 
@@ -153,12 +152,9 @@ def _clear(thresholds: Thresholds, positives, negatives) -> tuple[float, dict]:
     never = tally(math.inf)
     table = {db: tally(db) for db in CLEAR_GRID}
     print(f"clear_db never: recognized {never[0]}, false {never[1]}")
-    clean = None
-    for i, db in enumerate(CLEAR_GRID):
-        print(f"clear_db {db:g}: recognized {table[db][0]}, false {table[db][1]}")
-        if table[db][1] > never[1]:
-            break
-        clean = i
+    for db, (recognized, false) in table.items():
+        print(f"clear_db {db:g}: recognized {recognized}, false {false}")
+    clean = _last_clean(CLEAR_GRID, lambda db: table[db][1] > never[1])
     chosen = math.inf if clean is None or clean < CLEAR_MARGIN_STEPS else CLEAR_GRID[clean - CLEAR_MARGIN_STEPS]
     report = {"never": {"recognized": never[0], "false": never[1]}}
     report.update({f"{db:g}": {"recognized": r, "false": f} for db, (r, f) in table.items()})
@@ -191,13 +187,20 @@ def _measure(threshold: float) -> tuple[Counter, Counter]:
     return recognized, false
 
 
-def _choose(table, phrase: str, states: tuple[str, ...]) -> float:
-    """The most permissive threshold with no false hit in ``states`` down to it, made one step stricter."""
-    clean = 0
-    for i, threshold in enumerate(GRID):
-        if any(table[threshold][1][state, phrase] for state in states):
+def _last_clean(grid: list[float], false_at) -> int | None:
+    """The index of the most permissive value of ``grid`` (strictest first) such that neither it
+    nor any stricter one is ``false_at``; ``None`` where even the strictest is."""
+    clean = None
+    for i, value in enumerate(grid):
+        if false_at(value):
             break
         clean = i
+    return clean
+
+
+def _choose(table, phrase: str, states: tuple[str, ...]) -> float:
+    """The most permissive threshold with no false hit in ``states`` down to it, made one step stricter."""
+    clean = _last_clean(GRID, lambda threshold: any(table[threshold][1][state, phrase] for state in states)) or 0
     return GRID[max(0, clean - MARGIN_STEPS)]
 
 
