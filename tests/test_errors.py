@@ -86,3 +86,44 @@ def test_an_engine_chosen_on_the_command_line_fails_at_the_routine(run, routines
     assert result.stderr.startswith(f"{routines[0]}:1:1: the Piper voice model"), result.stderr
     result = run("compile", routines[0], "-o", tmp_path / "a.wav", "--engine", "piper", "--voice", tmp_path / "x.onnx")
     assert result.exit_code == 2 and result.stderr.startswith(f"{routines[0]}:1:1: "), result.stderr
+
+
+# ---------------------------------------------------------------------------------------
+# Signals while worker processes start (Ctrl-C reaches the whole process group)
+
+
+def test_signals_held_while_workers_start_are_inherited_and_not_lost():
+    import signal
+    import subprocess
+    import sys
+    import threading
+
+    from voicecoach.errors import signals_held
+
+    show = "import signal; print(sorted(int(s) for s in signal.pthread_sigmask(signal.SIG_BLOCK, [])))"
+    with pytest.raises(KeyboardInterrupt):
+        with signals_held():
+            signal.pthread_kill(threading.get_ident(), signal.SIGINT)  # held: it acts when the block ends
+            child = subprocess.run([sys.executable, "-c", show], capture_output=True, text=True, check=True)
+    held = eval(child.stdout)  # a list of ints
+    assert {int(signal.SIGINT), int(signal.SIGTERM)} <= set(held)
+    assert signal.SIGINT not in signal.pthread_sigmask(signal.SIG_BLOCK, [])
+
+
+def test_a_worker_signalled_while_starting_stops_quietly_once_its_handlers_are_set():
+    import signal
+    import subprocess
+    import sys
+    import textwrap
+
+    starting = textwrap.dedent("""
+        import os, signal
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})  # as signals_held hands it on
+        os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C while the worker imports
+        import numpy
+        from voicecoach.errors import init_worker_signals
+        init_worker_signals()
+        print("went on")
+    """)
+    done = subprocess.run([sys.executable, "-c", starting], capture_output=True, text=True, timeout=60)
+    assert (done.returncode, done.stdout, done.stderr) == (128 + signal.SIGINT, "", "")

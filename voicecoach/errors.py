@@ -152,6 +152,23 @@ def init_worker_signals() -> None:
     """
     signal.signal(signal.SIGINT, _stop_worker)
     signal.signal(signal.SIGTERM, _stop_worker)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, _HELD)  # what came while starting (signals_held) acts now
+
+
+_HELD = {signal.SIGINT, signal.SIGTERM}
+
+
+@contextlib.contextmanager
+def signals_held() -> Iterator[None]:
+    """Ctrl-C and SIGTERM held in this thread while it starts worker processes.  A spawned
+    worker inherits the mask through exec, so a signal to the process group waits in it until
+    :func:`init_worker_signals` has set its handlers; before them, it would end the worker's
+    start (its imports) with a traceback.  Here, a held signal acts when the block ends."""
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, _HELD)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, before)
 
 
 @contextlib.contextmanager

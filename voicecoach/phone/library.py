@@ -39,7 +39,7 @@ import numpy as np
 
 from .. import __version__, formats, sidecars
 from ..cache import NOT_IN_KEY, Cache, digest, settings_key
-from ..errors import Location, VoicecoachError, init_worker_signals, stop_message, worker_job
+from ..errors import Location, VoicecoachError, init_worker_signals, signals_held, stop_message, worker_job
 from .cover import cover_png, routine_areas, routine_cover_png
 from ..files import STALE_TEMP_S, TEMP_SUFFIX, atomic_write
 from ..encode import TrackTags
@@ -666,7 +666,8 @@ def export_library(
         context = multiprocessing.get_context("spawn")
         pool = ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=init_worker_signals)
         try:
-            futures = {pool.submit(_export_in_worker, job): index for index, job in jobs.items()}
+            with signals_held():  # the workers start as they are submitted
+                futures = {pool.submit(_export_in_worker, job): index for index, job in jobs.items()}
             for future in as_completed(futures):
                 index = futures[future]
                 path = jobs[index].path
