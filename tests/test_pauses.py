@@ -111,6 +111,6 @@ def test_the_pause_is_silent_in_the_mix(tmp_path):
                    settings=Settings(engine="fake", cache_dir=tmp_path))
     breathe, again = [e for e in result.timeline.events if e.text in ("Breathe.", "And again.")]
     track = np.concatenate(list(result.chunks()))
-    assert again.start_sample - breathe.end_sample == 4 * 44100
+    assert again.start_sample - breathe.end_sample == 4 * result.timeline.sample_rate
     assert not track[breathe.end_sample : again.start_sample].any()
     assert np.abs(track[again.start_sample : again.end_sample]).max() > 1000

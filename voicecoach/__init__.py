@@ -13,7 +13,7 @@ These are all the public names (``__all__``); each has a docstring with an examp
     plan(routine, *, settings=..., overflow=None) -> Timeline
     build(routine, *, settings=..., progress=None) -> Build
     export(result, out, *, settings=..., timeline_json=None, captions=None, progress=None) -> Path
-    class Settings(engine=None, voice=None, rate=None, sample_rate=44100, bitrate_kbps=96, mp3_quality=5, jobs=None, cache_dir=None, use_cache=True, strict_engine=False)
+    class Settings(engine=None, voice=None, rate=None, sample_rate=None, bitrate_kbps=96, mp3_quality=5, jobs=None, cache_dir=None, use_cache=True, strict_engine=False)
     class Build
     class Routine
     class Timeline

@@ -395,7 +395,7 @@ class Timeline:
     >>> from voicecoach import plan
     >>> timeline = plan("scripts/morning.yaml")
     >>> timeline.sample_rate, len(timeline.chapters), timeline.chapters[0].title
-    (44100, 6, 'Warm-up taps')
+    (22050, 6, 'Warm-up taps')
     >>> timeline.chapters[0].start_sample
     0
     """

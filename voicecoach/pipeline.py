@@ -29,11 +29,14 @@ from .mix import MIX_VERSION, Mixer, RenderSettings, limiter_reach
 from .model import EventKind, Routine, Timeline, flat_steps
 from .script import load_routine
 from .sound import SoundDesign, load_sound_design, probe_music
-from .engines import (AUTO, DEFAULT_ENGINE, ENGINES, EngineChoice, choose_engine, get_engine, list_voices,
-                      missing_engines, speaks)
+from .engines import (AUTO, DEFAULT_ENGINE, ENGINES, SPEECH_SAMPLE_RATE, EngineChoice, choose_engine, get_engine,
+                      list_voices, missing_engines, speaks)
 from .languages import base as base_language
 from .speech import Speech, SpeechSettings
 from .vocab import Vocabulary, load_vocabulary
+
+FULL_SAMPLE_RATE = 44100
+"""The track's rate when it holds music or sound files (see :meth:`Settings.sample_rate_for`)."""
 
 Progress = Callable[[str, int, int], None]
 """``progress(stage, done, total)``: called as clips are made and chunks are mixed."""
@@ -46,8 +49,8 @@ class Settings:
     >>> from voicecoach import load_routine
     >>> Settings(engine="fake").engine_for(load_routine("scripts/morning.yaml"))
     'fake'
-    >>> Settings().sample_rate
-    44100
+    >>> Settings().sample_rate_for(load_routine("scripts/morning.yaml"))
+    22050
     """
 
     engine: str | None = None
@@ -56,8 +59,8 @@ class Settings:
     """Voice overriding the routine's."""
     rate: Fraction | None = None
     """Speech speed overriding the routine's."""
-    sample_rate: int = 44100
-    """Samples per second of the track."""
+    sample_rate: int | None = None
+    """Samples per second of the track; ``None``: the routine's own (:meth:`sample_rate_for`)."""
     bitrate_kbps: int = 96
     """MP3 bitrate (constant, so chapter times stay exact to seek)."""
     mp3_quality: int = 5
@@ -79,7 +82,8 @@ class Settings:
     def resolved(self, routine: Routine) -> "Settings":
         """These settings with what ``routine`` decides filled in: its engine, voice and rate."""
         speech = self.speech_settings(routine)
-        return dataclasses.replace(self, engine=self.engine_for(routine), voice=speech.voice, rate=speech.rate)
+        return dataclasses.replace(self, engine=self.engine_for(routine), voice=speech.voice, rate=speech.rate,
+                                   sample_rate=speech.sample_rate)
 
     def engine_choice(self, routine: Routine) -> EngineChoice:
         """The engine and voice that speak ``routine`` (see engines.choose_engine): the command
@@ -100,19 +104,36 @@ class Settings:
         """The engine that speaks ``routine`` (never ``auto``: what it picks)."""
         return self.engine_choice(routine).engine
 
+    def sample_rate_for(self, routine: Routine) -> int:
+        """The track's rate: ``sample_rate`` if set.  Else 22,050 Hz for speech and tones alone,
+        when the routine's voice speaks at no more (espeak-ng's and Piper's voices do): nothing
+        then lies above 11 kHz, and 44.1 kHz would double the mixing, the encoding, the cache and
+        a phone's decoding for nothing.  44,100 Hz with music or sound files (they may carry
+        more), or a voice that speaks at a higher rate."""
+        if self.sample_rate is not None:
+            return self.sample_rate
+        if routine.music is not None or routine.sounds:
+            return FULL_SAMPLE_RATE
+        try:
+            choice = self.engine_choice(routine)
+            voice_rate = ENGINES[choice.engine].voice_sample_rate(choice.voice or routine.language)
+        except (KeyError, VoicecoachError):
+            return FULL_SAMPLE_RATE  # an engine or voice that cannot speak: building it says why
+        return SPEECH_SAMPLE_RATE if voice_rate <= SPEECH_SAMPLE_RATE else FULL_SAMPLE_RATE
+
     def speech_settings(self, routine: Routine) -> SpeechSettings:
         return SpeechSettings(
             voice=self.engine_choice(routine).voice,
             language=routine.language,
             rate=self.rate if self.rate is not None else routine.rate,
-            sample_rate=self.sample_rate,
+            sample_rate=self.sample_rate_for(routine),
         )
 
-    def compile_settings(self) -> CompileSettings:
-        return CompileSettings(sample_rate=self.sample_rate)
+    def compile_settings(self, routine: Routine) -> CompileSettings:
+        return CompileSettings(sample_rate=self.sample_rate_for(routine))
 
-    def render_settings(self) -> RenderSettings:
-        return RenderSettings(sample_rate=self.sample_rate)
+    def render_settings(self, routine: Routine) -> RenderSettings:
+        return RenderSettings(sample_rate=self.sample_rate_for(routine))
 
 
 @dataclass
@@ -278,7 +299,7 @@ def _routine_parts(routine: Routine, settings: Settings, on_clip: Callable[[str]
     )
     with contextlib.suppress(VoicecoachError):  # else said where the clips are made
         speech.voice_identity()  # first: a voice model new to this cache starts its engine now (Speech._file_hash)
-    sound = load_sound_design(routine, sample_rate=settings.sample_rate, cache=cache)
+    sound = load_sound_design(routine, sample_rate=speech.settings.sample_rate, cache=cache)
     notes = (f"{routine.path}: {choice.note}",) if choice.note else ()
     return _Parts(routine, vocab, cache, collect_phrases(routine, vocab=vocab), speech, sound, notes)
 
@@ -317,10 +338,10 @@ def build(
             vocab=parts.vocab,
             speech_samples=parts.speech.samples,
             tone_samples=parts.sound.tone_length,
-            settings=settings.compile_settings(),
+            settings=settings.compile_settings(parts.routine),
             speech_rate=parts.speech.settings.rate,
         )
-    render_settings = settings.render_settings()
+    render_settings = settings.render_settings(parts.routine)
     return Build(
         routine=parts.routine,
         timeline=timeline,
@@ -395,8 +416,6 @@ class LiveBuild:
         self.settings = settings
         self._progress = progress
         self._clips_made = 0
-        self.render_settings = settings.render_settings()
-        self.sample_rate = settings.sample_rate
         self._ready = threading.Condition()
         self._error: BaseException | None = None
         self._sections: list[Section] = []
@@ -409,6 +428,8 @@ class LiveBuild:
         self._track_looked_up = False
         self._parts = _parts(routine, settings, self._clip_arrived)
         self.routine = self._parts.routine
+        self.render_settings = settings.render_settings(self.routine)
+        self.sample_rate = self.render_settings.sample_rate
         self.timeline = Timeline(self.routine.title, self.sample_rate, 0, (), ())
         self._threads = [
             threading.Thread(target=self._guard, args=(self._synthesize,), name="voicecoach-speech", daemon=True),
@@ -456,7 +477,7 @@ class LiveBuild:
             vocab=self._parts.vocab,
             speech_samples=self._clip_samples,
             tone_samples=self._parts.sound.tone_length,
-            settings=self.settings.compile_settings(),
+            settings=self.settings.compile_settings(self.routine),
             speech_rate=self._parts.speech.settings.rate,
             before_speech=self._before_speech,
         )
@@ -625,14 +646,15 @@ def plan(routine: Routine | str | os.PathLike, *, settings: Settings = Settings(
         vocab = routine_vocabulary(routine)
         rate = settings.rate if settings.rate is not None else routine.rate
         engine = settings.engine_for(routine)  # its measured speaking rate in the routine's language
-        sound = load_sound_design(routine, sample_rate=settings.sample_rate, music=False)  # tones set the timing
+        sample_rate = settings.sample_rate_for(routine)
+        sound = load_sound_design(routine, sample_rate=sample_rate, music=False)  # tones set the timing
         return compile_timeline(
             routine,
             vocab=vocab,
             speech_samples=lambda text: estimate_samples(text, engine=engine, language=routine.language,
-                                                         sample_rate=settings.sample_rate, rate=rate),
+                                                         sample_rate=sample_rate, rate=rate),
             tone_samples=sound.tone_length,
-            settings=settings.compile_settings(),
+            settings=settings.compile_settings(routine),
             check_fit=overflow is not None,
             overflow=overflow,
             speech_rate=rate,

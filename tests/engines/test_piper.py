@@ -204,6 +204,7 @@ def check_timing(result) -> None:
     chapter, every hold exactly ``hold`` long with a count on each whole second, every stroke exactly
     on its tempo grid (from the side's first stroke, never accumulated), chapters back to back."""
     timeline = result.timeline
+    rate = timeline.sample_rate
     for event in timeline.events:
         if event.kind is EventKind.SPEECH:
             assert event.length_samples == len(result.speech.clip(event.text))
@@ -219,12 +220,12 @@ def check_timing(result) -> None:
             holds = [e.start_sample for e in events if e.cue is Cue.HOLD]
             bells = [e.start_sample for e in events if e.tone is Tone.BELL]
             assert len(holds) == len(bells) == step.reps * step.sets * len(step.sides)
-            hold = to_samples(step.hold_s, RATE)
+            hold = to_samples(step.hold_s, rate)
             whole = [k for k in range(1, math.ceil(step.hold_s)) if k < step.hold_s]
             counts = [e.start_sample for e in events if e.cue is Cue.COUNT]
             for start, bell in zip(holds, bells):
                 assert bell - start == hold
-                assert [c - start for c in counts if start < c < bell] == [to_samples(k, RATE) for k in whole]
+                assert [c - start for c in counts if start < c < bell] == [to_samples(k, rate) for k in whole]
             assert len(counts) == len(holds) * len(whole)
             checked["holds"] += len(holds)
         if isinstance(step, Massage):
@@ -232,7 +233,7 @@ def check_timing(result) -> None:
             assert len(strokes) == step.strokes * len(step.sides)
             for side in range(len(step.sides)):
                 mine = strokes[side * step.strokes : (side + 1) * step.strokes]
-                assert [b - mine[0] for b in mine] == [to_samples(k * step.tempo_s, RATE) for k in range(step.strokes)]
+                assert [b - mine[0] for b in mine] == [to_samples(k * step.tempo_s, rate) for k in range(step.strokes)]
             checked["strokes"] += len(strokes)
     assert [c.start_sample for c in timeline.chapters[1:]] == [c.end_sample for c in timeline.chapters[:-1]]
     assert checked["holds"] and checked["strokes"]  # the routine has both
@@ -288,6 +289,19 @@ def test_engine_and_voice_model_from_the_routine(compiled, tmp_path):
     # the same model bytes under another path: every clip comes from the cache
     assert result.speech.engine.name == "piper" and result.speech.stats.synthesized == 0
     assert result.track_key == first.track_key
+
+
+def test_the_voice_model_s_rate_decides_the_track_s(tmp_path):
+    bundled = bundled_model()
+    shutil.copy(bundled.model, tmp_path / "own.onnx")
+    config = json.loads(Path(bundled.config).read_text(encoding="utf-8"))
+    path = tmp_path / "own.yaml"
+    path.write_text(ROUTINE.replace("steps:", "engine: piper\nvoice: own.onnx\nsteps:", 1))
+    rates = []
+    for rate in (config["audio"]["sample_rate"], 16000, 44100):
+        (tmp_path / "own.onnx.json").write_text(json.dumps({**config, "audio": {**config["audio"], "sample_rate": rate}}))
+        rates.append(Settings().sample_rate_for(load_routine(path)))
+    assert rates == [22050, 22050, 44100]  # joe speaks at 22.05 kHz; a voice above it makes the track 44.1 kHz
 
 
 def test_voice_models_are_checked_like_includes(tmp_path):

@@ -23,7 +23,10 @@ import numpy as np
 PULSEAUDIO = shutil.which("pulseaudio")
 DBUS_DAEMON = shutil.which("dbus-daemon")
 PLAYERCTL = shutil.which("playerctl")
-RATE = 44100
+RATE = 22050
+"""The track's rate for a routine of speech and tones (pipeline.Settings.sample_rate_for)."""
+MUSIC_RATE = 44100
+"""The track's rate for a routine with music."""
 SPEAKERS = "voicecoach_test"
 MIC = "voicecoach_mic"
 
@@ -37,10 +40,10 @@ def wait_for(condition, what: str, timeout_s: float = 20.0) -> None:
 
 
 @contextlib.contextmanager
-def pulse_server(folder: Path, *, microphone: bool = False) -> Iterator[dict[str, str]]:
+def pulse_server(folder: Path, *, microphone: bool = False, rate: int = RATE) -> Iterator[dict[str, str]]:
     """A private PulseAudio server; yields the clients' environment (``PULSE_SERVER``, ...).
 
-    Sinks: ``SPEAKERS`` (mono 44.1 kHz) and with ``microphone`` also ``MIC`` (mono 16 kHz), whose
+    Sinks: ``SPEAKERS`` (mono, at ``rate``: the track's, so it plays unresampled) and with ``microphone`` also ``MIC`` (mono 16 kHz), whose
     monitor is the default source: what is played into ``MIC`` is what a program hears.
     """
     assert PULSEAUDIO, "install pulseaudio (.ci/run does)"
@@ -60,7 +63,7 @@ def pulse_server(folder: Path, *, microphone: bool = False) -> Iterator[dict[str
         "VOICECOACH_CACHE_DIR": str(folder / "cache"),
         "VOICECOACH_DATA_DIR": str(folder / "data"),
     }
-    loads = [f"--load=module-null-sink sink_name={SPEAKERS} rate={RATE} channels=1 format=s16le"]
+    loads = [f"--load=module-null-sink sink_name={SPEAKERS} rate={rate} channels=1 format=s16le"]
     if microphone:
         loads.append(f"--load=module-null-sink sink_name={MIC} rate=16000 channels=1 format=s16le "
                      "sink_properties=device.description=VirtualMic")

@@ -33,7 +33,7 @@ from voicecoach.play.listen import acknowledgement
 
 from tests.play.servers import (
     MIC,
-    RATE,
+    MUSIC_RATE,
     correlation,
     echo_into_the_microphone,
     junctions,
@@ -43,6 +43,8 @@ from tests.play.servers import (
     wait_for,
 )
 from tests.play.spoken import RATE_16K, noise, spoken_words, to_int16
+
+RATE = MUSIC_RATE  # the routine has a music bed: its track is at 44.1 kHz
 
 ROUTINE = """\
 routine: Voice commands
@@ -134,7 +136,7 @@ def _seconds(line: str) -> float:
 def _check_the_speakers(speakers: np.ndarray, track: np.ndarray, chapters, actions: list[str]) -> None:
     """What the speakers got, sample by sample against the track, the blips taken out (junctions)."""
     ack = acknowledgement(RATE)
-    _, found = junctions(speakers, track, overlay=ack)
+    _, found = junctions(speakers, track, overlay=ack, rate=RATE)
     # A starved machine can underrun the sound server: a short gap, the track going on near where it
     # was (as in test_mpris.py).  Those are not actions: each action here jumps or pauses for seconds.
     jumps = [j for j in found if not (j.silence < RATE // 5 and 0 <= j.resumed_at - j.left_at < RATE // 5)]
@@ -183,7 +185,7 @@ def test_spoken_commands_pause_resume_skip_and_stop(tmp_path, monkeypatch):
     routine.write_text(ROUTINE)
     _write_wav(tmp_path / "bed.wav", to_int16(noise(BED_S * RATE, level_db=-20, seed=7)), RATE)
     words = _word_files(tmp_path)
-    with pulse_server(tmp_path, microphone=True) as env:
+    with pulse_server(tmp_path, microphone=True, rate=RATE) as env:
         for name in ("VOICECOACH_CACHE_DIR", "VOICECOACH_DATA_DIR"):
             monkeypatch.setenv(name, env[name])
         made = build(routine, settings=Settings(engine="espeak"))  # what play will make: the same cache
@@ -238,7 +240,7 @@ def test_spoken_commands_pause_resume_skip_and_stop(tmp_path, monkeypatch):
                     raise AssertionError(f"{said} was taken for {new}{story()}")
             raise AssertionError(f"{said} was missed by the recognizer twice: no {said.expect!r} line{story()}")
 
-        with recording(env, tmp_path / "speakers.raw"), \
+        with recording(env, tmp_path / "speakers.raw", rate=RATE), \
                 recording(env, tmp_path / "mic.raw", device=f"{MIC}.monitor", rate=RATE_16K):
             play = voicecoach_process(["play", str(routine), "--engine", "espeak", "--no-keys", "--listen",
                                        "--mic", "monitor of virtualmic"], env=env, out=out, err=err)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 
 from ..errors import EngineError, VoicecoachError
 from . import espeak, fake, piper
-from .base import Engine, EngineSpec, VoiceInfo
+from .base import SPEECH_SAMPLE_RATE, Engine, EngineSpec, VoiceInfo
 
 ENGINES: dict[str, EngineSpec] = {spec.name: spec for spec in (espeak.SPEC, fake.SPEC, piper.SPEC)}
 """Every engine by name, in the order they are listed."""
@@ -140,6 +140,6 @@ def auto_picks(voices: list[VoiceInfo]) -> dict[tuple[str, str], tuple[str, ...]
     return {key: tuple(languages) for key, languages in picks.items()}
 
 
-__all__ = ["AUTO", "DEFAULT_ENGINE", "ENGINES", "ENGINE_CHOICES", "Engine", "EngineChoice", "EngineSpec", "VoiceInfo",
-           "auto_choice", "auto_picks", "choose_engine", "engine_spec", "get_engine", "list_voices", "missing_engines",
-           "model_extensions", "speaks", "speaks_language", "speech_engines"]
+__all__ = ["AUTO", "DEFAULT_ENGINE", "ENGINES", "ENGINE_CHOICES", "SPEECH_SAMPLE_RATE", "Engine", "EngineChoice",
+           "EngineSpec", "VoiceInfo", "auto_choice", "auto_picks", "choose_engine", "engine_spec", "get_engine",
+           "list_voices", "missing_engines", "model_extensions", "speaks", "speaks_language", "speech_engines"]

@@ -59,6 +59,10 @@ FileHash = Callable[[str], str]
 """The sha256 of a file's bytes (the cache's remembered one, see ``Cache.file_sha256``)."""
 
 
+SPEECH_SAMPLE_RATE = 22050
+"""What espeak-ng and Piper's voices speak at; a track of speech and tones alone is mixed at it."""
+
+
 def _voice_name(voice: str, file_hash: FileHash | None = None) -> str:
     return voice
 
@@ -88,6 +92,9 @@ class EngineSpec:
     """The voice it would speak a language with (``None``: it has none), checked cheaply."""
     claims_voice: Callable[[str], bool] = lambda voice: False
     """Whether a ``voice:`` surely is one of its own (a model file, an installed voice's name)."""
+    voice_sample_rate: Callable[[str], int] = lambda voice: SPEECH_SAMPLE_RATE
+    """The rate a voice (a ``voice:``, or a language code: its voice for it) speaks at, checked
+    cheaply (a model's config); a voice above :data:`SPEECH_SAMPLE_RATE` makes the track 44.1 kHz."""
     model_extensions: tuple[str, ...] = ()
     """A ``voice:`` ending in one of these is a model file, resolved like an include."""
     model_help: str = ""

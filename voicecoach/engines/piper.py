@@ -122,6 +122,11 @@ def voice_identity(voice: str, file_hash: FileHash | None = None) -> str:
     return f"piper-model:{hashed(choice.files.model)}:{hashed(choice.files.config)}{speaker}"
 
 
+def voice_sample_rate(voice: str) -> int:
+    """The rate ``voice``'s model speaks at (its config's ``audio.sample_rate``)."""
+    return int(read_config(find_model(voice).files.config)["audio"]["sample_rate"])
+
+
 def model_length_scale(config_path: str) -> float:
     """The model's own length scale (1 if it names none)."""
     try:
@@ -207,6 +212,7 @@ SPEC = EngineSpec(
     voice_for=lambda language: voice_for(language),
     claims_voice=lambda voice: claims(voice),
     voice_identity=lambda voice, file_hash=None: voice_identity(voice, file_hash),
+    voice_sample_rate=lambda voice: voice_sample_rate(voice),
     model_extensions=(MODEL_EXTENSION,),
     model_help="Or a Piper voice model: the path of an .onnx file (its .onnx.json beside it), relative to "
                "this file, in its folder or below.",
