@@ -80,7 +80,7 @@ class Settings:
         return settings_key("settings", MIX_VERSION, self)
 
     def resolved(self, routine: Routine) -> "Settings":
-        """These settings with what ``routine`` decides filled in: its engine, voice and rate."""
+        """These settings with what ``routine`` decides filled in: its engine, voice, rate and sample rate."""
         speech = self.speech_settings(routine)
         return dataclasses.replace(self, engine=self.engine_for(routine), voice=speech.voice, rate=speech.rate,
                                    sample_rate=speech.sample_rate)
