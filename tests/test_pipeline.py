@@ -10,6 +10,7 @@ import pytest
 
 from voicecoach.errors import EngineError
 from voicecoach.pipeline import Build, LiveBuild, Settings, build
+from voicecoach.script import load_routine
 from voicecoach.engines import ENGINES, EngineSpec
 from voicecoach.engines.fake import FakeEngine
 
@@ -169,8 +170,8 @@ def test_compile_to_leaves_nothing_when_speech_fails_midway(tmp_path, monkeypatc
 # The track's sample rate
 
 
-def _with_top_level(tmp_path: Path, extra: str) -> Path:
-    path = tmp_path / "r.yaml"
+def _with_top_level(folder: Path, extra: str, name: str = "r.yaml") -> Path:
+    path = folder / name
     path.write_text(f"routine: R\n{extra}steps:\n  - say: Breathe in slowly.\n  - exercise: Brow lift\n"
                     "    reps: 2\n    hold: 2s\n", encoding="utf-8")
     return path
@@ -181,7 +182,9 @@ def _tone_wav(path: Path, rate: int = 44100) -> Path:
 
     t = np.arange(rate) / rate
     with wave.open(str(path), "wb") as handle:
-        handle.setnchannels(1), handle.setsampwidth(2), handle.setframerate(rate)
+        handle.setnchannels(1)
+        handle.setsampwidth(2)
+        handle.setframerate(rate)
         handle.writeframes(np.round(np.sin(2 * np.pi * 440 * t) * 8000).astype("<i2").tobytes())
     return path
 
@@ -199,8 +202,9 @@ def test_speech_and_tones_make_a_22050_hz_track_and_mp3(tmp_path):
 
 @pytest.mark.parametrize("extra", ["music: {file: bed.wav}\n", "sounds: {chime: bell.wav}\n"])
 def test_music_or_sound_files_make_a_44100_hz_track(tmp_path, extra):
-    _tone_wav(tmp_path / "bed.wav"), _tone_wav(tmp_path / "bell.wav")
-    plain = build(_with_top_level(tmp_path, ""), settings=Settings(engine="fake", use_cache=False))
+    _tone_wav(tmp_path / "bed.wav")
+    _tone_wav(tmp_path / "bell.wav")
+    plain = build(_with_top_level(tmp_path, "", "plain.yaml"), settings=Settings(engine="fake", use_cache=False))
     result = build(_with_top_level(tmp_path, extra), settings=Settings(engine="fake", use_cache=False))
     assert (plain.timeline.sample_rate, result.timeline.sample_rate) == (22050, 44100)
     assert abs(len(result.speech.clip("Breathe in slowly.")) - 2 * len(plain.speech.clip("Breathe in slowly."))) <= 2
@@ -209,17 +213,11 @@ def test_music_or_sound_files_make_a_44100_hz_track(tmp_path, extra):
 def test_a_voice_above_22050_hz_or_the_settings_make_44100(tmp_path, monkeypatch):
     import dataclasses
 
-    path = _with_top_level(tmp_path, "")
-    assert Settings(engine="fake").sample_rate_for(load(path)) == 22050
-    assert Settings(engine="fake", sample_rate=44100).sample_rate_for(load(path)) == 44100
-    assert build(path, settings=Settings(engine="fake", sample_rate=44100, use_cache=False)).timeline.sample_rate == 44100
+    routine = load_routine(_with_top_level(tmp_path, ""))
+    assert Settings(engine="fake").sample_rate_for(routine) == 22050
+    assert Settings(engine="fake", sample_rate=44100).sample_rate_for(routine) == 44100
+    assert build(routine, settings=Settings(engine="fake", sample_rate=44100, use_cache=False)).timeline.sample_rate == 44100
     monkeypatch.setitem(ENGINES, "fake", dataclasses.replace(ENGINES["fake"], voice_sample_rate=lambda voice: 24000))
-    assert Settings(engine="fake").sample_rate_for(load(path)) == 44100
+    assert Settings(engine="fake").sample_rate_for(routine) == 44100
     monkeypatch.setitem(ENGINES, "fake", dataclasses.replace(ENGINES["fake"], voice_sample_rate=lambda voice: 16000))
-    assert Settings(engine="fake").sample_rate_for(load(path)) == 22050
-
-
-def load(path: Path):
-    from voicecoach.script import load_routine
-
-    return load_routine(path)
+    assert Settings(engine="fake").sample_rate_for(routine) == 22050

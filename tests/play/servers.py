@@ -43,8 +43,9 @@ def wait_for(condition, what: str, timeout_s: float = 20.0) -> None:
 def pulse_server(folder: Path, *, microphone: bool = False, rate: int = RATE) -> Iterator[dict[str, str]]:
     """A private PulseAudio server; yields the clients' environment (``PULSE_SERVER``, ...).
 
-    Sinks: ``SPEAKERS`` (mono, at ``rate``: the track's, so it plays unresampled) and with ``microphone`` also ``MIC`` (mono 16 kHz), whose
-    monitor is the default source: what is played into ``MIC`` is what a program hears.
+    Sinks: ``SPEAKERS`` (mono, at ``rate``: the track's, so it plays unresampled) and with
+    ``microphone`` also ``MIC`` (mono 16 kHz), whose monitor is the default source: what is
+    played into ``MIC`` is what a program hears.
     """
     assert PULSEAUDIO, "install pulseaudio (.ci/run does)"
     assert shutil.which("parec") and shutil.which("pactl"), "install pulseaudio-utils (parec, pactl)"
