@@ -121,6 +121,12 @@ class Settings:
             return FULL_SAMPLE_RATE  # an engine or voice that cannot speak: building it says why
         return SPEECH_SAMPLE_RATE if voice_rate <= SPEECH_SAMPLE_RATE else FULL_SAMPLE_RATE
 
+    def for_routine(self, routine: Routine) -> "Settings":
+        """These settings with ``routine``'s sample rate fixed: decided once (it looks up the
+        engine and may read a voice model's config), then read by every stage."""
+        return self if self.sample_rate is not None else dataclasses.replace(
+            self, sample_rate=self.sample_rate_for(routine))
+
     def speech_settings(self, routine: Routine) -> SpeechSettings:
         return SpeechSettings(
             voice=self.engine_choice(routine).voice,
@@ -209,6 +215,8 @@ class _Parts:
     """What every way of building starts from."""
 
     routine: Routine
+    settings: Settings
+    """The settings asked for, with the routine's sample rate fixed (:meth:`Settings.for_routine`)."""
     vocab: Vocabulary
     cache: Cache
     phrases: list[str]
@@ -286,6 +294,7 @@ def _parts(routine: Routine | str | os.PathLike, settings: Settings, on_clip: Ca
 
 
 def _routine_parts(routine: Routine, settings: Settings, on_clip: Callable[[str], None] | None) -> _Parts:
+    settings = settings.for_routine(routine)
     vocab = routine_vocabulary(routine)
     cache = Cache(settings.cache_folder(routine) if settings.use_cache else None)
     choice = installed_engine(routine, settings)
@@ -301,7 +310,7 @@ def _routine_parts(routine: Routine, settings: Settings, on_clip: Callable[[str]
         speech.voice_identity()  # first: a voice model new to this cache starts its engine now (Speech._file_hash)
     sound = load_sound_design(routine, sample_rate=speech.settings.sample_rate, cache=cache)
     notes = (f"{routine.path}: {choice.note}",) if choice.note else ()
-    return _Parts(routine, vocab, cache, collect_phrases(routine, vocab=vocab), speech, sound, notes)
+    return _Parts(routine, settings, vocab, cache, collect_phrases(routine, vocab=vocab), speech, sound, notes)
 
 
 def build(
@@ -338,10 +347,10 @@ def build(
             vocab=parts.vocab,
             speech_samples=parts.speech.samples,
             tone_samples=parts.sound.tone_length,
-            settings=settings.compile_settings(parts.routine),
+            settings=parts.settings.compile_settings(parts.routine),
             speech_rate=parts.speech.settings.rate,
         )
-    render_settings = settings.render_settings(parts.routine)
+    render_settings = parts.settings.render_settings(parts.routine)
     return Build(
         routine=parts.routine,
         timeline=timeline,
@@ -428,7 +437,7 @@ class LiveBuild:
         self._track_looked_up = False
         self._parts = _parts(routine, settings, self._clip_arrived)
         self.routine = self._parts.routine
-        self.render_settings = settings.render_settings(self.routine)
+        self.render_settings = self._parts.settings.render_settings(self.routine)
         self.sample_rate = self.render_settings.sample_rate
         self.timeline = Timeline(self.routine.title, self.sample_rate, 0, (), ())
         self._threads = [
@@ -477,7 +486,7 @@ class LiveBuild:
             vocab=self._parts.vocab,
             speech_samples=self._clip_samples,
             tone_samples=self._parts.sound.tone_length,
-            settings=self.settings.compile_settings(self.routine),
+            settings=self._parts.settings.compile_settings(self.routine),
             speech_rate=self._parts.speech.settings.rate,
             before_speech=self._before_speech,
         )
@@ -646,7 +655,8 @@ def plan(routine: Routine | str | os.PathLike, *, settings: Settings = Settings(
         vocab = routine_vocabulary(routine)
         rate = settings.rate if settings.rate is not None else routine.rate
         engine = settings.engine_for(routine)  # its measured speaking rate in the routine's language
-        sample_rate = settings.sample_rate_for(routine)
+        settings = settings.for_routine(routine)
+        sample_rate = settings.sample_rate_for(routine)  # fixed: read, not looked up again
         sound = load_sound_design(routine, sample_rate=sample_rate, music=False)  # tones set the timing
         return compile_timeline(
             routine,

@@ -244,7 +244,7 @@ def export_key(routine: Routine, *, settings: Settings, library: LibrarySettings
     files = [("music", _content_hash(routine.music.file))] if routine.music is not None else []
     files += [(sound.tone.value, _content_hash(sound.file)) for sound in routine.sounds]
     return library.cache_key(routine_key(routine), resolved.cache_key(), voice,
-                             settings.render_settings(routine).cache_key(), files)
+                             resolved.render_settings(routine).cache_key(), files)
 
 
 def _content_hash(path: str) -> str:
