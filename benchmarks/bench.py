@@ -163,6 +163,14 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def children_cpu_s() -> float:
+    """CPU seconds (user + system) of the finished child processes (and theirs) so far."""
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def machine() -> str:
     cpu = platform.processor() or platform.machine()
     try:

@@ -93,14 +93,6 @@ def piper_phrases(routine_files: list[Path]) -> tuple[list[tuple[str, float]], o
     return list(phrases), model
 
 
-def children_cpu_s() -> float:
-    """CPU seconds (user + system) of the finished child processes (and theirs) so far."""
-    import resource
-
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
-
-
 def limit_seconds(phrases: list[tuple[str, float]], model, folder: Path) -> float:
     """Piper alone: one process per core, phrases dealt round-robin, wall time to the last one."""
     cores = os.cpu_count() or 1
@@ -147,7 +139,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3, help="first-sound runs (the median is reported)")
     args = parser.parse_args()
     sys.path.insert(0, str(HERE))
-    from bench import machine
+    from bench import children_cpu_s, machine
     from routines import routine_yaml
 
     voicecoach = [sys.executable, "-m", "voicecoach.cli"]

@@ -13,7 +13,6 @@ alternating.  Printed: wall seconds and CPU seconds (all processes) per run.
 from __future__ import annotations
 
 import argparse
-import resource
 import shutil
 import subprocess
 import sys
@@ -23,6 +22,8 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
+sys.path.append(str(HERE))  # appended: benchmarks/piper.py must not shadow the piper package
+from bench import children_cpu_s, machine  # noqa: E402
 RATES = (44100, 22050)
 
 _COMPILE = (
@@ -32,11 +33,6 @@ _COMPILE = (
     "rate, routine, out, cache = int(sys.argv[1]), *map(Path, sys.argv[2:])\n"
     "compile_to(routine, out, settings=Settings(sample_rate=rate, cache_dir=cache))\n"
 )
-
-
-def children_cpu_s() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
 
 
 def compiled(rate: int, routine: Path, out: Path, cache: Path) -> tuple[float, float]:
@@ -52,8 +48,6 @@ def main() -> None:
     parser.add_argument("--minutes", type=int, default=30, help="the generated routine's length (benchmarks/routines.py)")
     parser.add_argument("--repeats", type=int, default=2, help="compiles with the clips cached, per rate")
     args = parser.parse_args()
-    sys.path.append(str(HERE))  # appended: benchmarks/piper.py must not shadow the piper package
-    from bench import machine
     from routines import routine_yaml
 
     print(f"Machine: {machine()}")
