@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -221,3 +222,89 @@ def test_a_voice_above_22050_hz_or_the_settings_make_44100(tmp_path, monkeypatch
     assert Settings(engine="fake").sample_rate_for(routine) == 44100
     monkeypatch.setitem(ENGINES, "fake", dataclasses.replace(ENGINES["fake"], voice_sample_rate=lambda voice: 16000))
     assert Settings(engine="fake").sample_rate_for(routine) == 22050
+
+
+# ---------------------------------------------------------------------------------------
+# synthesize_ahead: one batch per voice, the smaller ones alongside the biggest
+
+
+class _Alongside(FakeEngine):
+    """The biggest batch's engine: it goes on only once the smaller batch's engine has begun."""
+
+    begun = None  # a threading.Event, set by _Small
+
+    def synthesize(self, texts, **kw):
+        assert _Alongside.begun.wait(10), "the smaller batch did not run alongside the biggest"
+        yield from super().synthesize(texts, **kw)
+
+
+class _Small(FakeEngine):
+    made = 0  # instances
+
+    def __init__(self):
+        _Small.made += 1
+
+    def synthesize(self, texts, **kw):
+        _Alongside.begun.set()
+        yield from super().synthesize(texts, **kw)
+
+
+def test_synthesize_ahead_makes_the_smaller_batches_alongside_the_biggest(tmp_path, monkeypatch):
+    import threading
+
+    from voicecoach.compile import collect_phrases
+    from voicecoach.pipeline import routine_vocabulary, synthesize_ahead
+
+    _Alongside.begun = threading.Event()
+    monkeypatch.setitem(ENGINES, "big", EngineSpec(name="big", about="waits", create=_Alongside))
+    monkeypatch.setitem(ENGINES, "small", EngineSpec(name="small", about="starts", create=_Small))
+    big, small = load_routine(SCRIPTS / "morning.yaml"), load_routine(_with_top_level(tmp_path, ""))
+    counts, _Small.made = [], 0
+    made = synthesize_ahead([(small, Settings(engine="small", cache_dir=tmp_path / "c")),
+                             (big, Settings(engine="big", cache_dir=tmp_path / "c")),
+                             (small, Settings(engine="small", rate=Fraction(5, 4), cache_dir=tmp_path / "c"))],
+                            progress=lambda stage, done, total: counts.append((done, total)))
+    total = sum(len(set(collect_phrases(r, vocab=routine_vocabulary(r)))) for r in (big, small, small))
+    assert made == total and counts == [(n, total) for n in range(1, total + 1)]  # no count lost between threads
+    assert _Small.made == 1  # the smaller batches share their engine (one espeak server for every language)
+    again = build(big, settings=Settings(engine="big", cache_dir=tmp_path / "c"))
+    assert again.speech.stats.synthesized == 0  # everything is in the cache
+
+
+class _Interrupted(FakeEngine):
+    def synthesize(self, texts, **kw):
+        assert _Blocking.begun.wait(10)
+        yield from super().synthesize(texts[:1], **kw)
+        raise KeyboardInterrupt  # Ctrl-C while the biggest batch is being made
+
+
+class _Blocking(FakeEngine):
+    """A speech server that answers nothing until it is killed."""
+
+    begun = killed = None
+
+    def synthesize(self, texts, **kw):
+        _Blocking.begun.set()
+        assert _Blocking.killed.wait(10), "the smaller batch's server was not stopped"
+        raise EngineError("the blocking speech server stopped unexpectedly")
+        yield
+
+    def kill(self):
+        _Blocking.killed.set()
+
+
+def test_synthesize_ahead_interrupted_stops_the_other_batches(tmp_path, monkeypatch):
+    import threading
+
+    from voicecoach.pipeline import synthesize_ahead
+
+    _Blocking.begun, _Blocking.killed = threading.Event(), threading.Event()
+    monkeypatch.setitem(ENGINES, "interrupted", EngineSpec(name="interrupted", about="Ctrl-C", create=_Interrupted))
+    monkeypatch.setitem(ENGINES, "blocking", EngineSpec(name="blocking", about="hangs", create=_Blocking))
+    big, small = load_routine(SCRIPTS / "morning.yaml"), load_routine(_with_top_level(tmp_path, ""))
+    began = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        synthesize_ahead([(big, Settings(engine="interrupted", cache_dir=tmp_path / "c")),
+                          (small, Settings(engine="blocking", cache_dir=tmp_path / "c"))])
+    assert _Blocking.killed.is_set() and time.monotonic() - began < 10
+    assert not [t for t in threading.enumerate() if t.name == "voicecoach-speech"]

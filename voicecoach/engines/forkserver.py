@@ -142,6 +142,14 @@ class ServerEngine:
         finally:
             shutil.rmtree(folder, ignore_errors=True)
 
+    def kill(self) -> None:
+        """Stop the server now, from another thread: the thread waiting for its answers meets
+        the end of its output (an EngineError) and closes it; its children end at their next phrase."""
+        proc = self._proc
+        if proc is not None and proc.poll() is None:
+            with contextlib.suppress(OSError):
+                proc.terminate()
+
     def failure(self, text: str, voice: str, error: str) -> EngineError:
         """The error for a phrase the server could not make (engines refine it)."""
         failed = EngineError(f"{self.name} failed on {text[:80]!r}: {error}", hint="simplify the text or report the bug")
