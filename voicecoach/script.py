@@ -13,6 +13,7 @@ values itself, accepting the core scalar types only, so no tag can build a Pytho
 from __future__ import annotations
 
 import difflib
+import functools
 import os
 import re
 import stat
@@ -783,22 +784,32 @@ def resolve_inside(base_dir: str | os.PathLike, root_dir: str | os.PathLike, rel
     return Path(real)
 
 
-def top_level_keys(path: str | os.PathLike) -> set[str] | None:
+def top_level_keys(path: str | os.PathLike) -> frozenset[str] | None:
     """The keys of a YAML file's top-level mapping, ``None`` if it is not one or unreadable.
 
     Only composed (never constructed) and size-limited: for telling routines, blocks and
-    programs apart before loading them, which then reports any real problem.
+    programs apart before loading them, which then reports any real problem.  Remembered
+    per file version (an export asks "block?" and "program?" of every file).
     """
     try:
-        if os.path.getsize(path) > DEFAULT_LIMITS.max_file_bytes:
-            return None
+        info = os.stat(path)
+    except OSError:
+        return None
+    if info.st_size > DEFAULT_LIMITS.max_file_bytes:
+        return None
+    return _top_level_keys(os.path.realpath(path), info.st_size, info.st_mtime_ns, info.st_ino)
+
+
+@functools.lru_cache(maxsize=256)
+def _top_level_keys(path: str, size: int, mtime_ns: int, inode: int) -> frozenset[str] | None:
+    try:
         with open(path, "rb") as handle:
             node = yaml.compose(handle.read().decode("utf-8-sig"), Loader=yaml.SafeLoader)
     except (OSError, UnicodeDecodeError, yaml.YAMLError, RecursionError):
         return None
     if not isinstance(node, yaml.MappingNode):
         return None
-    return {k.value for k, _ in node.value if isinstance(k, yaml.ScalarNode)}
+    return frozenset(k.value for k, _ in node.value if isinstance(k, yaml.ScalarNode))
 
 
 def _read(path: str, display: str, limits: Limits) -> bytes:

@@ -337,6 +337,11 @@ def test_block_files_and_folders(tmp_path):
     (tmp_path / "broken.yaml").write_text("steps: [", encoding="utf-8")
     assert not is_block_file(tmp_path / "broken.yaml")  # loading it reports the real problem
     assert not is_block_file(tmp_path / "missing.yaml")
+    # What a file is, is remembered per version of it: an edited file is looked at again.
+    (tmp_path / "broken.yaml").write_text("steps:\n  - say: Hello.\n", encoding="utf-8")
+    assert is_block_file(tmp_path / "broken.yaml")
+    (tmp_path / "broken.yaml").write_text("routine: Now a routine\nsteps:\n  - say: Hello.\n", encoding="utf-8")
+    assert not is_block_file(tmp_path / "broken.yaml")
     assert find_routine_files([SCRIPTS / "morning.yaml", SCRIPTS, SCRIPTS / "morning.yaml"]).count(
         SCRIPTS / "morning.yaml") == 1
 
