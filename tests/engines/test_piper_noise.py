@@ -54,6 +54,18 @@ def test_a_phrase_is_the_same_whatever_the_session_said_before(voice, monkeypatc
     assert synthesize(voice, TEXTS[1], length_scale=1.0).tobytes() == first.tobytes()
 
 
+def test_kept_noise_is_what_a_fresh_draw_gives(monkeypatch):
+    """The noise is drawn once per sentence place and sliced: every size gets exactly the values
+    a generator drawing that many gives, whether the kept draw was shorter or longer."""
+    monkeypatch.setattr(piper_noise, "_KEPT_VALUES", 5000)
+    session = piper_noise.NoisySession(session=None, noise_inputs=("a", "b"))
+    for sentence, index, size in [(0, 0, 700), (0, 0, 300), (0, 0, 1500), (0, 1, 1500), (3, 0, 4999),
+                                  (0, 0, 4000), (0, 0, 6000), (9, 1, 64), (0, 0, 2)]:
+        fresh = np.random.default_rng([piper_noise.SEED, sentence, index]).standard_normal(size, dtype=np.float32)
+        assert session.noise(sentence, index, size).tobytes() == fresh.tobytes()
+    assert all(len(kept) <= 5000 for kept in session._drawn.values()) and (9, 1) not in session._drawn
+
+
 def test_the_noise_is_its_own_per_sentence_not_per_phrase(voice):
     """Sentence 1 of two phrases gets the same noise; sentence 2 another (not a copy of sentence 1's)."""
     alone = synthesize(voice, "Then rest.", length_scale=1.0)

@@ -28,6 +28,8 @@ SEED = 20250101
 NOISE_PER_PHONEME = 1024
 """Noise values first handed over per phoneme id (VITS needs about 192 x 4 for the voice's noise);
 a sentence that needs more is run again with twice as much."""
+_KEPT_SENTENCES = 8
+_KEPT_VALUES = 1 << 20  # 4 MB of float32
 
 _RANDOM_OPS = (b"RandomNormal", b"RandomUniform", b"Multinomial", b"Bernoulli")
 
@@ -191,6 +193,24 @@ class NoisySession:
         self.session = session
         self.noise_inputs = noise_inputs
         self._sentence = 0
+        self._drawn: dict[tuple[int, int], np.ndarray] = {}
+
+    def noise(self, sentence: int, index: int, size: int) -> np.ndarray:
+        """The first ``size`` values of noise input ``index`` for sentence ``sentence``.
+
+        Drawn once and kept (a generator's first n values are the first n of any longer
+        draw): drawing them anew for every sentence cost as much as a second of a library
+        export.  Kept for the first sentences of a phrase and up to 4 MB each.
+        """
+        key = (sentence, index)
+        drawn = self._drawn.get(key)
+        if drawn is None or len(drawn) < size:
+            keep = sentence < _KEPT_SENTENCES and size <= _KEPT_VALUES
+            count = min(max(size, 2 * len(drawn)), _KEPT_VALUES) if keep and drawn is not None else size
+            drawn = np.random.default_rng([SEED, sentence, index]).standard_normal(count, dtype=np.float32)
+            if keep:
+                self._drawn[key] = drawn
+        return drawn[:size]
 
     def phrase(self) -> None:
         self._sentence = 0
@@ -202,7 +222,7 @@ class NoisySession:
         while True:
             noisy = dict(feed)
             for index, name in enumerate(self.noise_inputs):
-                noisy[name] = np.random.default_rng([SEED, sentence, index]).standard_normal(size, dtype=np.float32)
+                noisy[name] = self.noise(sentence, index, size)
             try:
                 return self.session.run(output_names, noisy)
             except Exception as error:  # a sentence that needs more noise than was handed over
