@@ -132,3 +132,35 @@ def test_a_worker_signalled_while_starting_stops_quietly_once_its_handlers_are_s
     """)
     done = subprocess.run([sys.executable, "-c", starting], capture_output=True, text=True, timeout=60)
     assert (done.returncode, done.stdout, done.stderr) == (128 + signal.SIGINT, "", "")
+
+
+_POOL_WORKER_SIGNALLED = """
+import os, signal, multiprocessing
+from concurrent.futures import ProcessPoolExecutor
+from voicecoach.errors import init_worker_signals, signals_held
+
+if __name__ == "__main__":
+    pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"), initializer=init_worker_signals)
+    with signals_held():  # as export starts its workers
+        future = pool.submit(int)
+        for pid in list(pool._processes):
+            os.kill(pid, signal.SIGINT)  # Ctrl-C while the worker starts: held until its handlers are set
+    try:
+        future.result(timeout=60)
+        print("went on")
+    except Exception as error:
+        print(type(error).__name__)
+    pool.shutdown()
+"""
+
+
+def test_a_pool_worker_signalled_while_starting_leaves_no_traceback(tmp_path):
+    """The held signal acts inside the pool's initializer: the worker ends there, and nothing
+    (the pool's "Exception in initializer" and its traceback) reaches the terminal."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "pool.py"
+    script.write_text(_POOL_WORKER_SIGNALLED, encoding="utf-8")
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert (done.returncode, done.stdout, done.stderr) == (0, "BrokenProcessPool\n", "")

@@ -139,7 +139,10 @@ _worker_busy = False  # in a worker process: whether a job runs (see worker_job)
 def _stop_worker(signum, frame) -> None:
     if _worker_busy:  # unwind the job: its temporary files go on the way out
         raise Terminated if signum == signal.SIGTERM else KeyboardInterrupt
-    raise SystemExit(128 + signum)  # idle: nothing to clean up; leave without a traceback
+    # Idle (waiting for a job, or still starting: a held signal acts in init_worker_signals):
+    # nothing to clean up.  Exit at once: an exception raised there would reach the pool's
+    # own code, which prints it ("Exception in initializer: ..." with a traceback).
+    os._exit(128 + signum)
 
 
 def init_worker_signals() -> None:
