@@ -420,6 +420,13 @@ def _remove_stale_staging(out: Path, *, max_age_s: float = STALE_TEMP_S) -> None
                         shutil.rmtree(entry.path)
 
 
+def _warm_worker() -> None:
+    """In a new worker: import what exporting needs before the first routine comes."""
+    import lameenc  # noqa: F401
+    import mutagen.id3  # noqa: F401
+    from PIL import Image, ImageDraw  # noqa: F401
+
+
 def _export_in_worker(job: _Job) -> RoutineResult:
     """``_export_one`` in a worker process: stopped by a signal, it reports the routine failed (its
     temporary files are gone by then); the command, signalled too, stops as it does."""
@@ -637,11 +644,26 @@ def export_library(
     budget = library.jobs or settings.jobs or os.cpu_count() or 1
     workers = max(1, min(budget, len(jobs)))
     speech_jobs = max(1, budget // workers)
+    pool = None
+    if workers > 1:
+        # The workers start now (spawn: a fresh interpreter each, safe whatever threads the
+        # parent runs), so their imports fill the cores while the speech servers load, and
+        # they are ready when the speech is.
+        context = multiprocessing.get_context("spawn")
+        pool = ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=init_worker_signals)
+        with signals_held():  # the workers start as they are submitted
+            for _ in range(workers):
+                pool.submit(_warm_worker)
     if len(jobs) > 1:
         # Every routine's speech first, in one batch per voice: each model loads once, shared
         # phrases are made once, every core synthesizes to the end; the workers then only mix
         # and encode, from the cache.
-        synthesize_ahead([(job.routine, job.settings) for job in jobs.values()], jobs=budget, progress=progress)
+        try:
+            synthesize_ahead([(job.routine, job.settings) for job in jobs.values()], jobs=budget, progress=progress)
+        except BaseException:  # Ctrl-C, SIGTERM: the idle workers go too
+            if pool is not None:
+                pool.shutdown(wait=True, cancel_futures=True)
+            raise
     jobs = {i: dataclasses.replace(j, settings=dataclasses.replace(j.settings, jobs=speech_jobs))
             for i, j in (_longest_first(jobs) if workers > 1 else jobs.items())}
     bug: BaseException | None = None
@@ -662,9 +684,7 @@ def export_library(
             if results[index].stops_export:
                 break
     else:
-        # spawn: a fresh interpreter per worker, safe whatever threads the parent runs.
-        context = multiprocessing.get_context("spawn")
-        pool = ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=init_worker_signals)
+        assert pool is not None
         try:
             with signals_held():  # the workers start as they are submitted
                 futures = {pool.submit(_export_in_worker, job): index for index, job in jobs.items()}
