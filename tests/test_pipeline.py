@@ -232,9 +232,11 @@ class _Alongside(FakeEngine):
     """The biggest batch's engine: it goes on only once the smaller batch's engine has begun."""
 
     begun = None  # a threading.Event, set by _Small
+    asked: list = []
 
     def synthesize(self, texts, **kw):
         assert _Alongside.begun.wait(10), "the smaller batch did not run alongside the biggest"
+        _Alongside.asked = list(texts)
         yield from super().synthesize(texts, **kw)
 
 
@@ -267,6 +269,8 @@ def test_synthesize_ahead_makes_the_smaller_batches_alongside_the_biggest(tmp_pa
     total = sum(len(set(collect_phrases(r, vocab=routine_vocabulary(r)))) for r in (big, small, small))
     assert made == total and counts == [(n, total) for n in range(1, total + 1)]  # no count lost between threads
     assert _Small.made == 1  # the smaller batches share their engine (one espeak server for every language)
+    lengths = [len(text) for text in _Alongside.asked]
+    assert len(lengths) > 10 and lengths == sorted(lengths, reverse=True)  # longest first: a short tail
     again = build(big, settings=Settings(engine="big", cache_dir=tmp_path / "c"))
     assert again.speech.stats.synthesized == 0  # everything is in the cache
 

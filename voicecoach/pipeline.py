@@ -407,7 +407,8 @@ def synthesize_ahead(routines: Iterable[tuple[Routine, Settings]], *, jobs: int 
             speaking.append(speech)
         try:
             if not stop.is_set():
-                speech.prepare(list(phrases))
+                # Longest first: the last phrases, short, leave a core idle only briefly.
+                speech.prepare(sorted(phrases, key=len, reverse=True))
         except VoicecoachError:
             pass  # the routines' builds meet it again and say where
         return speech.stats.synthesized
