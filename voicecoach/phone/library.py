@@ -27,7 +27,7 @@ import shutil
 import time
 import traceback
 import unicodedata
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -654,18 +654,25 @@ def export_library(
         with signals_held():  # the workers start as they are submitted
             for _ in range(workers):
                 pool.submit(_warm_worker)
-    if len(jobs) > 1:
-        # Every routine's speech first, in one batch per voice: each model loads once, shared
-        # phrases are made once, every core synthesizes to the end; the workers then only mix
-        # and encode, from the cache.
-        try:
-            synthesize_ahead([(job.routine, job.settings) for job in jobs.values()], jobs=budget, progress=progress)
-        except BaseException:  # Ctrl-C, SIGTERM: the idle workers go too
-            if pool is not None:
-                pool.shutdown(wait=True, cancel_futures=True)
-            raise
-    jobs = {i: dataclasses.replace(j, settings=dataclasses.replace(j.settings, jobs=speech_jobs))
-            for i, j in (_longest_first(jobs) if workers > 1 else jobs.items())}
+    # The order the workers take the routines in (by estimated length: no speech needed) is
+    # worked out while the speech is made, not after it, when the cores would wait for it.
+    ordering = ThreadPoolExecutor(max_workers=1, thread_name_prefix="voicecoach-order")
+    longest = ordering.submit(_longest_first, jobs) if workers > 1 else None
+    try:
+        if len(jobs) > 1:
+            # Every routine's speech first, in one batch per voice: each model loads once, shared
+            # phrases are made once, every core synthesizes to the end; the workers then only mix
+            # and encode, from the cache.
+            synthesize_ahead([(job.routine, job.settings) for job in jobs.values()], jobs=budget,
+                             progress=progress)
+        ordered = longest.result() if longest is not None else list(jobs.items())
+    except BaseException:  # Ctrl-C, SIGTERM: the idle workers go too
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    finally:
+        ordering.shutdown(wait=False)
+    jobs = {i: dataclasses.replace(j, settings=dataclasses.replace(j.settings, jobs=speech_jobs)) for i, j in ordered}
     bug: BaseException | None = None
     done = 0
     if progress and jobs:
