@@ -390,7 +390,7 @@ def synthesize_ahead(routines: Iterable[tuple[Routine, Settings]], *, jobs: int 
     done = 0
     lock = threading.Lock()
     stop = threading.Event()
-    speaking: list[Speech] = []
+    running: list[object] = []  # every engine started, for stopping them from the calling thread
 
     def on_clip(text: str) -> None:
         nonlocal done
@@ -399,70 +399,63 @@ def synthesize_ahead(routines: Iterable[tuple[Routine, Settings]], *, jobs: int 
             if progress:
                 progress("speech", done, total)
 
-    def speak(group: tuple[tuple[str, SpeechSettings, str], dict[str, None]], engine) -> int:
-        (_, speech_settings, folder), phrases = group
-        speech = Speech(engine=engine, cache=Cache(folder), settings=speech_settings,
-                        jobs=jobs or os.cpu_count() or 1, on_clip=on_clip)
-        with lock:
-            speaking.append(speech)
-        try:
-            if not stop.is_set():
-                # Longest first: the last phrases, short, leave a core idle only briefly.
-                speech.prepare(sorted(phrases, key=len, reverse=True))
-        except VoicecoachError:
-            pass  # the routines' builds meet it again and say where
-        return speech.stats.synthesized
-
-    # The biggest batch here; the others meanwhile, one after another, in a thread: their
-    # servers start and their speech is made while the big one's server loads its model and
-    # while its last phrases leave a core idle (about 2 s of a 60 s library export on 2 cores).
-    # The thread's batches share one engine per name (one espeak server for every language).
-    ordered = sorted(groups.items(), key=lambda group: -len(group[1]))
-    by_others: list[int] = []
-    failed: list[BaseException] = []
-
-    def speak_others() -> None:
+    def speak(batches: list[tuple[tuple[str, SpeechSettings, str], dict[str, None]]], made: list[int]) -> None:
+        """Make ``batches`` one after another, one engine per name (one espeak server for
+        every language), closed at the end."""
         engines: dict[str, object] = {}
         try:
-            for group in ordered[1:]:
+            for (name, speech_settings, folder), phrases in batches:
                 if stop.is_set():
                     return
-                name = group[0][0]
                 if name not in engines:
                     engines[name] = get_engine(name)
-                engine = engines[name]
-                by_others.append(speak(group, engine))
-        except BaseException as error:  # a bug: raised again in the calling thread
-            failed.append(error)
+                    with lock:
+                        running.append(engines[name])
+                speech = Speech(engine=engines[name], cache=Cache(folder), settings=speech_settings,
+                                jobs=jobs or os.cpu_count() or 1, on_clip=on_clip)
+                try:
+                    # Longest first: the last phrases, short, leave a core idle only briefly.
+                    speech.prepare(sorted(phrases, key=len, reverse=True))
+                except VoicecoachError:
+                    pass  # the routines' builds meet it again and say where
+                made.append(speech.stats.synthesized)
         finally:
             for engine in engines.values():
                 engine.close()
 
-    helper = threading.Thread(target=speak_others, name="voicecoach-speech", daemon=True)
+    # The biggest batch here; the others meanwhile, one after another, in a thread: their
+    # servers start and their speech is made while the big one's server loads its model and
+    # while its last phrases leave a core idle (about 2 s of a 60 s library export on 2 cores).
+    ordered = sorted(groups.items(), key=lambda group: -len(group[1]))
+    made_here: list[int] = []
+    made_alongside: list[int] = []
+    failed: list[BaseException] = []
+
+    def speak_alongside() -> None:
+        try:
+            speak(ordered[1:], made_alongside)
+        except BaseException as error:  # a bug: raised again in the calling thread
+            failed.append(error)
+
+    helper = threading.Thread(target=speak_alongside, name="voicecoach-speech", daemon=True)
     if len(ordered) > 1:
         helper.start()
     try:
-        made = 0
-        if ordered:
-            engine = get_engine(ordered[0][0][0])
-            try:
-                made = speak(ordered[0], engine)
-            finally:
-                engine.close()
+        speak(ordered[:1], made_here)
         if helper.is_alive():
             helper.join()
     finally:
         if helper.is_alive():  # interrupted (Ctrl-C, SIGTERM): stop the others' servers too
             stop.set()
             with lock:
-                for speech in speaking:
-                    kill = getattr(speech.engine, "kill", None)
+                for engine in running:
+                    kill = getattr(engine, "kill", None)
                     if kill is not None:
                         kill()
             helper.join()
     if failed:
         raise failed[0]
-    return made + sum(by_others)
+    return sum(made_here) + sum(made_alongside)
 
 
 class LiveBuild:
