@@ -312,3 +312,41 @@ def test_synthesize_ahead_interrupted_stops_the_other_batches(tmp_path, monkeypa
                           (small, Settings(engine="blocking", cache_dir=tmp_path / "c"))])
     assert _Blocking.killed.is_set() and time.monotonic() - began < 10
     assert not [t for t in threading.enumerate() if t.name == "voicecoach-speech"]
+
+
+class _Given(FakeEngine):
+    """Counts its instances, the threads that use each and the ones closed."""
+
+    made: list = []
+    closed: list = []
+
+    def __init__(self):
+        self.threads = set()
+        _Given.made.append(self)
+
+    def synthesize(self, texts, **kw):
+        import threading
+
+        self.threads.add(threading.current_thread().name)
+        yield from super().synthesize(texts, **kw)
+
+    def close(self):
+        _Given.closed.append(self)
+
+
+def test_synthesize_ahead_speaks_with_the_engines_it_is_given(tmp_path, monkeypatch):
+    """An engine already started (export's, loading its model) makes the batches of one thread;
+    the caller closes it.  Two batches of the same engine name: the other thread gets its own."""
+    from voicecoach.pipeline import synthesize_ahead
+
+    monkeypatch.setitem(ENGINES, "given", EngineSpec(name="given", about="counts", create=_Given))
+    _Given.made, _Given.closed = [], []
+    given = _Given()
+    big, small = load_routine(SCRIPTS / "morning.yaml"), load_routine(_with_top_level(tmp_path, ""))
+    made = synthesize_ahead([(big, Settings(engine="given", cache_dir=tmp_path / "c")),
+                             (small, Settings(engine="given", rate=Fraction(5, 4), cache_dir=tmp_path / "c"))],
+                            engines={"given": given})
+    assert made > 0 and len(_Given.made) == 2  # the given one and the helper's own
+    assert given.threads == {"MainThread"}  # the biggest batch's, and only that thread's
+    assert _Given.made[1].threads == {"voicecoach-speech"}
+    assert _Given.closed == [_Given.made[1]]  # the given engine is left to its owner

@@ -16,7 +16,7 @@ import threading
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
+from typing import Callable, Iterable, Iterator, Mapping
 
 import numpy as np
 
@@ -29,6 +29,7 @@ from .mix import MIX_VERSION, Mixer, RenderSettings, limiter_reach
 from .model import EventKind, Routine, Timeline, flat_steps
 from .script import load_routine
 from .sound import SoundDesign, load_sound_design, probe_music
+from .engines.base import Engine
 from .engines import (AUTO, DEFAULT_ENGINE, ENGINES, SPEECH_SAMPLE_RATE, EngineChoice, choose_engine, get_engine,
                       list_voices, missing_engines, speaks)
 from .languages import base as base_language
@@ -364,7 +365,7 @@ def build(
 
 
 def synthesize_ahead(routines: Iterable[tuple[Routine, Settings]], *, jobs: int | None = None,
-                     progress: Progress | None = None) -> int:
+                     progress: Progress | None = None, engines: Mapping[str, Engine] | None = None) -> int:
     """Make, into their caches, every clip that building ``routines`` will need; how many were made.
 
     For a library export: the phrases of all routines spoken alike (the same engine, voice,
@@ -373,6 +374,8 @@ def synthesize_ahead(routines: Iterable[tuple[Routine, Settings]], *, jobs: int 
     last phrase; the routines are then built from the cache (mixed, encoded) in parallel.  A
     routine that cannot be prepared (a bad vocabulary, an engine not installed) is left out,
     and a batch with a failing phrase stops: building the routines reports it, located.
+    ``engines``: engines by name already started (a server loading its model), used instead of
+    new ones; the caller closes them.
     """
     groups: dict[tuple[str, SpeechSettings, str], dict[str, None]] = {}
     for routine, settings in routines:
@@ -399,19 +402,22 @@ def synthesize_ahead(routines: Iterable[tuple[Routine, Settings]], *, jobs: int 
             if progress:
                 progress("speech", done, total)
 
-    def speak(batches: list[tuple[tuple[str, SpeechSettings, str], dict[str, None]]], made: list[int]) -> None:
+    def speak(batches: list[tuple[tuple[str, SpeechSettings, str], dict[str, None]]], made: list[int],
+              given: dict[str, Engine]) -> None:
         """Make ``batches`` one after another, one engine per name (one espeak server for
-        every language), closed at the end."""
-        engines: dict[str, object] = {}
+        every language): ``given`` ones, else new ones, closed at the end."""
+        started: dict[str, Engine] = {}
         try:
             for (name, speech_settings, folder), phrases in batches:
                 if stop.is_set():
                     return
-                if name not in engines:
-                    engines[name] = get_engine(name)
-                    with lock:
-                        running.append(engines[name])
-                speech = Speech(engine=engines[name], cache=Cache(folder), settings=speech_settings,
+                engine = given.get(name) or started.get(name)
+                if engine is None:
+                    engine = started[name] = get_engine(name)
+                with lock:
+                    if engine not in running:
+                        running.append(engine)
+                speech = Speech(engine=engine, cache=Cache(folder), settings=speech_settings,
                                 jobs=jobs or os.cpu_count() or 1, on_clip=on_clip)
                 try:
                     # Longest first: the last phrases, short, leave a core idle only briefly.
@@ -420,7 +426,7 @@ def synthesize_ahead(routines: Iterable[tuple[Routine, Settings]], *, jobs: int 
                     pass  # the routines' builds meet it again and say where
                 made.append(speech.stats.synthesized)
         finally:
-            for engine in engines.values():
+            for engine in started.values():
                 engine.close()
 
     # The biggest batch here; the others meanwhile, one after another, in a thread: their
@@ -430,10 +436,13 @@ def synthesize_ahead(routines: Iterable[tuple[Routine, Settings]], *, jobs: int 
     made_here: list[int] = []
     made_alongside: list[int] = []
     failed: list[BaseException] = []
+    # A given engine serves one thread only: the biggest batch's, or else the helper's.
+    given = dict(engines or {})
+    here = {name: given.pop(name) for name in [ordered[0][0][0]] if ordered and name in given}
 
     def speak_alongside() -> None:
         try:
-            speak(ordered[1:], made_alongside)
+            speak(ordered[1:], made_alongside, given)
         except BaseException as error:  # a bug: raised again in the calling thread
             failed.append(error)
 
@@ -441,7 +450,7 @@ def synthesize_ahead(routines: Iterable[tuple[Routine, Settings]], *, jobs: int 
     if len(ordered) > 1:
         helper.start()
     try:
-        speak(ordered[:1], made_here)
+        speak(ordered[:1], made_here, here)
         if helper.is_alive():
             helper.join()
     finally:

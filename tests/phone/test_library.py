@@ -192,7 +192,7 @@ def test_the_routines_own_engine_is_part_of_the_key(tmp_path, tiny):
     settings = Settings(cache_dir=tmp_path / "cache")
     identities = []
 
-    def identify(engine: str, voice: str) -> str:
+    def identify(engine: str, voice: str, folder) -> str:
         identities.append(engine)
         return f"{engine}-identity"
 
@@ -304,6 +304,64 @@ def test_a_library_export_makes_all_speech_first_with_one_engine_per_voice(tmp_p
     for file, name in (("tiny.yaml", "tiny-quick"), ("second.yaml", "second-one"), ("third.yaml", "third")):
         export([folder / file], tmp_path / f"one-{name}", clean)
         assert (tmp_path / f"one-{name}" / f"{name}.mp3").read_bytes() == (tmp_path / "phone" / f"{name}.mp3").read_bytes()
+
+
+def test_a_voice_new_to_the_cache_starts_loading_while_the_library_is_read(tmp_path, tiny, monkeypatch):
+    """The engine that names the voice for the export keys is the one that speaks the library;
+    a model the cache has not hashed yet (so no clip of it either) starts loading at once."""
+    from voicecoach.engines import ENGINES, EngineSpec
+    from voicecoach.engines.fake import FakeEngine
+    from voicecoach.sound import file_sha256
+
+    model = tmp_path / "voice.model"
+    model.write_bytes(b"weights")
+    events: list[tuple[str, int]] = []  # (what, which engine object)
+    engines: list[object] = []
+
+    class Warming(FakeEngine):
+        name = "warming"
+
+        def __init__(self) -> None:
+            engines.append(self)
+
+        def prestart(self, voice: str) -> None:
+            events.append(("prestart", engines.index(self)))
+
+        def synthesize(self, texts, **kw):
+            events.append(("synthesize", engines.index(self)))
+            yield from super().synthesize(texts, **kw)
+
+    def identity(voice, file_hash):
+        return f"model:{(file_hash or file_sha256)(str(model))}"
+
+    monkeypatch.setitem(ENGINES, "warming", EngineSpec(name="warming", about="loads", create=Warming,
+                                                       voice_identity=identity))
+    from voicecoach.phone import library
+
+    def ahead(*args, **kw):
+        events.append(("speech ahead", -1))
+        return synthesize_ahead(*args, **kw)
+
+    synthesize_ahead = library.synthesize_ahead
+    monkeypatch.setattr(library, "synthesize_ahead", ahead)
+    folder = tiny.parent
+    (folder / "second.yaml").write_text(TINY.replace("Tiny & quick", "Second one"), encoding="utf-8")
+    settings = Settings(engine="warming", cache_dir=tmp_path / "cache")
+    assert not export([folder], tmp_path / "phone", settings, jobs=1).failed
+    # one engine object: loading while the files were read, then speaking
+    assert events[:2] == [("prestart", 0), ("speech ahead", -1)]
+    assert set(events[2:]) == {("prestart", 0), ("synthesize", 0)}  # (its first miss asks again: a no-op)
+    events.clear()
+    assert not export([folder], tmp_path / "again", settings, jobs=1).failed  # the cache knows the model
+    assert events == [("speech ahead", -1)]  # and has every clip: nothing started
+    events.clear()
+    one, before = tmp_path / "one", len(engines)
+    one.mkdir()
+    (one / "tiny.yaml").write_text(TINY, encoding="utf-8")
+    assert not export([one], tmp_path / "single", Settings(engine="warming", cache_dir=tmp_path / "fresh"),
+                      jobs=1).failed
+    assert len(engines) == before + 2 and ("prestart", before) not in events  # one routine is built on
+    # its own (its build's engine warms up): the keys' engine object is not started for nothing
 
 
 def test_exporting_the_library_gives_chaptered_mp3s(tmp_path):

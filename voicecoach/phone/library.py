@@ -27,7 +27,7 @@ import shutil
 import time
 import traceback
 import unicodedata
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor, as_completed
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -231,16 +231,17 @@ class LibrarySettings:
 
 
 def export_key(routine: Routine, *, settings: Settings, library: LibrarySettings,
-               identify: Callable[[str, str], str]) -> str:
+               identify: Callable[[str, str, Path | None], str]) -> str:
     """Everything an export's files depend on; equal keys mean equal files.
 
     Like the pipeline's clip and track keys, it covers the engine the routine really uses
     (command line, else the routine's, else what ``auto`` picks) with its version and voice model, and the
     contents of its music and sound files, not just their names -- without synthesizing.
-    ``identify(engine, voice)`` names an engine's identity and voice (see :func:`_identifier`).
+    ``identify(engine, voice, cache folder)`` names an engine's identity and voice (see :class:`_Identifier`).
     """
     resolved = settings.resolved(routine)
-    voice = identify(resolved.engine, settings.speech_settings(routine).voice_id)  # type: ignore[arg-type]
+    folder = settings.cache_folder(routine) if settings.use_cache else None
+    voice = identify(resolved.engine, settings.speech_settings(routine).voice_id, folder)  # type: ignore[arg-type]
     files = [("music", _content_hash(routine.music.file))] if routine.music is not None else []
     files += [(sound.tone.value, _content_hash(sound.file)) for sound in routine.sounds]
     return library.cache_key(routine_key(routine), resolved.cache_key(), voice,
@@ -254,27 +255,52 @@ def _content_hash(path: str) -> str:
         return f"unreadable:{path}"  # the export itself then reports the problem, located
 
 
-def _identifier() -> tuple[Callable[[str, str], str], Callable[[], None]]:
-    """``identify(engine, voice)`` backed by one engine object per name, and a closer."""
-    from ..engines import engine_spec
-    from ..speech import voice_identity
+class _Identifier:
+    """``identify(engine, voice, cache folder)`` for the export keys, backed by one engine object
+    per name, which then speak the library (:func:`synthesize_ahead`): a voice model new to the
+    cache means its clips are not there either, so once there are routines to speak ahead
+    (:meth:`warm_up`) that engine starts loading it while the rest of the routines are read."""
 
-    engines: dict[str, object] = {}
+    def __init__(self) -> None:
+        self.engines: dict[str, Any] = {}
+        self._cold: dict[tuple[str, str], None] = {}  # (engine, voice) whose model the cache did not know
+        self._started: set[tuple[str, str]] = set()
+        self._warm = False
 
-    def identify(name: str, voice: str) -> str:
-        engine = engines.get(name)
+    def __call__(self, name: str, voice: str, folder: str | os.PathLike | None = None) -> str:
+        from ..engines import engine_spec
+        from ..speech import voice_identity
+
+        engine = self.engines.get(name)
         if engine is None:
-            engine = engines[name] = engine_spec(name).create()
+            engine = self.engines[name] = engine_spec(name).create()
+        file_hash = None
+        if folder is not None:
+            cache = Cache(folder)
+            file_hash = lambda path: cache.file_sha256(path, on_miss=lambda: self._cold_voice(name, voice))  # noqa: E731
         try:
-            return voice_identity(engine, voice)  # as the clip keys say it
+            return voice_identity(engine, voice, file_hash)  # as the clip keys say it
         except VoicecoachError:
             return f"{name}|unavailable|{voice}"  # the export itself then reports it, located
 
-    def close() -> None:
-        for engine in engines.values():
-            engine.close()
+    def _cold_voice(self, name: str, voice: str) -> None:
+        self._cold[(name, voice)] = None
+        if self._warm:
+            self.warm_up()
 
-    return identify, close
+    def warm_up(self) -> None:
+        """From now on, start the engines of cold voices (their servers load the models)."""
+        self._warm = True
+        for name, voice in self._cold:
+            prestart = getattr(self.engines[name], "prestart", None)
+            if prestart is not None and (name, voice) not in self._started:
+                self._started.add((name, voice))
+                prestart(voice)
+        self._cold.clear()
+
+    def close(self) -> None:
+        for engine in self.engines.values():
+            engine.close()
 
 
 # ---------------------------------------------------------------------------------------
@@ -576,10 +602,20 @@ def export_library(
     A routine that fails (bad file, speech that does not fit) is reported with its location
     and the others still export.  Only changed routines are rendered, in parallel.
     """
+    identify = _Identifier()
+    try:
+        return _export_library(paths, out_dir, settings=settings, library=library, now=now, progress=progress,
+                               identify=identify)
+    finally:
+        identify.close()  # a speech server started early ends with the export, however it ends
+
+
+def _export_library(paths: Sequence[str | os.PathLike], out_dir: str | os.PathLike, *, settings: Settings,
+                    library: LibrarySettings, now: datetime | None, progress: Progress | None,
+                    identify: _Identifier) -> LibraryReport:
     out = Path(out_dir)
     created = _prepare_out_dir(out)
     _remove_stale_staging(out)
-    identify, close_engines = _identifier()
     manifest = read_manifest(out)
     taken = {slug: entry.source for slug, entry in manifest.items()}
     exported_at = _export_time(now)
@@ -587,6 +623,11 @@ def export_library(
     jobs: dict[int, _Job] = {}
     files = find_routine_files(paths)
     named = {os.path.realpath(p) for p in paths if not Path(p).is_dir()}
+    if len(files) > 1:
+        # Several routines are spoken ahead (below): a voice new to the cache starts loading as
+        # soon as it is met, while the other files are read (rarely, all but one are blocks or
+        # unchanged: the server then only loaded a model).
+        identify.warm_up()
     index = 0
     for path in files:
         shown = os.fspath(path)
@@ -619,6 +660,8 @@ def export_library(
                     continue
                 jobs[index] = _Job(shown, routine, slug, key, os.fspath(out), settings, library, exported_at,
                                    source=source, program=program.title, day=day, days=program.days)
+                if len(jobs) > 1:
+                    identify.warm_up()  # the library is spoken ahead (below)
             continue
         try:
             routine = load_routine(path)
@@ -639,8 +682,9 @@ def export_library(
                                            notes=(f"{routine.path}: {note}",) if note else ())
             continue
         jobs[index] = _Job(shown, routine, slug, key, os.fspath(out), settings, library, exported_at)
+        if len(jobs) > 1:
+            identify.warm_up()  # the library is spoken ahead (below)
 
-    close_engines()
     budget = library.jobs or settings.jobs or os.cpu_count() or 1
     workers = max(1, min(budget, len(jobs)))
     speech_jobs = max(1, budget // workers)
@@ -655,16 +699,27 @@ def export_library(
             for _ in range(workers):
                 pool.submit(_warm_worker)
     # The order the workers take the routines in (by estimated length: no speech needed) is
-    # worked out while the speech is made, not after it, when the cores would wait for it.
+    # worked out while the speech is made (from its first clip: before, this thread would hold
+    # up the main one, which starts the speech), not after it, when the cores would wait for it.
     ordering = ThreadPoolExecutor(max_workers=1, thread_name_prefix="voicecoach-order")
-    longest = ordering.submit(_longest_first, jobs) if workers > 1 else None
+    longest: Future | None = None
+
+    def speech_progress(stage: str, done: int, total: int) -> None:
+        nonlocal longest
+        if longest is None and workers > 1:
+            longest = ordering.submit(_longest_first, jobs)
+        if progress:
+            progress(stage, done, total)
+
     try:
         if len(jobs) > 1:
             # Every routine's speech first, in one batch per voice: each model loads once, shared
             # phrases are made once, every core synthesizes to the end; the workers then only mix
             # and encode, from the cache.
             synthesize_ahead([(job.routine, job.settings) for job in jobs.values()], jobs=budget,
-                             progress=progress)
+                             progress=speech_progress, engines=identify.engines)
+        if longest is None and workers > 1:
+            longest = ordering.submit(_longest_first, jobs)
         ordered = longest.result() if longest is not None else list(jobs.items())
     except BaseException:  # Ctrl-C, SIGTERM: the idle workers go too
         if pool is not None:
@@ -672,6 +727,7 @@ def export_library(
         raise
     finally:
         ordering.shutdown(wait=False)
+        identify.close()
     jobs = {i: dataclasses.replace(j, settings=dataclasses.replace(j.settings, jobs=speech_jobs)) for i, j in ordered}
     bug: BaseException | None = None
     done = 0
