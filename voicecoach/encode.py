@@ -42,6 +42,7 @@ from .errors import VoicecoachError
 from .files import atomic_write
 from .lametag import InfoFrameWriter
 from .model import Timeline
+from .mp3stream import Mp3Stream
 
 AAC_BITRATE_KBPS = 64
 """M4B bitrate asked of ffmpeg's AAC encoder (its average for speech with pauses is lower)."""
@@ -204,12 +205,18 @@ def write_mp3(
         raise ValueError(f"sample_rate {sample_rate} differs from the timeline's {timeline.sample_rate}")
     if sample_rate not in _MP3_RATES:
         raise ValueError(f"MP3 cannot be {sample_rate} Hz; use one of {', '.join(map(str, _MP3_RATES))}")
-    encoder = lameenc.Encoder()
-    encoder.set_bit_rate(bitrate_kbps)
-    encoder.set_in_sample_rate(sample_rate)
-    encoder.set_out_sample_rate(sample_rate)  # never let LAME pick another rate: chapter times stay true
-    encoder.set_channels(1)
-    encoder.set_quality(quality)
+
+    def lame() -> lameenc.Encoder:
+        encoder = lameenc.Encoder()
+        encoder.set_bit_rate(bitrate_kbps)
+        encoder.set_in_sample_rate(sample_rate)
+        encoder.set_out_sample_rate(sample_rate)  # never let LAME pick another rate: chapter times stay true
+        encoder.set_channels(1)
+        encoder.set_quality(quality)
+        return encoder
+
+    # LAME for the sound; long exact silences become silent frames (mp3stream): a third less work
+    encoder = Mp3Stream(lame, sample_rate=sample_rate, bitrate_kbps=bitrate_kbps)
 
     def tag(final: Timeline) -> bytes:
         return id3_tag(final, title=title, album=album, artist=artist, cover_png=cover_png, track=track)
@@ -224,8 +231,8 @@ def write_mp3(
         # lameenc releases the GIL: encode one chunk while the next is being mixed.
         pending = None
         for chunk in chunks:
-            data = _int16_bytes(chunk)
-            samples += len(data) // 2
+            data = np.frombuffer(_int16_bytes(chunk), dtype="<i2")  # a copy the mixer cannot change
+            samples += len(data)
             if pending is not None:
                 frames.write(pending.result())
             pending = worker.submit(encoder.encode, data)
