@@ -242,7 +242,10 @@ def test_every_command_that_caches_goes_to_the_routine_s_cache(no_cache_env, tmp
     routine.write_text(ROUTINE)
     assert invoke("check", "--deep", "--engine", "fake", routine).exit_code == 0
     assert entries(project / "audio_cache", "clips")
-    assert invoke("export", routine, "-d", tmp_path / "phone", "--engine", "fake").exit_code == 0
+    clips = len(entries(project / "audio_cache", "clips"))
+    assert invoke("export", routine, "-d", tmp_path / "phone", "--engine", "fake", "--rate", "1.25").exit_code == 0
+    assert len(entries(project / "audio_cache", "clips")) > clips  # its new clips (its track: its own output)
+    assert invoke("compile", routine, "-o", tmp_path / "fast.wav", "--engine", "fake").exit_code == 0
     assert entries(project / "audio_cache", "tracks")
     assert list(no_cache_env.iterdir()) == [] and not (tmp_path / "xdg").exists()
 

@@ -168,8 +168,9 @@ class Build:
     """Worth telling the user, not an error: an engine that fell back (``path: ...``)."""
     _samples: np.ndarray | Mixer | None = field(default=None, repr=False)
 
-    def chunks(self, *, progress: Progress | None = None) -> Iterator[np.ndarray]:
-        """The track's int16 samples in chunks: from the track cache, or mixed (and cached)."""
+    def chunks(self, *, progress: Progress | None = None, store: bool = True) -> Iterator[np.ndarray]:
+        """The track's int16 samples in chunks: from the track cache, or mixed (and cached unless
+        not ``store``: an export keeps its own output, and mixing from cached clips is quick)."""
         rate = self.render_settings.sample_rate
         cached = self.cache.track_chunks(self.track_key, sample_rate=rate, chunk_samples=self.render_settings.chunk_samples)
         if cached is not None:
@@ -179,7 +180,7 @@ class Build:
         mixed = self.mixer().chunks()
         total = self.timeline.length_samples
         done = 0
-        for chunk in self.cache.put_track(self.track_key, mixed, sample_rate=rate):
+        for chunk in (self.cache.put_track(self.track_key, mixed, sample_rate=rate) if store else mixed):
             done += len(chunk)
             if progress:
                 progress("mixing", done, total)

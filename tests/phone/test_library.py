@@ -85,6 +85,7 @@ def test_mp3_export_has_the_timelines_chapters_cover_and_chapters_json(tmp_path,
     report = export([tiny], out, fake)
     [result] = report.results
     assert result.outcome is Outcome.EXPORTED and not report.failed
+    assert not list((fake.cache_dir / "tracks").rglob("*.*"))  # its clips are cached; its track is this file
     timeline = build(tiny, settings=fake).timeline
     mp3 = out / "tiny-quick.mp3"
     assert id3_chapters(mp3) == ms_chapters(timeline)

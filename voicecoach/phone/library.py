@@ -485,8 +485,10 @@ def _export(job: _Job) -> RoutineResult:
         if not job.library.split:
             name = f"{job.slug}{fmt.extension}"
             chapters_name = f"{job.slug}.chapters.json"
-            # The track streams from the mixer (or the track cache) into the encoder: memory stays flat.
-            formats.write_track(result.chunks(), stage / name, fmt=fmt, timeline=timeline,
+            # The track streams from the mixer (or the track cache) into the encoder: memory stays
+            # flat.  It is not kept in the cache: the export is (its manifest), and a player mixes
+            # from the cached clips as it goes.
+            formats.write_track(result.chunks(store=False), stage / name, fmt=fmt, timeline=timeline,
                                 tags=TrackTags(title=routine.title, album=ALBUM, cover_png=cover),
                                 mp3_bitrate_kbps=job.settings.bitrate_kbps, mp3_quality=job.settings.mp3_quality)
             sidecars.write_podcast_chapters(timeline, stage / chapters_name)
@@ -496,7 +498,7 @@ def _export(job: _Job) -> RoutineResult:
             parts = formats.split_parts(timeline)
             (stage / job.slug).mkdir()
             width = max(2, len(str(len(parts))))
-            for part, part_chunks in zip(parts, formats.split_stream(result.chunks(), parts)):
+            for part, part_chunks in zip(parts, formats.split_stream(result.chunks(store=False), parts)):
                 name = f"{job.slug}/{part.number:0{width}d}-{slugify(part.chapter.title)}{fmt.extension}"
                 tags = TrackTags(title=part.chapter.title, album=routine.title, track=(part.number, len(parts)),
                                  cover_png=cover)
