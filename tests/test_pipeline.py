@@ -350,3 +350,12 @@ def test_synthesize_ahead_speaks_with_the_engines_it_is_given(tmp_path, monkeypa
     assert given.threads == {"MainThread"}  # the biggest batch's, and only that thread's
     assert _Given.made[1].threads == {"voicecoach-speech"}
     assert _Given.closed == [_Given.made[1]]  # the given engine is left to its owner
+
+
+def test_synthesize_ahead_with_nothing_to_speak_makes_nothing(tmp_path):
+    from voicecoach.pipeline import synthesize_ahead
+
+    routine = load_routine(SCRIPTS / "morning.yaml")
+    given = _Given()
+    assert synthesize_ahead([(routine, Settings(engine="fake", use_cache=False))], engines={"fake": given}) == 0
+    assert synthesize_ahead([], engines={"fake": given}) == 0

@@ -215,7 +215,7 @@ def write_mp3(
         encoder.set_quality(quality)
         return encoder
 
-    # LAME for the sound; long exact silences become silent frames (mp3stream): a third less work
+    # LAME for the sound; long exact silences become silent frames (mp3stream): a fifth less work
     encoder = Mp3Stream(lame, sample_rate=sample_rate, bitrate_kbps=bitrate_kbps)
 
     def tag(final: Timeline) -> bytes:

@@ -1,7 +1,7 @@
 """MP3 frames for a track: LAME for the sound, frames of digital silence written directly.
 
-A track is mostly exact silence (holds, rests, the quiet between cues), and LAME spends about a
-third of its time there making frames that decode to zeros.  :class:`Mp3Stream` ends the
+A track is mostly exact silence (holds, rests, the quiet between cues), and LAME spends a fifth
+of its time there (the 15-minute full session at 22.05 kHz) making frames that decode to zeros.  :class:`Mp3Stream` ends the
 encoder's stream shortly after the sound stops (its flush pads with zeros, which is what the
 track holds there), writes silent frames itself (the stream's header, side information of zeros:
 no main data, every coefficient zero), and starts a fresh encoder a few frames before the sound

@@ -439,7 +439,8 @@ def synthesize_ahead(routines: Iterable[tuple[Routine, Settings]], *, jobs: int 
     failed: list[BaseException] = []
     # A given engine serves one thread only: the biggest batch's, or else the helper's.
     given = dict(engines or {})
-    here = {name: given.pop(name) for name in [ordered[0][0][0]] if ordered and name in given}
+    first = ordered[0][0][0] if ordered else None
+    here = {first: given.pop(first)} if first in given else {}
 
     def speak_alongside() -> None:
         try:

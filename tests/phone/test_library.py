@@ -363,6 +363,14 @@ def test_a_voice_new_to_the_cache_starts_loading_while_the_library_is_read(tmp_p
                       jobs=1).failed
     assert len(engines) == before + 2 and ("prestart", before) not in events  # one routine is built on
     # its own (its build's engine warms up): the keys' engine object is not started for nothing
+    events.clear()
+    (one / "block.yaml").write_text("steps:\n  - rest: 2s\n", encoding="utf-8")  # two files, one routine
+    before = len(engines)
+    assert not export([one], tmp_path / "mixed", Settings(engine="warming", cache_dir=tmp_path / "third"),
+                      jobs=1).failed
+    # the engine that started loading is the one that speaks it (the build's own is never started)
+    assert events[:2] == [("prestart", before), ("speech ahead", -1)] and ("synthesize", before) in events
+    assert {which for _, which in events} == {before, -1}
 
 
 def test_exporting_the_library_gives_chaptered_mp3s(tmp_path):

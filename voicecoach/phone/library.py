@@ -298,6 +298,11 @@ class _Identifier:
                 prestart(voice)
         self._cold.clear()
 
+    @property
+    def started(self) -> bool:
+        """Whether an engine was started (a model is loading)."""
+        return bool(self._started)
+
     def close(self) -> None:
         for engine in self.engines.values():
             engine.close()
@@ -627,8 +632,8 @@ def _export_library(paths: Sequence[str | os.PathLike], out_dir: str | os.PathLi
     named = {os.path.realpath(p) for p in paths if not Path(p).is_dir()}
     if len(files) > 1:
         # Several routines are spoken ahead (below): a voice new to the cache starts loading as
-        # soon as it is met, while the other files are read (rarely, all but one are blocks or
-        # unchanged: the server then only loaded a model).
+        # soon as it is met, while the other files are read (if only one routine is left to
+        # export, its speech is made ahead too, by that engine).
         identify.warm_up()
     index = 0
     for path in files:
@@ -714,10 +719,10 @@ def _export_library(paths: Sequence[str | os.PathLike], out_dir: str | os.PathLi
             progress(stage, done, total)
 
     try:
-        if len(jobs) > 1:
+        if len(jobs) > 1 or identify.started:
             # Every routine's speech first, in one batch per voice: each model loads once, shared
             # phrases are made once, every core synthesizes to the end; the workers then only mix
-            # and encode, from the cache.
+            # and encode, from the cache.  (One routine too, if its voice is already loading.)
             synthesize_ahead([(job.routine, job.settings) for job in jobs.values()], jobs=budget,
                              progress=speech_progress, engines=identify.engines)
         if longest is None and workers > 1:
