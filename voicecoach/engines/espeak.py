@@ -111,6 +111,9 @@ class EspeakEngine(ServerEngine):
     PROTOCOL = "espeak-server-4"  # 4: texts pass through text.speech_text
     MODULE = "voicecoach.engines.espeak_server"
     START_HINT = "reinstall with: pip install --force-reinstall espeakng-loader pyttsx3"
+    # Each phrase's child allocates its buffers afresh: in huge pages that is a quarter fewer page
+    # faults and about 0.5 of 3.3 CPU-seconds for the library's 106 phrases.  No sample changes.
+    GLIBC_TUNABLES = "glibc.malloc.hugetlb=1"
 
     def identity(self) -> str:
         return _identity(self.PROTOCOL)
