@@ -252,45 +252,37 @@ def info_frame(first: FrameHeader, *, frames: int, music_bytes: int, samples: in
     return bytes(frame)
 
 
-class InfoFrameWriter:
-    """Writes MP3 frames to a seekable file with an Info frame in front of them.
+class FrameCounter:
+    """Counts the frames of a constant-bit-rate Layer III stream as its bytes go past, in
+    writes of any size (a header may straddle two); ValueError if a frame is of another rate."""
 
-    The frame's size is known from the first header, its content only at the end: a
-    placeholder goes first and :meth:`finish` writes the frame over it.
-    """
-
-    def __init__(self, handle: BinaryIO):
-        self._handle = handle
-        self._first: FrameHeader | None = None
-        self._info_at = 0
-        self._info_bytes = 0
+    def __init__(self) -> None:
+        self.first: FrameHeader | None = None
+        """The first frame's header, once its four bytes are there."""
+        self.frames = 0
+        """Frames whose header has been seen."""
+        self.seen = 0
+        """Bytes seen."""
         self._start = b""  # the stream's first bytes, until a whole header is there
         self._tail = b""  # the last 3 bytes seen: a header may straddle two writes
-        self._seen = 0  # music bytes seen
         self._next = 0  # where the next frame header starts
-        self._frames = 0
-        self._crc = MusicCrc()
 
-    def write(self, data: bytes) -> None:
-        if self._first is None:
+    @property
+    def whole(self) -> bool:
+        """Whether the bytes seen end where a frame ends."""
+        return self._next == self.seen and not self._start
+
+    def feed(self, data: bytes) -> None:
+        if self.first is None:
             self._start += data
             if len(self._start) < 4:
                 return
             data, self._start = self._start, b""
-            self._first = parse_header(data)
-            self._info_at = self._handle.tell()
-            self._info_bytes = len(info_frame(self._first, frames=1, music_bytes=0, samples=0, music_crc=0))
-            self._handle.write(bytes(self._info_bytes))
-        self._count_frames(data)
-        self._crc.feed(data)
-        self._handle.write(data)
-
-    def _count_frames(self, data: bytes) -> None:
-        first = self._first
-        assert first is not None
+            self.first = parse_header(data)
+        first = self.first
         raw, unpadded = first.raw, first.length_bytes() - first.padded
-        buffer, base = self._tail + data, self._seen - len(self._tail)
-        end = self._seen + len(data)
+        buffer, base = self._tail + data, self.seen - len(self._tail)
+        end = self.seen + len(data)
         while self._next + 4 <= end:
             at = self._next - base
             # CBR: every header is the first one but for its padding bit; parse anything else
@@ -300,20 +292,55 @@ class InfoFrameWriter:
                 header = parse_header(buffer[at : at + 4])
                 if (header.version_id, header.sample_rate, header.kbps) != (first.version_id, first.sample_rate,
                                                                           first.kbps):
-                    raise ValueError(f"not a constant-bit-rate stream: frame {self._frames} is {header}")
+                    raise ValueError(f"not a constant-bit-rate stream: frame {self.frames} is {header}")
                 self._next += header.length_bytes()
-            self._frames += 1
-        self._seen = end
+            self.frames += 1
+        self.seen = end
         self._tail = buffer[-3:]
+
+    @property
+    def next_at(self) -> int:
+        """Where the next frame's header starts (a whole stream ends there)."""
+        return self._next
+
+
+class InfoFrameWriter:
+    """Writes MP3 frames to a seekable file with an Info frame in front of them.
+
+    The frame's size is known from the first header, its content only at the end: a
+    placeholder goes first and :meth:`finish` writes the frame over it.
+    """
+
+    def __init__(self, handle: BinaryIO):
+        self._handle = handle
+        self._info_at = 0
+        self._info_bytes = 0
+        self._start = b""  # the stream's first bytes, until a whole header is there
+        self._frames = FrameCounter()
+        self._crc = MusicCrc()
+
+    def write(self, data: bytes) -> None:
+        if not self._info_bytes:
+            self._start += data
+            if len(self._start) < 4:
+                return
+            data, self._start = self._start, b""
+            self._info_at = self._handle.tell()
+            self._info_bytes = len(info_frame(parse_header(data), frames=1, music_bytes=0, samples=0, music_crc=0))
+            self._handle.write(bytes(self._info_bytes))
+        self._frames.feed(data)
+        self._crc.feed(data)
+        self._handle.write(data)
 
     def finish(self, *, samples: int) -> None:
         """Write the Info frame for a stream that encoded ``samples`` samples."""
-        if self._first is None:
+        counted = self._frames
+        if counted.first is None:
             self._handle.write(self._start)  # no frame at all: nothing to describe
             return
-        if self._next != self._seen:
-            raise ValueError(f"the MP3 stream ends inside a frame ({self._seen} bytes, next frame at {self._next})")
-        frame = info_frame(self._first, frames=self._frames, music_bytes=self._info_bytes + self._seen,
+        if not counted.whole:
+            raise ValueError(f"the MP3 stream ends inside a frame ({counted.seen} bytes, next frame at {counted.next_at})")
+        frame = info_frame(counted.first, frames=counted.frames, music_bytes=self._info_bytes + counted.seen,
                            samples=samples, music_crc=self._crc.value())
         end = self._handle.tell()
         self._handle.seek(self._info_at)

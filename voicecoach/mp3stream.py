@@ -18,7 +18,7 @@ from typing import Callable
 
 import numpy as np
 
-from .lametag import FrameHeader, parse_header
+from .lametag import FrameCounter, FrameHeader
 
 ZEROS_AFTER_FRAMES = 3
 """Frames of zeros the ending encoder gets after the sound: its last frames, whose windows see
@@ -55,9 +55,8 @@ class Mp3Stream:
         self._start = 0  # where the current encoder's input starts: a frame boundary of the stream
         self._fed = 0  # samples fed to encoders; from here to _received, held zeros
         self._received = 0
-        self._frames = 0  # frames the current encoder has produced
-        self._pending = b""  # its output since the last whole frame
-        self._header: FrameHeader | None = None
+        self._frames = FrameCounter()  # the current encoder's frames
+        self._header: FrameHeader | None = None  # the stream's first
         self.silent_frames = 0
         """Frames written as silence, not encoded."""
 
@@ -115,12 +114,12 @@ class Mp3Stream:
             self._fed = resume
             return out
         out = [self._feed(bytes(2 * (cut - self._fed))), self._finish()]
-        if self._start // frame + self._frames != first_silent:
-            raise RuntimeError(f"LAME made {self._frames} frames of {cut - self._start} samples, "
+        if self._start // frame + self._frames.frames != first_silent:
+            raise RuntimeError(f"LAME made {self._frames.frames} frames of {cut - self._start} samples, "
                                f"not the {first_silent - self._start // frame} expected")
         out.append(b"".join(self._silent_frame(index) for index in range(first_silent, restart)))
         self.silent_frames += restart - first_silent
-        self._encoder, self._start, self._frames = self._make(), restart * frame, 0
+        self._encoder, self._start, self._frames = self._make(), restart * frame, FrameCounter()
         self._fed = resume
         out.append(self._feed(bytes(2 * (resume - self._start))))
         return b"".join(out)
@@ -130,30 +129,14 @@ class Mp3Stream:
 
     def _finish(self) -> bytes:
         out = self._count(self._encoder.flush())
-        if self._pending:
+        if not self._frames.whole:
             raise RuntimeError("LAME's stream ended inside a frame")
         return out
 
     def _count(self, data: bytes) -> bytes:
-        """Count the current encoder's frames (their headers say their sizes: CBR, so only the
-        padding bit differs from the first)."""
-        buffer = self._pending + data
-        if self._header is None and len(buffer) >= 4:
-            self._header = parse_header(buffer)
-        header = self._header
-        at, end = 0, len(buffer)
-        if header is not None:
-            first, second, third = header.raw[0], header.raw[1], header.raw[2] & ~0x02
-            unpadded = header.length_bytes() - header.padded
-            while end - at >= 4:
-                if buffer[at] != first or buffer[at + 1] != second or buffer[at + 2] & ~0x02 != third:
-                    raise RuntimeError(f"LAME's stream lost its constant-bit-rate frames at byte {at}")
-                size = unpadded + ((buffer[at + 2] >> 1) & 1)
-                if end - at < size:
-                    break
-                at += size
-                self._frames += 1
-        self._pending = buffer[at:]
+        self._frames.feed(data)
+        if self._header is None:
+            self._header = self._frames.first
         return data
 
     def _silent_frame(self, index: int) -> bytes:

@@ -394,7 +394,7 @@ def synthesize_ahead(routines: Iterable[tuple[Routine, Settings]], *, jobs: int 
     done = 0
     lock = threading.Lock()
     stop = threading.Event()
-    running: list[object] = []  # every engine started, for stopping them from the calling thread
+    running: list[Engine] = []  # every engine started, for stopping them from the calling thread
 
     def on_clip(text: str) -> None:
         nonlocal done
