@@ -670,3 +670,43 @@ def test_the_yaml_values_limit_is_100000_by_default():
 def test_typo_hints_pick_the_nearest_unused_field(text, hint):
     error = error_of(parse_routine, text)
     assert [e.hint for e in getattr(error, "errors", [error])] == [hint]
+
+
+@pytest.mark.parametrize("text, keys", [
+    ("routine: R\nsteps:\n  - say: Hi.\n", {"routine", "steps"}),
+    ("steps:\n  - exercise: X\n    routine: nested\nprogram: {routine: deeper}\n", {"steps", "program"}),
+    ("? [a, b]\n: 1\nsteps: 2\n", {"steps"}),  # a key that is not a scalar is left out
+    ("a: &x {routine: 1}\n*x : 2\nsteps: []\n", {"a", "steps"}),
+    ("{steps: [1, {routine: 2}], program: x}", {"steps", "program"}),
+    ("steps: 1\n---\nroutine: 2\n", None),  # two documents
+    ("- steps\n- routine\n", None),
+    ("just text", None),
+    ("", None),
+    ("steps: [\n", None),
+    ("[" * 5000 + "]" * 5000, None),  # nesting deeper than the parser allows: no recursion here
+])
+def test_top_level_keys(tmp_path, text, keys) -> None:
+    from voicecoach.script import top_level_keys
+
+    path = tmp_path / "r.yaml"
+    path.write_text(text, encoding="utf-8")
+    assert top_level_keys(path) == (frozenset(keys) if keys is not None else None)
+
+
+_yaml_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
+    max_leaves=12)
+
+
+@settings(max_examples=150, suppress_health_check=[HealthCheck.function_scoped_fixture], deadline=None)
+@given(value=_yaml_values, flow=st.booleans())
+def test_top_level_keys_agree_with_the_composed_document(tmp_path, value, flow) -> None:
+    """Read from the parser's events, the keys are those of the composed top-level mapping."""
+    from voicecoach.script import _mapping_keys
+
+    text = yaml.safe_dump(value, default_flow_style=flow, allow_unicode=True)
+    node = yaml.compose(text, Loader=yaml.SafeLoader)
+    expected = (frozenset(k.value for k, _ in node.value if isinstance(k, yaml.ScalarNode))
+                if isinstance(node, yaml.MappingNode) else None)
+    assert _mapping_keys(text) == expected
