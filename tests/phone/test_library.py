@@ -373,6 +373,36 @@ def test_a_voice_new_to_the_cache_starts_loading_while_the_library_is_read(tmp_p
     assert {which for _, which in events} == {before, -1}
 
 
+def test_the_export_keys_open_each_cache_folder_once(tmp_path, monkeypatch):
+    """Naming a voice model for every routine's key tidies its cache folder once, not per routine
+    (opening a cache scans every clip folder for stale and old-format files)."""
+    from voicecoach.cache import Cache
+    from voicecoach.engines import ENGINES, EngineSpec
+    from voicecoach.engines.fake import FakeEngine
+    from voicecoach.phone.library import _Identifier
+    from voicecoach.sound import file_sha256
+
+    class Hashing(FakeEngine):
+        name = "hashing"
+
+    model = tmp_path / "voice.model"
+    model.write_bytes(b"weights")
+    monkeypatch.setitem(ENGINES, "hashing", EngineSpec(
+        name="hashing", about="hashes its model", create=Hashing,
+        voice_identity=lambda voice, file_hash: f"model:{(file_hash or file_sha256)(str(model))}"))
+    sweeps: list[object] = []
+    tidy = Cache.remove_old_format
+    monkeypatch.setattr(Cache, "remove_old_format", lambda self: sweeps.append(self.root) or tidy(self))
+    identify = _Identifier()
+    try:
+        names = {identify("hashing", "v", tmp_path / "cache") for _ in range(3)}
+        identify("hashing", "v", tmp_path / "other")
+    finally:
+        identify.close()
+    assert names == {f"hashing|{FakeEngine().identity()}|model:{file_sha256(str(model))}"}
+    assert sweeps == [tmp_path / "cache", tmp_path / "other"]
+
+
 def test_exporting_the_library_gives_chaptered_mp3s(tmp_path):
     settings = Settings(engine="fake", cache_dir=tmp_path / "cache", sample_rate=16000)  # fast, still MP3
     out = tmp_path / "phone"

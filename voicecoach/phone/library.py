@@ -266,6 +266,7 @@ class _Identifier:
         self._cold: dict[tuple[str, str], None] = {}  # (engine, voice) whose model the cache did not know
         self._started: set[tuple[str, str]] = set()
         self._warm = False
+        self._caches: dict[str, Cache] = {}  # one per folder: opening one tidies the folder once
 
     def __call__(self, name: str, voice: str, folder: str | os.PathLike | None = None) -> str:
         from ..engines import engine_spec
@@ -276,7 +277,9 @@ class _Identifier:
             engine = self.engines[name] = engine_spec(name).create()
         file_hash = None
         if folder is not None:
-            cache = Cache(folder)
+            cache = self._caches.get(os.fspath(folder))
+            if cache is None:
+                cache = self._caches[os.fspath(folder)] = Cache(folder)
             file_hash = lambda path: cache.file_sha256(path, on_miss=lambda: self._cold_voice(name, voice))  # noqa: E731
         try:
             return voice_identity(engine, voice, file_hash)  # as the clip keys say it
