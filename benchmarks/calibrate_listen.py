@@ -3,6 +3,7 @@
     python benchmarks/calibrate_listen.py           # -> voicecoach/vocab/commands/thresholds-en-us.json
     python benchmarks/calibrate_listen.py --reuse   # choose again from the last run's measurements
     python benchmarks/calibrate_listen.py --clear-only  # keep the thresholds: clear_db and grammar_alone anew
+    python benchmarks/calibrate_listen.py --wake-word coach  # add the thresholds of "coach pause", ...
 
 Positives: every command word spoken by espeak and Piper at speech rates 0.8, 0.9, 1.1 and 1.2,
 quiet and over room noise, alone and over the coach's voice at -10 dB (echo; two routines, two
@@ -27,6 +28,14 @@ phrases the confirmation alone may find (``grammar_alone``): with every phrase a
 of whose actions found so at least one was right and none false (a phrase the corpus never
 found so has nothing to show for it).
 Nothing here is set by hand but the grids and the margins.
+
+``--wake-word WORD`` calibrates the phrases of ``play --wake-word WORD`` ("WORD pause", ...)
+and adds them to the file (the command words' thresholds, ``clear_db`` and ``grammar_alone``
+stay).  Positives: those phrases, spoken as above (288).  Negatives: the coach's echo as
+above, and every command word said without the wake word (espeak and Piper, rates 0.9 and
+1.1, quiet and noisy, alone and over the coach: 144), where any action is false.  The grid is
+every other value of the commands' (steps of five decades: about 20 minutes on 2 cores), and
+the margin one step, the same five decades.
 """
 
 from __future__ import annotations
@@ -63,7 +72,13 @@ CLEAR_MARGIN_STEPS = 2
 """Four dB."""
 
 
+WAKE_BARE = ((0.9, 1.1), ("quick-3-minute.yaml", "piper"), 400)
+"""The command words said without the wake word (negatives of ``--wake-word``)."""
+
+
 def main() -> None:
+    if "--wake-word" in sys.argv:
+        return wake_main(sys.argv[sys.argv.index("--wake-word") + 1])
     words = command_words("en")
     phrases = sorted(words.phrases)
     positives = [stream for rates, echo, seed in POSITIVES
@@ -85,23 +100,52 @@ def main() -> None:
     print(f"clear_db {data['clear_db']}, grammar_alone {data['grammar_alone']}; wrote {path.relative_to(ROOT)}")
 
 
-def _thresholds(words, phrases, positives, negatives, negative_s: float) -> dict:
+def wake_main(wake_word: str) -> None:
+    """``--wake-word``: the wake phrases' thresholds, added to the data file."""
+    words = command_words("en").with_wake_word(wake_word)
+    phrases = sorted(words.phrases)
+    positives = [stream for rates, echo, seed in POSITIVES
+                 for stream in command_streams(ENGINES, rates, coach(*echo), first_seed=seed, phrases=phrases)]
+    rates, echo, seed = WAKE_BARE
+    bare = command_streams(ENGINES, rates, coach(*echo), first_seed=seed)
+    negatives = [echo_stream(*coach(name, engine), seed=200 + i) for i, (name, engine) in enumerate(NEGATIVES)]
+    negative_s = sum(len(s.samples) for s in negatives) / 16000
+    print(f"{sum(len(s.spoken) for s in positives)} spoken wake phrases, {sum(len(s.spoken) for s in bare)} "
+          f"commands without the wake word, {negative_s / 60:.1f} min of coach echo", flush=True)
+    grid, margin = GRID[::2], 1
+    found = _thresholds(words, phrases, positives, bare + negatives, negative_s, grid=grid, margin=margin,
+                        saved_name=f"calibration-table-{words.wake_word}.pickle")
+    path = ROOT / "voicecoach" / "vocab" / "commands" / thresholds_path(words.model).name
+    data = json.loads(path.read_text())
+    for state in STATES:
+        data["thresholds"][state].update(found["thresholds"][state])
+    data["calibration"].update(found["calibration"])
+    data.setdefault("wake_words", {})[words.wake_word] = {
+        "grid": found["grid"], "margin_steps": margin, "positives": found["positives"],
+        "without_wake_word": sum(len(s.spoken) for s in bare), "negative_minutes": found["negative_minutes"]}
+    path.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
+    print(f"wrote the thresholds of {len(phrases)} phrases with the wake word {words.wake_word!r} to "
+          f"{path.relative_to(ROOT)}")
+
+
+def _thresholds(words, phrases, positives, negatives, negative_s: float, *, grid=GRID, margin=MARGIN_STEPS,
+                saved_name="calibration-table.pickle") -> dict:
     """The thresholds per phrase and state, measured over the grid (the data file's content)."""
-    saved = work_folder() / "calibration-table.pickle"
+    saved = work_folder() / saved_name
     # --reuse: choose again from the saved measurements, measuring only thresholds new to the grid
     table = pickle.loads(saved.read_bytes()) if "--reuse" in sys.argv and saved.exists() else {}
-    missing = [t for t in GRID if t not in table]
+    missing = [t for t in grid if t not in table]
     if missing:
         global _WORK
-        _WORK = (phrases, positives, negatives)
+        _WORK = (phrases, positives, negatives, words)
         with multiprocessing.get_context("fork").Pool(2) as pool:
             table.update(zip(missing, pool.map(_measure, missing)))
         saved.write_bytes(pickle.dumps(table))
-    table = {t: table[t] for t in GRID}
+    table = {t: table[t] for t in grid}
     for threshold, (recognized, false) in table.items():
         print(f"threshold {threshold:.2g}: recognized {sum(recognized.values())}, false "
               + ", ".join(f"{state} {sum(v for (s, _), v in false.items() if s == state)}" for state in STATES))
-    return _report(words, phrases, table, positives, negative_s)
+    return _report(words, phrases, table, positives, negative_s, grid=grid, margin=margin)
 
 
 def _spot(index: int):
@@ -166,12 +210,12 @@ _WORK: tuple = ()
 
 def _measure(threshold: float) -> tuple[Counter, Counter]:
     """Recognized and false hits per (state, phrase) at one threshold for every phrase."""
-    phrases, positives, negatives = _WORK
-    recognizer = Recognizer({p: threshold for p in phrases})
+    phrases, positives, negatives, words = _WORK
+    recognizer = Recognizer({p: threshold for p in phrases}, rivals=words.rivals)
     recognized: Counter = Counter()
     false: Counter = Counter()
     for stream in positives + negatives:
-        outcomes, _, _ = run(recognizer, stream)
+        outcomes, _, _ = run(recognizer, stream, wake_word=words.wake_word or None)
         for outcome in outcomes:
             if outcome.reason in ("echo", "gate"):  # play drops these at any threshold
                 continue
@@ -198,18 +242,18 @@ def _last_clean(grid: list[float], false_at) -> int | None:
     return clean
 
 
-def _choose(table, phrase: str, states: tuple[str, ...]) -> float:
-    """The most permissive threshold with no false hit in ``states`` down to it, made one step stricter."""
-    clean = _last_clean(GRID, lambda threshold: any(table[threshold][1][state, phrase] for state in states)) or 0
-    return GRID[max(0, clean - MARGIN_STEPS)]
+def _choose(table, phrase: str, states: tuple[str, ...], *, grid=GRID, margin=MARGIN_STEPS) -> float:
+    """The most permissive threshold with no false hit in ``states`` down to it, made ``margin`` steps stricter."""
+    clean = _last_clean(grid, lambda threshold: any(table[threshold][1][state, phrase] for state in states)) or 0
+    return grid[max(0, clean - margin)]
 
 
-def _report(words, phrases, table, positives, negative_s: float) -> dict:
+def _report(words, phrases, table, positives, negative_s: float, *, grid=GRID, margin=MARGIN_STEPS) -> dict:
     chosen = {"quiet": {}, "speaking": {}}
     report = {}
     for phrase in phrases:
-        chosen["quiet"][phrase] = _choose(table, phrase, ("quiet",))
-        chosen["speaking"][phrase] = _choose(table, phrase, STATES)
+        chosen["quiet"][phrase] = _choose(table, phrase, ("quiet",), grid=grid, margin=margin)
+        chosen["speaking"][phrase] = _choose(table, phrase, STATES, grid=grid, margin=margin)
         report[phrase] = {}
         for state in STATES:
             recognized, false = table[chosen[state][phrase]]
@@ -219,8 +263,8 @@ def _report(words, phrases, table, positives, negative_s: float) -> dict:
     data = {
         "model": words.model,
         "made_by": "benchmarks/calibrate_listen.py",
-        "grid": [f"{t:.3g}" for t in GRID],
-        "margin_steps": MARGIN_STEPS,
+        "grid": [f"{t:.3g}" for t in grid],
+        "margin_steps": margin,
         "thresholds": {state: {p: float(f"{chosen[state][p]:.3g}") for p in phrases} for state in STATES},
         "calibration": report,
         "positives": sum(len(s.spoken) for s in positives),

@@ -3,6 +3,7 @@
     python benchmarks/listen.py                     # baseline (no suppressor) and play's recognizer
     python benchmarks/listen.py --suppressor-only   # play's recognizer alone
     python benchmarks/listen.py --suppressor-only --threshold 1e-45   # one threshold for every phrase
+    python benchmarks/listen.py --suppressor-only --wake-word coach   # "coach pause", ... (play --wake-word)
 
 Spoken commands: the nine command words (pause, resume, continue, next, back, repeat, louder,
 softer, stop) by espeak and Piper at speech rates 0.85 and 1.15, quiet and over room noise
@@ -18,6 +19,11 @@ calibration's (benchmarks/calibrate_listen.py), so these figures are not its own
   recognizer needed past the word's end, plus the 30 ms capture buffer, plus the time the feed
   call took (goal median <= 0.6 s);
 - CPU: process time over audio time while listening, one core (goal <= 20 %).
+
+With ``--wake-word WORD`` the streams say "WORD pause", "WORD next", ... and the recognizer
+listens for those phrases only, with their calibrated thresholds (``calibrate_listen.py
+--wake-word WORD``) where there are some; the same 144 commands said without the wake word
+are then negatives too: every action on them is false.
 
 The echo comes through a simulated room (a delay of 30-90 ms and a short decaying response, see
 listen_corpus.py) and the reference is stamped with a slow jitter, as live.  Each figure is
@@ -36,7 +42,7 @@ from dataclasses import dataclass, field
 
 from listen_corpus import Outcome, Spoken, coach, command_streams, echo_stream, match, near, run
 
-from voicecoach.play.listen import Recognizer, calibrated_thresholds
+from voicecoach.play.listen import Recognizer, calibrated_thresholds, command_words, thresholds_for
 
 RATES = (0.85, 1.15)
 ENGINES = ("espeak", "piper")
@@ -56,6 +62,9 @@ class Figures:
     cpu_s: float = 0.0
     audio_s: float = 0.0
     quiet_false: int = 0
+    bare_false: int = 0
+    """Actions on commands said without the wake word (``--wake-word``)."""
+    bare_total: int = 0
     quiet_s: float = 0.0
     by_part: Counter = field(default_factory=Counter)
     """(engine, echo) -> [recognized, said] as two counters ``("ok", ...)``, ``("said", ...)``."""
@@ -84,13 +93,26 @@ def why_missed(word: Spoken, outcomes: list[Outcome]) -> str:
     return "no hit (no candidate of its phrase, or the confirmation heard another)"
 
 
-def measure(thresholds, streams, quiet_streams, *, suppress: bool) -> Figures:
-    """The recognizer over every stream (``suppress``: with the echo suppressor)."""
+def measure(thresholds, streams, quiet_streams, *, suppress: bool, bare_streams=(), wake_word=None,
+            rivals=()) -> Figures:
+    """The recognizer over every stream (``suppress``: with the echo suppressor); every action
+    on ``bare_streams`` (commands without the wake word) is false."""
     label = "suppressor" if suppress else "no suppressor"
     figures = Figures()
+    for stream in bare_streams:
+        recognizer = Recognizer(thresholds, suppress=suppress, rivals=rivals)
+        outcomes, _, _ = run(recognizer, stream, wake_word=wake_word)
+        recognizer.close()
+        taken = [o for o in outcomes if o.taken]
+        figures.bare_false += len(taken)
+        figures.bare_total += len(stream.spoken)
+        said = stream.spoken[0]
+        print(f"[{label}] without the wake word: {said.engine} x{said.rate} {'noisy' if said.noisy else 'quiet'} "
+              f"{'echo' if said.echo else 'no echo'}: {len(taken)} actions "
+              f"({', '.join(o.hit.phrase for o in taken) or 'none'})", flush=True)
     for stream in streams:
-        recognizer = Recognizer(thresholds, suppress=suppress)
-        outcomes, cpu, feeds = run(recognizer, stream)
+        recognizer = Recognizer(thresholds, suppress=suppress, rivals=rivals)
+        outcomes, cpu, feeds = run(recognizer, stream, wake_word=wake_word)
         recognizer.close()
         figures.cpu_s += cpu
         figures.audio_s += len(stream.samples) / 16000
@@ -109,8 +131,8 @@ def measure(thresholds, streams, quiet_streams, *, suppress: bool) -> Figures:
         figures.why_missed.update(why_missed(w, outcomes) for w in stream.spoken if id(w) not in heard)
         print(f"[{label}] {key:<32} {len(hits)}/{len(stream.spoken)}, wrong actions {len(false)}", flush=True)
     for name, stream in quiet_streams:
-        recognizer = Recognizer(thresholds, suppress=suppress)
-        outcomes, cpu, _ = run(recognizer, stream)
+        recognizer = Recognizer(thresholds, suppress=suppress, rivals=rivals)
+        outcomes, cpu, _ = run(recognizer, stream, wake_word=wake_word)
         recognizer.close()
         taken = [o for o in outcomes if o.taken]
         figures.quiet_false += len(taken)
@@ -139,6 +161,8 @@ def report(label: str, figures: Figures) -> None:
     print(f"wrong actions while commands were spoken: {figures.wrong}")
     print(f"false actions on {figures.quiet_s / 60:.1f} min of coach echo: {figures.quiet_false} = "
           f"{figures.quiet_false / (figures.quiet_s / 3600):.1f} per hour (goal 0)")
+    if figures.bare_total:
+        print(f"actions on {figures.bare_total} commands said without the wake word: {figures.bare_false} (goal 0)")
     if latencies:
         print(f"latency end of word -> action: median {statistics.median(latencies):.2f} s, p90 {p90:.2f} s "
               f"(goal median <= 0.6 s)")
@@ -147,14 +171,24 @@ def report(label: str, figures: Figures) -> None:
 
 def main() -> None:
     thresholds = calibrated_thresholds("en-us")
+    echo = coach(*ECHO_ROUTINE)
+    phrases = bare_streams = wake_word = None
+    rivals = ()
+    if "--wake-word" in sys.argv:
+        wake_word = sys.argv[sys.argv.index("--wake-word") + 1]
+        words = command_words("en").with_wake_word(wake_word)
+        thresholds, phrases, rivals = thresholds_for(words), sorted(words.phrases), words.rivals
+        bare_streams = command_streams(ENGINES, RATES, echo, first_seed=700)
     if "--threshold" in sys.argv:  # the calibration's trade-off against one permissive threshold for all
         value = float(sys.argv[sys.argv.index("--threshold") + 1])
         thresholds = {phrase: value for phrase in thresholds.quiet}
-    streams = command_streams(ENGINES, RATES, coach(*ECHO_ROUTINE), first_seed=500)
+    streams = command_streams(ENGINES, RATES, echo, first_seed=500, phrases=phrases)
     quiet_streams = [(f"{name} ({engine})", echo_stream(*coach(name, engine), seed=900 + i))
                      for i, (name, engine) in enumerate(QUIET_ROUTINES)]
     modes = [True] if "--suppressor-only" in sys.argv else [False, True]
-    results = {suppress: measure(thresholds, streams, quiet_streams, suppress=suppress) for suppress in modes}
+    results = {suppress: measure(thresholds, streams, quiet_streams, suppress=suppress, bare_streams=bare_streams or (),
+                                 wake_word=wake_word, rivals=rivals)
+               for suppress in modes}
     print()
     print(f"machine: {platform.machine()}, {platform.processor() or platform.platform()}, "
           f"Python {platform.python_version()}, {os.cpu_count()} cores")

@@ -135,8 +135,10 @@ def command_stream(engine: str, rate: float, *, noisy: bool, echo: tuple[np.ndar
     return Stream(to_int16(mixed), spoken, timeline, piece, seed)
 
 
-def command_streams(engines, rates, echo: tuple[np.ndarray, Timeline], *, first_seed: int) -> list[Stream]:
-    """Every condition of a corpus: engine x rate x quiet/noisy x without/with echo, seeded from ``first_seed + 1``."""
+def command_streams(engines, rates, echo: tuple[np.ndarray, Timeline], *, first_seed: int,
+                    phrases: list[str] | None = None) -> list[Stream]:
+    """Every condition of a corpus: engine x rate x quiet/noisy x without/with echo, seeded from
+    ``first_seed + 1``; each stream says ``phrases`` (default: the English command words)."""
     streams = []
     seed = first_seed
     for engine in engines:
@@ -145,7 +147,7 @@ def command_streams(engines, rates, echo: tuple[np.ndarray, Timeline], *, first_
                 for with_echo in (False, True):
                     seed += 1
                     streams.append(command_stream(engine, rate, noisy=noisy, echo=echo if with_echo else None,
-                                                  seed=seed))
+                                                  seed=seed, phrases=phrases))
     return streams
 
 
@@ -177,14 +179,15 @@ class Outcome:
     """The coach spoke while the hit's word was heard (the timeline alone: play without a meter)."""
 
 
-def run(recognizer: Recognizer, stream: Stream, *, chunk: int = 480) -> tuple[list[Outcome], float, list[float]]:
+def run(recognizer: Recognizer, stream: Stream, *, chunk: int = 480,
+        wake_word: str | None = None) -> tuple[list[Outcome], float, list[float]]:
     """Feed a stream as the microphone would; every hit with the echo filter's verdict (the
-    recognizer's :attr:`Thresholds.clear_db` holds).
+    recognizer's :attr:`Thresholds.clear_db` holds; ``wake_word``: its phrases are "WORD pause", ...).
 
     Returns the outcomes, the CPU seconds spent and the wall seconds of each feed call.
     """
     hits, cpu, feeds = spot(recognizer, stream, chunk=chunk)
-    return decide(hits, stream, clear_db=recognizer.thresholds.clear_db), cpu, feeds
+    return decide(hits, stream, clear_db=recognizer.thresholds.clear_db, wake_word=wake_word), cpu, feeds
 
 
 def spot(recognizer: Recognizer, stream: Stream, *, chunk: int = 480) -> tuple[list[Hit], float, list[float]]:
@@ -206,10 +209,10 @@ def spot(recognizer: Recognizer, stream: Stream, *, chunk: int = 480) -> tuple[l
     return hits, time.process_time() - cpu0, feeds
 
 
-def decide(hits: list[Hit], stream: Stream, *, clear_db: float) -> list[Outcome]:
+def decide(hits: list[Hit], stream: Stream, *, clear_db: float, wake_word: str | None = None) -> list[Outcome]:
     """The echo filter's verdict on each hit of a stream, as play decides while it plays (the
     decisions never change what the recognizer hears, so they may be made again afterwards)."""
-    guard = CommandFilter(command_words("en"), clear_db=clear_db)
+    guard = CommandFilter(command_words("en").with_wake_word(wake_word), clear_db=clear_db)
     timeline = stream.timeline or Timeline("", RATE_16K, 0, (), ())
     outcomes: list[Outcome] = []
     for hit in hits:
@@ -235,6 +238,12 @@ def near(outcomes: list[Outcome], word: Spoken) -> list[Outcome]:
     return [o for o in outcomes if is_about(o, word)]
 
 
+def action_of(phrase: str):
+    """What a phrase does: a command word's action, also after a wake word ("coach pause")."""
+    phrases = command_words("en").phrases
+    return phrases[phrase] if phrase in phrases else phrases[phrase.split(" ", 1)[-1]]
+
+
 def match(outcomes: list[Outcome], spoken: list[Spoken]):
     """Pair taken hits with the spoken words: ``(recognized [(Spoken, Hit)], false [Outcome])``."""
     recognized = []
@@ -246,7 +255,7 @@ def match(outcomes: list[Outcome], spoken: list[Spoken]):
         for i, word in enumerate(spoken):
             if i not in used and is_about(outcome, word):
                 used.add(i)
-                if command_words("en").phrases[outcome.hit.phrase] is command_words("en").phrases[word.phrase]:
+                if action_of(outcome.hit.phrase) is action_of(word.phrase):
                     recognized.append((word, outcome.hit))
                 else:
                     false.append(outcome)

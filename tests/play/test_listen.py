@@ -356,6 +356,22 @@ def test_with_a_wake_word_only_the_wake_phrases_count(spoken):
     assert [h.phrase for h in feed_all(Recognizer(thresholds_for(words)), audio)] == ["coach pause", "coach next"]
 
 
+def test_with_a_wake_word_a_command_said_without_it_does_not_act(spoken):
+    # The nine command words without "coach", in a little room noise.  At a permissive threshold
+    # the spotter finds "coach resume" in a bare word; the grammar, which knows the bare words
+    # too (CommandWords.rivals), hears the word as itself, and nothing acts.
+    words = command_words("en").with_wake_word("coach")
+    assert words.rivals == tuple(sorted(command_words("en").phrases))
+    audio = _with_silence(*(spoken[word] for word in words.rivals))
+    room = np.clip(audio + noise(len(audio), level_db=-50, seed=3), -32768, 32767).astype(np.int16)
+    permissive = {phrase: 1e-20 for phrase in words.phrases}
+    assert [h.phrase for h in feed_all(Recognizer(permissive), room)] != []  # measured: ["coach resume"]
+    assert [h.phrase for h in feed_all(Recognizer(permissive, rivals=words.rivals), room)] == []
+    # and the wake phrases themselves still act
+    said = _with_silence(spoken["coach pause"], spoken["coach next"])
+    assert [h.phrase for h in feed_all(Recognizer(permissive, rivals=words.rivals), said)] == ["coach pause", "coach next"]
+
+
 def test_with_an_echo_meter_the_coachs_own_words_are_not_words(spoken):
     # The coach says command words; the microphone hears them 10 dB down.  Without a meter they
     # are words like any other; with one, once it knows the echo (its first second or so), no run
@@ -426,6 +442,20 @@ def test_a_spoken_command_becomes_an_action_with_an_acknowledgement(spoken, trac
     line = view.tick(0, paused=True, volume_percent=100)
     assert line.startswith("\r(mic) | PAUSED | heard: pause | Test routine | ")
     assert StatusView(track.timeline, live=False).action(seen[0]) == "voice: pause at 0:00.00"
+
+
+def test_play_with_a_wake_word_takes_no_action_on_commands_said_without_it(spoken, track):
+    words = command_words("en").with_wake_word("coach")
+    bare = _with_silence(*(spoken[word] for word in words.rivals))
+    room = np.clip(bare + noise(len(bare), level_db=-50, seed=3), -32768, 32767).astype(np.int16)
+    said = np.concatenate([room, _with_silence(spoken["coach pause"])])
+    player = Player(track)
+    controller = Controller(player)
+    voice = VoiceCommands(words, capture=StandInMic(said))
+    voice.thresholds = Thresholds.same({phrase: 1e-20 for phrase in words.phrases})  # permissive (see above)
+    voice.start(controller)
+    voice.close()
+    assert voice.error is None and controller.counts() == {"voice": 1} and player.state().paused
 
 
 def test_output_blocks_are_stamped_back_to_back_though_the_device_asks_in_bursts():

@@ -91,6 +91,9 @@ class CommandWords:
     """Phrase -> action (``{"pause": Action.PAUSE, "continue": Action.RESUME, ...}``)."""
     wake_word: str
     """The language's usual wake word (``coach``)."""
+    rivals: tuple[str, ...] = ()
+    """Phrases the recognizer knows but never acts on: with a wake word, the commands said
+    without it.  A word heard as one of them is not a command, however close a phrase came."""
 
     def with_wake_word(self, wake_word: str | None) -> "CommandWords":
         """Only ``"<wake word> <command>"`` counts (``None``: the commands alone)."""
@@ -98,7 +101,7 @@ class CommandWords:
             return self
         wake = " ".join(words_of(wake_word))
         return CommandWords(self.language, self.model, {f"{wake} {p}": a for p, a in self.phrases.items()},
-                            wake)
+                            wake, rivals=tuple(sorted(self.phrases)))
 
 
 def _commands_folder():
@@ -673,7 +676,7 @@ class Recognizer:
     """
 
     def __init__(self, thresholds: Thresholds | Mapping[str, float], *, meter: EchoMeter | None = None,
-                 suppress: bool = True) -> None:
+                 suppress: bool = True, rivals: Iterable[str] = ()) -> None:
         pocketsphinx = _pocketsphinx()
         self.meter = meter
         """Where the microphone's audio goes for echo measurement (its clock: stream seconds)."""
@@ -683,8 +686,11 @@ class Recognizer:
             thresholds = Thresholds.same(thresholds)
         self.thresholds = thresholds
         phrases = sorted(set(thresholds.quiet) | set(thresholds.speaking))
+        # The grammar knows the rivals too (CommandWords.rivals): a bare "pause" said near a
+        # wake-word phrase's threshold is decoded as "pause", which no candidate is, and dropped.
+        known = phrases + sorted(set(rivals) - set(phrases))
         lookup = pocketsphinx.Decoder(loglevel="FATAL", samprate=SAMPLE_RATE, lm=None)  # the full dictionary
-        words = sorted({w for phrase in phrases for w in phrase.split()})
+        words = sorted({w for phrase in known for w in phrase.split()})
         missing = [w for w in words if lookup.lookup_word(w) is None]
         if missing:
             raise VoicecoachError(f"the recognizer does not know the word {missing[0]!r}",
@@ -693,7 +699,7 @@ class Recognizer:
         dictionary = _temporary_file(".dict", "".join(
             f"{w} {lookup.lookup_word(w)}\n" + "".join(f"{entry} {phones}\n" for entry, phones in _alternates(w, variants))
             for w in words))
-        rules = " | ".join(phrases)
+        rules = " | ".join(known)
         grammar = _temporary_file(".gram", f"#JSGF V1.0;\ngrammar commands;\npublic <command> = {rules};\n")
         try:
             def spotter(tier: Mapping[str, float], while_speaking: bool) -> _Spotter:
@@ -1096,7 +1102,7 @@ class VoiceCommands:
     def start(self, controller: Controller) -> None:
         self.meter = EchoMeter()
         self._sounds_at = None
-        recognizer = Recognizer(self.thresholds, meter=self.meter)  # before the microphone opens: a missing model says so first
+        recognizer = Recognizer(self.thresholds, meter=self.meter, rivals=self.words.rivals)  # before the microphone opens: a missing model says so first
         player = controller.player
         player.output_tap = lambda samples: self._tap(samples, player.sample_rate)
         self._player = player
