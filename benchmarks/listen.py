@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 
 from listen_corpus import Outcome, Spoken, coach, command_streams, echo_stream, match, near, run
 
-from voicecoach.play.listen import Recognizer, calibrated_thresholds, command_words, thresholds_for
+from voicecoach.play.listen import Recognizer, command_words, thresholds_for
 
 RATES = (0.85, 1.15)
 ENGINES = ("espeak", "piper")
@@ -170,7 +170,7 @@ def report(label: str, figures: Figures) -> None:
 
 
 def main() -> None:
-    thresholds = calibrated_thresholds("en-us")
+    thresholds = thresholds_for(command_words("en"))  # as play: the words' phrases only (not the wake phrases)
     echo = coach(*ECHO_ROUTINE)
     phrases = bare_streams = wake_word = None
     rivals = ()

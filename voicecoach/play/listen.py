@@ -691,6 +691,7 @@ class Recognizer:
         known = phrases + sorted(set(rivals) - set(phrases))
         lookup = pocketsphinx.Decoder(loglevel="FATAL", samprate=SAMPLE_RATE, lm=None)  # the full dictionary
         words = sorted({w for phrase in known for w in phrase.split()})
+        self._phrase_words = frozenset(words)
         missing = [w for w in words if lookup.lookup_word(w) is None]
         if missing:
             raise VoicecoachError(f"the recognizer does not know the word {missing[0]!r}",
@@ -831,7 +832,7 @@ class Recognizer:
             return None
         if (lo, hi) not in self._words:
             pad = round(VOICE_PAD_S * SAMPLE_RATE)
-            self._words[lo, hi] = self._decode(lo - pad, hi + pad)
+            self._words[lo, hi] = self._decode(lo - pad, hi + pad, sounding=(lo, hi))
             self._words = {word: heard for word, heard in self._words.items() if word[1] > self._fed - self._keep}
         heard = self._words[lo, hi]
         if heard is None or any(a < hi and b > lo for a, b in self._acted):
@@ -842,8 +843,9 @@ class Recognizer:
         self._acted = [(a, b) for a, b in self._acted if b > self._fed - self._keep] + [(lo, hi)]
         return heard, lo, hi
 
-    def _decode(self, lo: int, hi: int) -> str | None:
-        """The command phrase that fits stream samples ``[lo, hi)`` best (``None``: none at all)."""
+    def _decode(self, lo: int, hi: int, *, sounding: tuple[int, int] | None = None) -> str | None:
+        """The command phrase that fits stream samples ``[lo, hi)`` best (``None``: none at all,
+        or, with ``sounding``, a phrase one of whose words is not where the run of sound is)."""
         first = self._fed - len(self._recent)
         # The decoder normalizes its features by a running cepstral mean, which would start from
         # wherever the last word it decoded (seconds ago) left it, and alike words flip with that:
@@ -858,7 +860,27 @@ class Recognizer:
         self._grammar.process_raw(window.tobytes(), False, False)
         self._grammar.end_utt()
         heard = self._grammar.hyp()
-        return None if heard is None else heard.hypstr.strip()
+        if heard is None or (sounding is not None and not self._every_word_sounds(max(lo, first), sounding)):
+            return None
+        return heard.hypstr.strip()
+
+    def _every_word_sounds(self, window_start: int, sounding: tuple[int, int]) -> bool:
+        """Whether each word of the phrase the grammar heard overlaps the run of sound by
+        :data:`VOICE_MIN_S`.  The grammar may fit a short word into the quiet padding around
+        the run: a bare "repeat" in room noise was heard as "coach repeat", its "coach" 90-180
+        ms long and almost all before the word began (a "coach" said sounds 270-490 ms, inside
+        it).  A word of its own is the run: on the benchmark the rule changed nothing for them."""
+        per_frame = SAMPLE_RATE // 100
+        least = VOICE_MIN_S * SAMPLE_RATE
+        for segment in self._grammar.seg():
+            word = re.sub(r"\(\d+\)", "", segment.word)
+            if word not in self._phrase_words:
+                continue  # silence, fillers
+            start = window_start + segment.start_frame * per_frame
+            end = window_start + (segment.end_frame + 1) * per_frame
+            if min(end, sounding[1]) - max(start, sounding[0]) < least:
+                return False
+        return True
 
     def _add_candidate(self, phrase: str, start: int, end: int, while_speaking: bool) -> None:
         if any(p == phrase and abs(e - end) <= SAME_WORD_S * SAMPLE_RATE for p, e in self._confirmed):
