@@ -34,7 +34,7 @@ and adds them to the file (the command words' thresholds, ``clear_db`` and ``gra
 stay).  Positives: those phrases, spoken as above (288).  Negatives: the coach's echo as
 above, and every command word said without the wake word (espeak and Piper, rates 0.8, 0.9,
 1.1 and 1.2, quiet and noisy, alone and over the coach: 288), where any action is false.  The grid is
-every other value of the commands' (steps of five decades: about 20 minutes on 2 cores), and
+every other value of the commands' (steps of five decades: 16-26 minutes on 2 cores), and
 the margin one step, the same five decades.
 """
 
@@ -127,7 +127,7 @@ def wake_main(wake_word: str) -> None:
           f"commands without the wake word, {negative_s / 60:.1f} min of coach echo", flush=True)
     grid, margin = GRID[::2], 1
     found = _thresholds(words, phrases, positives, bare + negatives, negative_s, grid=grid, margin=margin,
-                        saved_name=f"calibration-table-{words.wake_word}.pickle")
+                        saved_name=f"calibration-table-{words.wake_word}.pickle", wake_word=words.wake_word)
     path = ROOT / "voicecoach" / "vocab" / "commands" / thresholds_path(words.model).name
     data = json.loads(path.read_text())
     for state in STATES:
@@ -142,15 +142,16 @@ def wake_main(wake_word: str) -> None:
 
 
 def _thresholds(words, phrases, positives, negatives, negative_s: float, *, grid=GRID, margin=MARGIN_STEPS,
-                saved_name="calibration-table.pickle") -> dict:
-    """The thresholds per phrase and state, measured over the grid (the data file's content)."""
+                saved_name="calibration-table.pickle", wake_word: str | None = None) -> dict:
+    """The thresholds per phrase and state, measured over the grid (the data file's content);
+    ``wake_word``: the phrases are ``words.with_wake_word(wake_word)``'s."""
     saved = work_folder() / saved_name
     # --reuse: choose again from the saved measurements, measuring only thresholds new to the grid
     table = pickle.loads(saved.read_bytes()) if "--reuse" in sys.argv and saved.exists() else {}
     missing = [t for t in grid if t not in table]
     if missing:
         global _WORK
-        _WORK = (phrases, positives, negatives, words)
+        _WORK = (phrases, positives, negatives, words.rivals, wake_word)
         with multiprocessing.get_context("fork").Pool(2) as pool:
             table.update(zip(missing, pool.map(_measure, missing)))
         saved.write_bytes(pickle.dumps(table))
@@ -223,12 +224,12 @@ _WORK: tuple = ()
 
 def _measure(threshold: float) -> tuple[Counter, Counter]:
     """Recognized and false hits per (state, phrase) at one threshold for every phrase."""
-    phrases, positives, negatives, words = _WORK
-    recognizer = Recognizer({p: threshold for p in phrases}, rivals=words.rivals)
+    phrases, positives, negatives, rivals, wake_word = _WORK
+    recognizer = Recognizer({p: threshold for p in phrases}, rivals=rivals)
     recognized: Counter = Counter()
     false: Counter = Counter()
     for stream in positives + negatives:
-        outcomes, _, _ = run(recognizer, stream, wake_word=words.wake_word or None)
+        outcomes, _, _ = run(recognizer, stream, wake_word=wake_word)
         for outcome in outcomes:
             if outcome.reason in ("echo", "gate"):  # play drops these at any threshold
                 continue

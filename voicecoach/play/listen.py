@@ -664,9 +664,10 @@ class Recognizer:
 
     Two stages.  Keyword spotting (one spotter per threshold set, see :class:`Thresholds`) finds
     candidates with permissive thresholds; each candidate is then confirmed by decoding the
-    audio around it against a grammar of the command phrases alone: the phrase that fits best
-    must be the one spotted.  The command words are alike ("stop" / "softer", "back" /
-    "next"), and keyword spotting scores each phrase on its own; the grammar makes them compete.
+    audio around it against a grammar of the command phrases alone (and of ``rivals``, phrases
+    that never act: :attr:`CommandWords.rivals`): the phrase that fits best must be the one
+    spotted.  The command words are alike ("stop" / "softer", "back" / "next"), and keyword
+    spotting scores each phrase on its own; the grammar makes them compete.
 
     The audio decoded is the whole spoken word: the run of frames sounding above the quiet floor
     (:data:`VOICE_DB`) that the candidate falls in, once it has ended.  All the candidates of one
@@ -686,8 +687,8 @@ class Recognizer:
             thresholds = Thresholds.same(thresholds)
         self.thresholds = thresholds
         phrases = sorted(set(thresholds.quiet) | set(thresholds.speaking))
-        # The grammar knows the rivals too (CommandWords.rivals): a bare "pause" said near a
-        # wake-word phrase's threshold is decoded as "pause", which no candidate is, and dropped.
+        # The grammar knows the rivals too (CommandWords.rivals): a bare "pause" that a spotter
+        # took for "coach pause" is decoded as "pause", which no candidate is, and dropped.
         known = phrases + sorted(set(rivals) - set(phrases))
         lookup = pocketsphinx.Decoder(loglevel="FATAL", samprate=SAMPLE_RATE, lm=None)  # the full dictionary
         words = sorted({w for phrase in known for w in phrase.split()})
