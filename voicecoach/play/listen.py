@@ -160,6 +160,11 @@ def _alternates(word: str, variants: Mapping[str, tuple[str, ...]]) -> list[tupl
     return [(f"{word}({n})", phones) for n, phones in enumerate(variants.get(word, ()), 2)]
 
 
+def _unspelled(entries: str) -> str:
+    """Dictionary entries back to their words: ``"coach back(2)"`` -> ``"coach back"`` (see :func:`_alternates`)."""
+    return re.sub(r"\(\d+\)", "", entries).strip()
+
+
 def _spellings(phrase: str, variants: Mapping[str, tuple[str, ...]]) -> list[str]:
     """The phrase with each of its words' dictionary entries: ``back``, ``back(2)``, ..."""
     spellings = [""]
@@ -639,7 +644,7 @@ class _Spotter:
             return []
         found = []
         for segment in self._decoder.seg():
-            phrase = re.sub(r"\(\d+\)", "", segment.word).strip()  # "back(2)": another way to say "back"
+            phrase = _unspelled(segment.word)  # "back(2)": another way to say "back"
             if phrase in self.phrases and (phrase, segment.end_frame) not in self._seen:
                 self._seen.add((phrase, segment.end_frame))
                 found.append((phrase, self._start + segment.start_frame * SAMPLE_RATE // 100,
@@ -874,8 +879,7 @@ class Recognizer:
         per_frame = SAMPLE_RATE // 100
         least = VOICE_MIN_S * SAMPLE_RATE
         for segment in self._grammar.seg():
-            word = re.sub(r"\(\d+\)", "", segment.word)
-            if word not in self._phrase_words:
+            if _unspelled(segment.word) not in self._phrase_words:
                 continue  # silence, fillers
             start = window_start + segment.start_frame * per_frame
             end = window_start + (segment.end_frame + 1) * per_frame
