@@ -93,27 +93,36 @@ def why_missed(word: Spoken, outcomes: list[Outcome]) -> str:
     return "no hit (no candidate of its phrase, or the confirmation heard another)"
 
 
+def condition(stream) -> str:
+    """A command stream's condition: ``espeak x0.85 noisy echo``."""
+    said = stream.spoken[0]
+    return f"{said.engine} x{said.rate} {'noisy' if said.noisy else 'quiet'} {'echo' if said.echo else 'no echo'}"
+
+
 def measure(thresholds, streams, quiet_streams, *, suppress: bool, bare_streams=(), wake_word=None,
             rivals=()) -> Figures:
     """The recognizer over every stream (``suppress``: with the echo suppressor); every action
     on ``bare_streams`` (commands without the wake word) is false."""
     label = "suppressor" if suppress else "no suppressor"
     figures = Figures()
-    for stream in bare_streams:
+
+    def recognize(stream):
+        """One recognizer, as play makes it, over one stream: run's outcomes, CPU and feed times."""
         recognizer = Recognizer(thresholds, suppress=suppress, rivals=rivals)
-        outcomes, _, _ = run(recognizer, stream, wake_word=wake_word)
-        recognizer.close()
+        try:
+            return run(recognizer, stream, wake_word=wake_word)
+        finally:
+            recognizer.close()
+
+    for stream in bare_streams:
+        outcomes, _, _ = recognize(stream)
         taken = [o for o in outcomes if o.taken]
         figures.bare_false += len(taken)
         figures.bare_total += len(stream.spoken)
-        said = stream.spoken[0]
-        print(f"[{label}] without the wake word: {said.engine} x{said.rate} {'noisy' if said.noisy else 'quiet'} "
-              f"{'echo' if said.echo else 'no echo'}: {len(taken)} actions "
+        print(f"[{label}] without the wake word: {condition(stream)}: {len(taken)} actions "
               f"({', '.join(o.hit.phrase for o in taken) or 'none'})", flush=True)
     for stream in streams:
-        recognizer = Recognizer(thresholds, suppress=suppress, rivals=rivals)
-        outcomes, cpu, feeds = run(recognizer, stream, wake_word=wake_word)
-        recognizer.close()
+        outcomes, cpu, feeds = recognize(stream)
         figures.cpu_s += cpu
         figures.audio_s += len(stream.samples) / 16000
         hits, false = match(outcomes, stream.spoken)
@@ -123,17 +132,15 @@ def measure(thresholds, streams, quiet_streams, *, suppress: bool, bare_streams=
         figures.recognized += len(hits)
         figures.wrong += len(false)
         said = stream.spoken[0]
-        key = f"{said.engine} x{said.rate} {'noisy' if said.noisy else 'quiet'} {'echo' if said.echo else 'no echo'}"
         figures.by_part["ok", said.engine, said.echo] += len(hits)
         figures.by_part["said", said.engine, said.echo] += len(stream.spoken)
         heard = {id(word) for word, _ in hits}
         figures.missed.update(f"{w.phrase} ({w.engine})" for w in stream.spoken if id(w) not in heard)
         figures.why_missed.update(why_missed(w, outcomes) for w in stream.spoken if id(w) not in heard)
-        print(f"[{label}] {key:<32} {len(hits)}/{len(stream.spoken)}, wrong actions {len(false)}", flush=True)
+        print(f"[{label}] {condition(stream):<32} {len(hits)}/{len(stream.spoken)}, wrong actions {len(false)}",
+              flush=True)
     for name, stream in quiet_streams:
-        recognizer = Recognizer(thresholds, suppress=suppress, rivals=rivals)
-        outcomes, cpu, _ = run(recognizer, stream, wake_word=wake_word)
-        recognizer.close()
+        outcomes, cpu, _ = recognize(stream)
         taken = [o for o in outcomes if o.taken]
         figures.quiet_false += len(taken)
         figures.quiet_s += len(stream.samples) / 16000
@@ -172,8 +179,8 @@ def report(label: str, figures: Figures) -> None:
 def main() -> None:
     thresholds = thresholds_for(command_words("en"))  # as play: the words' phrases only (not the wake phrases)
     echo = coach(*ECHO_ROUTINE)
-    phrases = bare_streams = wake_word = None
-    rivals = ()
+    phrases = wake_word = None
+    bare_streams, rivals = [], ()
     if "--wake-word" in sys.argv:
         wake_word = sys.argv[sys.argv.index("--wake-word") + 1]
         words = command_words("en").with_wake_word(wake_word)
@@ -186,7 +193,7 @@ def main() -> None:
     quiet_streams = [(f"{name} ({engine})", echo_stream(*coach(name, engine), seed=900 + i))
                      for i, (name, engine) in enumerate(QUIET_ROUTINES)]
     modes = [True] if "--suppressor-only" in sys.argv else [False, True]
-    results = {suppress: measure(thresholds, streams, quiet_streams, suppress=suppress, bare_streams=bare_streams or (),
+    results = {suppress: measure(thresholds, streams, quiet_streams, suppress=suppress, bare_streams=bare_streams,
                                  wake_word=wake_word, rivals=rivals)
                for suppress in modes}
     print()
