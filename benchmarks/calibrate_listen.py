@@ -46,6 +46,7 @@ import multiprocessing
 import pickle
 import sys
 from collections import Counter
+from pathlib import Path
 
 from listen_corpus import ROOT, coach, command_streams, decide, echo_stream, is_about, match, run, spot, work_folder
 
@@ -92,7 +93,7 @@ def main() -> None:
     negative_s = sum(len(s.samples) for s in negatives) / 16000
     print(f"{sum(len(s.spoken) for s in positives)} spoken commands, {negative_s / 60:.1f} min of coach echo",
           flush=True)
-    path = ROOT / "voicecoach" / "vocab" / "commands" / thresholds_path(words.model).name
+    path = _data_file(words)
     old = json.loads(path.read_text()) if path.exists() else {}
     if "--clear-only" in sys.argv:
         data = old
@@ -113,6 +114,11 @@ def main() -> None:
     print(f"clear_db {data['clear_db']}, grammar_alone {data['grammar_alone']}; wrote {path.relative_to(ROOT)}")
 
 
+def _data_file(words) -> Path:
+    """The thresholds file of the words' model, in the source tree (the package data)."""
+    return ROOT / "voicecoach" / "vocab" / "commands" / thresholds_path(words.model).name
+
+
 def wake_main(wake_word: str) -> None:
     """``--wake-word``: the wake phrases' thresholds, added to the data file."""
     words = command_words("en").with_wake_word(wake_word)
@@ -128,7 +134,7 @@ def wake_main(wake_word: str) -> None:
     grid, margin = GRID[::2], 1
     found = _thresholds(words, phrases, positives, bare + negatives, negative_s, grid=grid, margin=margin,
                         saved_name=f"calibration-table-{words.wake_word}.pickle", wake_word=words.wake_word)
-    path = ROOT / "voicecoach" / "vocab" / "commands" / thresholds_path(words.model).name
+    path = _data_file(words)
     data = json.loads(path.read_text())
     for state in STATES:
         data["thresholds"][state].update(found["thresholds"][state])

@@ -286,6 +286,20 @@ def _with_silence(*clips: np.ndarray, gap_s: float = 1.0) -> np.ndarray:
     return np.concatenate([gap] + [part for clip in clips for part in (clip, gap)])
 
 
+@pytest.fixture(scope="module")
+def quick(tmp_path_factory):
+    """The command words in Piper's voice at rate 1.15, quicker than ``spoken``'s."""
+    folder = tmp_path_factory.mktemp("quick")
+    return spoken_words(sorted(command_words("en").phrases), engine="piper", rate=1.15, folder=folder,
+                        cache_dir=folder / "cache")
+
+
+def _bare_in_a_room(clips) -> np.ndarray:
+    """The command words, one after another without a wake word, over room noise at -40 dB."""
+    audio = _with_silence(*(clips[word] for word in sorted(command_words("en").phrases)))
+    return np.clip(audio + noise(len(audio), level_db=-40, seed=3), -32768, 32767).astype(np.int16)
+
+
 def test_a_word_said_over_the_coachs_voice_is_heard_with_the_suppressor_and_not_without(spoken):
     # The coach talks on; 150 ms later the microphone hears it, through a room, 10 dB down, and
     # someone says "pause" over it.  Without the suppressor, the coach's voice around the word
@@ -361,7 +375,7 @@ def test_with_a_wake_word_only_the_wake_phrases_count(spoken):
     assert [h.phrase for h in feed_all(Recognizer(thresholds_for(words)), audio)] == ["coach pause", "coach next"]
 
 
-def test_with_a_wake_word_a_command_said_without_it_does_not_act(spoken, tmp_path):
+def test_with_a_wake_word_a_command_said_without_it_does_not_act(spoken, quick):
     # The nine command words without "coach", in room noise, at a permissive threshold.  Piper's
     # quicker words: the spotter finds "coach resume" in one, and so did the grammar until it
     # knew the bare words too (CommandWords.rivals): it hears the word as itself.  Its words
@@ -370,10 +384,8 @@ def test_with_a_wake_word_a_command_said_without_it_does_not_act(spoken, tmp_pat
     words = command_words("en").with_wake_word("coach")
     assert words.rivals == tuple(sorted(command_words("en").phrases))
     permissive = {phrase: 1e-20 for phrase in words.phrases}
-    quick = spoken_words(list(words.rivals), engine="piper", rate=1.15, folder=tmp_path, cache_dir=tmp_path / "cache")
     for clips in (quick, spoken):
-        audio = _with_silence(*(clips[word] for word in words.rivals))
-        room = np.clip(audio + noise(len(audio), level_db=-40, seed=3), -32768, 32767).astype(np.int16)
+        room = _bare_in_a_room(clips)
         if clips is quick:
             assert [h.phrase for h in feed_all(Recognizer(permissive), room)] == ["coach resume"]  # no rivals
         assert [h.phrase for h in feed_all(Recognizer(permissive, rivals=words.rivals), room)] == []
@@ -454,12 +466,9 @@ def test_a_spoken_command_becomes_an_action_with_an_acknowledgement(spoken, trac
     assert StatusView(track.timeline, live=False).action(seen[0]) == "voice: pause at 0:00.00"
 
 
-def test_play_with_a_wake_word_takes_no_action_on_commands_said_without_it(spoken, track, tmp_path):
+def test_play_with_a_wake_word_takes_no_action_on_commands_said_without_it(spoken, quick, track):
     words = command_words("en").with_wake_word("coach")
-    quick = spoken_words(list(words.rivals), engine="piper", rate=1.15, folder=tmp_path, cache_dir=tmp_path / "cache")
-    bare = _with_silence(*(quick[word] for word in words.rivals))
-    room = np.clip(bare + noise(len(bare), level_db=-40, seed=3), -32768, 32767).astype(np.int16)
-    said = np.concatenate([room, _with_silence(spoken["coach pause"])])
+    said = np.concatenate([_bare_in_a_room(quick), _with_silence(spoken["coach pause"])])
     player = Player(track)
     controller = Controller(player)
     voice = VoiceCommands(words, capture=StandInMic(said))

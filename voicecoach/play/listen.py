@@ -861,12 +861,13 @@ class Recognizer:
         self._grammar.start_utt()
         self._grammar.process_raw(context.tobytes(), False, True)
         self._grammar.end_utt()
-        window = self._recent[max(0, lo - first) : max(0, hi - first)]
+        start = max(lo, first)  # the window's first stream sample: the segments' frames count from it
+        window = self._recent[start - first : max(0, hi - first)]
         self._grammar.start_utt()
         self._grammar.process_raw(window.tobytes(), False, False)
         self._grammar.end_utt()
         heard = self._grammar.hyp()
-        if heard is None or (sounding is not None and not self._every_word_sounds(max(lo, first), sounding)):
+        if heard is None or (sounding is not None and not self._every_word_sounds(start, sounding)):
             return None
         return heard.hypstr.strip()
 
